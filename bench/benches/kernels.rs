@@ -1,0 +1,160 @@
+//! Kernel throughput on real MobileNet / EfficientNet layer shapes, for every kernel tier
+//! this CPU can run (the slots of `kernels::for_isa`). Throughput is reported in FLOP
+//! (2 per multiply-accumulate): `cargo bench -p ferrolite-bench --bench kernels`.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ferrolite_runtime::kernels::f32_conv::{ConvArgs, ConvGeom};
+use ferrolite_runtime::kernels::f32_gemm::{pack_b, GemmParams};
+use ferrolite_runtime::kernels::{cpu, for_isa, Act, Isa, Kernels};
+
+fn tiers() -> Vec<Kernels> {
+    let features = cpu::CpuFeatures::detect();
+    [Isa::Scalar, Isa::Avx2, Isa::Avx512]
+        .into_iter()
+        .filter(|&isa| features.supports(isa))
+        .map(for_isa)
+        .collect()
+}
+
+fn values(n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+        .collect()
+}
+
+/// (name, M pixels, K input channels, N output channels) of pointwise convolutions.
+const GEMM_SHAPES: &[(&str, usize, usize, usize)] = &[
+    ("mbv2_expand_56x56_24to144", 3136, 24, 144),
+    ("mbv2_project_56x56_144to24", 3136, 144, 24),
+    ("mbv2_expand_14x14_64to384", 196, 64, 384),
+    ("effl0_project_7x7_1152to192", 49, 1152, 192),
+    ("classifier_1280to1000", 1, 1280, 1000),
+];
+
+/// (name, channels, input size, kernel, stride) of depthwise convolutions.
+const DW_SHAPES: &[(&str, usize, usize, usize, usize)] = &[
+    ("dw3x3s1_112x112x32", 32, 112, 3, 1),
+    ("dw3x3s2_112x112x96", 96, 112, 3, 2),
+    ("dw3x3s1_28x28x192", 192, 28, 3, 1),
+    ("dw5x5s2_28x28x240", 240, 28, 5, 2),
+    ("dw5x5s1_7x7x1152", 1152, 7, 5, 1),
+];
+
+/// (name, in channels, out channels, input size, kernel, stride) of dense convolutions.
+const CONV_SHAPES: &[(&str, usize, usize, usize, usize, usize)] = &[
+    ("stem3x3s2_224x224_3to32", 3, 32, 224, 3, 2),
+    ("stem3x3s2_224x224_3to16", 3, 16, 224, 3, 2),
+    ("dense3x3s1_28x28_32to32", 32, 32, 28, 3, 1),
+];
+
+fn window_geom(c: usize, o: usize, hw: usize, k: usize, s: usize, groups: usize) -> ConvGeom {
+    let p = k / 2;
+    let out = (hw + 2 * p - k) / s + 1;
+    ConvGeom {
+        n: 1,
+        h: hw,
+        w: hw,
+        c,
+        oh: out,
+        ow: out,
+        o,
+        kh: k,
+        kw: k,
+        sh: s,
+        sw: s,
+        dh: 1,
+        dw: 1,
+        pt: p,
+        pl: p,
+        groups,
+    }
+}
+
+fn gemm(c: &mut Criterion) {
+    let mut group = c.benchmark_group("f32_gemm");
+    for &(name, m, k, n) in GEMM_SHAPES {
+        let a = values(m * k);
+        let b = pack_b(k, n, &values(k * n));
+        let bias = values(n);
+        let mut out = vec![0.0; m * n];
+        group.throughput(Throughput::Elements((2 * m * k * n) as u64));
+        for kernels in tiers() {
+            let f = kernels.f32_gemm;
+            group.bench_function(BenchmarkId::new(f.name, name), |bench| {
+                bench.iter(|| {
+                    (f.f)(GemmParams {
+                        m,
+                        n,
+                        k,
+                        a: &a,
+                        lda: k,
+                        b: &b,
+                        bias: Some(&bias),
+                        residual: None,
+                        c: &mut out,
+                        ldc: n,
+                        act: Act::Clip { min: 0.0, max: 6.0 },
+                    })
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+/// Selects a window kernel (function and name) from a kernel table.
+type PickWindow = fn(&Kernels) -> (fn(ConvArgs<'_>), &'static str);
+
+fn window(c: &mut Criterion, family: &str, shapes: Vec<(&str, ConvGeom)>, pick: PickWindow) {
+    let mut group = c.benchmark_group(family);
+    for (name, g) in shapes {
+        let x = values(g.h * g.w * g.c);
+        let w = values(g.kh * g.kw * g.c / g.groups * g.o);
+        let bias = values(g.o);
+        let mut y = vec![0.0; g.oh * g.ow * g.o];
+        let macs = g.oh * g.ow * g.o * g.kh * g.kw * (g.c / g.groups);
+        group.throughput(Throughput::Elements(2 * macs as u64));
+        for kernels in tiers() {
+            let (f, kname) = pick(&kernels);
+            group.bench_function(BenchmarkId::new(kname, name), |bench| {
+                bench.iter(|| {
+                    f(ConvArgs {
+                        g: &g,
+                        x: &x,
+                        w: &w,
+                        bias: &bias,
+                        residual: None,
+                        y: &mut y,
+                        act: Act::Relu,
+                    })
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+fn dwconv(c: &mut Criterion) {
+    let shapes = DW_SHAPES
+        .iter()
+        .map(|&(name, ch, hw, k, s)| (name, window_geom(ch, ch, hw, k, s, ch)))
+        .collect();
+    window(c, "f32_dwconv", shapes, |k| {
+        (k.f32_dwconv.f, k.f32_dwconv.name)
+    });
+}
+
+fn conv(c: &mut Criterion) {
+    let shapes = CONV_SHAPES
+        .iter()
+        .map(|&(name, ci, co, hw, k, s)| (name, window_geom(ci, co, hw, k, s, 1)))
+        .collect();
+    window(c, "f32_conv", shapes, |k| (k.f32_conv.f, k.f32_conv.name));
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(300)).measurement_time(std::time::Duration::from_secs(1));
+    targets = gemm, dwconv, conv
+}
+criterion_main!(benches);

@@ -1,0 +1,106 @@
+//! Ferrolite vs tract vs ONNX Runtime on the same ONNX files, one thread, batch 1:
+//! `cargo run --release -p ferrolite-bench --bin compare -- [--runs N] MODEL.onnx...`
+//!
+//! Rounds alternate between the three runtimes so drift in machine speed hits all alike;
+//! each figure is the median over rounds of the per-round median. tract runs in process;
+//! ONNX Runtime runs through `bench/peers/ort_bench.py` (needs `pip install onnxruntime`),
+//! and its column reads "n/a" when that is unavailable. Prints a markdown table.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use ferrolite_bench::{time, FerroliteRunner, TractRunner};
+
+const ROUNDS: usize = 5;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// One round of ONNX Runtime timings; `None` when the peer cannot run here.
+fn ort_round(model: &str, shape: &[usize], runs: usize) -> Result<Option<f64>> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/ort_bench.py");
+    let shape = shape
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let out = match Command::new("python3")
+        .arg(&script)
+        .arg(model)
+        .args([
+            "--shape",
+            &shape,
+            "--runs",
+            &runs.to_string(),
+            "--warmup",
+            "3",
+        ])
+        .output()
+    {
+        Ok(o) => o,
+        Err(_) => return Ok(None),
+    };
+    if !out.status.success() {
+        eprintln!(
+            "ONNX Runtime peer unavailable: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
+        return Ok(None);
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("ONNX Runtime peer printed no JSON")?;
+    Ok(v["median_ms"].as_f64())
+}
+
+fn main() -> Result<()> {
+    let mut runs = 30usize;
+    let mut models = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--runs" {
+            runs = args.next().and_then(|v| v.parse().ok()).unwrap_or(runs);
+        } else {
+            models.push(a);
+        }
+    }
+    if models.is_empty() {
+        bail!("usage: compare [--runs N] MODEL.onnx...");
+    }
+    let per_round = runs.div_ceil(ROUNDS).max(1);
+    println!("| model | ferrolite ms | tract ms | ONNX Runtime ms | ferrolite / tract | ferrolite / ORT |");
+    println!("|---|---|---|---|---|---|");
+    for m in &models {
+        let shape = [1, 3, 224, 224];
+        let mut ours = FerroliteRunner::from_onnx(m.as_ref(), &shape)?;
+        let mut tract = TractRunner::from_onnx(m.as_ref(), &shape)?;
+        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            a.push(time(2, per_round, || ours.run())?.median_ms);
+            b.push(time(2, per_round, || tract.run())?.median_ms);
+            if let Some(v) = ort_round(m, &shape, per_round)? {
+                c.push(v);
+            }
+        }
+        let (ma, mb) = (median(a), median(b));
+        let mc = (!c.is_empty()).then(|| median(c));
+        let name = Path::new(m)
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy();
+        let fmt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2}"));
+        println!(
+            "| {name} ({}) | {ma:.2} | {mb:.2} | {} | {:.2} | {} |",
+            ours.isa(),
+            fmt(mc),
+            ma / mb,
+            fmt(mc.map(|c| ma / c))
+        );
+    }
+    Ok(())
+}

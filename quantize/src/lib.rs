@@ -1,0 +1,98 @@
+//! Ferrolite converter (host side): imports ONNX through tract, lowers it to the Ferrolite
+//! IR, applies the graph fusions and produces a [`Model`] ready to be written as a bundle.
+
+pub mod fuse;
+pub mod import;
+pub mod onnx_builder;
+pub mod work;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use ferrolite_runtime::meta::{InputSpec, Metadata, OutputSpec, Precision, Preprocess};
+use ferrolite_runtime::{Model, Weights};
+
+/// What the user tells the converter beyond the ONNX file.
+#[derive(Debug, Clone, Default)]
+pub struct ConvertOptions {
+    /// Shape of the first input, for models with symbolic dimensions.
+    pub input_shape: Option<Vec<usize>>,
+    /// Image preprocessing stored for the first input.
+    pub preprocess: Option<Preprocess>,
+    /// Class names in output order.
+    pub labels: Vec<String>,
+    /// Model name; defaults to the file stem.
+    pub model_name: Option<String>,
+}
+
+/// Convert an ONNX file into an fp32 Ferrolite model held in memory.
+pub fn convert_onnx(path: &Path, opts: &ConvertOptions) -> Result<Model> {
+    let typed = import::load_onnx(path, opts.input_shape.as_deref())?;
+    let mut work =
+        import::lower(&typed).with_context(|| format!("cannot convert {}", path.display()))?;
+    fuse::fuse(&mut work);
+    let (graph, weights) = work.finish();
+    let name = opts.model_name.clone().unwrap_or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into())
+    });
+    let inputs = graph
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| InputSpec {
+            name: graph.tensors[t].name.clone(),
+            shape: graph.tensors[t].shape.clone(),
+            preprocess: if i == 0 {
+                opts.preprocess.clone()
+            } else {
+                None
+            },
+        })
+        .collect();
+    let outputs = graph
+        .outputs
+        .iter()
+        .map(|&t| OutputSpec {
+            name: graph.tensors[t].name.clone(),
+            shape: graph.tensors[t].shape.clone(),
+        })
+        .collect();
+    let meta = Metadata {
+        model_name: name,
+        producer: format!("ferrolite {}", env!("CARGO_PKG_VERSION")),
+        precision: Precision::Fp32,
+        inputs,
+        outputs,
+        labels: opts.labels.clone(),
+        records: Default::default(),
+    };
+    let model = Model {
+        meta,
+        graph,
+        weights: Weights::Owned(weights),
+    };
+    ferrolite_runtime::validate::validate_model(&model)
+        .with_context(|| format!("converted graph of {} failed validation", path.display()))?;
+    Ok(model)
+}
+
+/// Read class names: one per line, or a TSV whose last column is the name
+/// (`index<TAB>wnid<TAB>name` as in imagenet_classes.tsv).
+pub fn read_labels(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read labels file {}", path.display()))?;
+    let mut labels = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        if fields.len() > 1 && fields[0].trim().parse::<usize>().is_err() {
+            continue; // a TSV header line
+        }
+        labels.push(fields[fields.len() - 1].trim().to_string());
+    }
+    Ok(labels)
+}
+
+/// tract, re-exported so host tools (the CLI benchmark) can run it as a peer.
+pub use tract_onnx;

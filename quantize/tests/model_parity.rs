@@ -1,0 +1,65 @@
+//! Whole-model parity on the shared real ONNX models: Ferrolite vs tract on the same file,
+//! max |diff| / max |ref| ≤ 1e-4, with every kernel tier this CPU can run. The models live in `../shared/models` beside the repo
+//! (not in git); without them these tests print why they skip.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{
+    ferrolite_model, ferrolite_run_tier, random, relative_error, runnable_tiers, tract_run,
+};
+
+fn shared_model(name: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/models")
+        .join(name);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIP {name}: {} not found (the shared models sit beside the repo in the project workplace only)",
+            p.display()
+        );
+        None
+    }
+}
+
+fn parity(name: &str) {
+    let Some(path) = shared_model(name) else {
+        return;
+    };
+    let input = vec![(vec![1, 3, 224, 224], random(3 * 224 * 224, 42))];
+    let reference = tract_run(&path, &input);
+    let model = std::sync::Arc::new(ferrolite_model(&path, None));
+    for isa in runnable_tiers() {
+        let ours = ferrolite_run_tier(model.clone(), isa, &input);
+        let err = relative_error(&ours[0], &reference[0]);
+        eprintln!("{name} [{}]: relative error {err:e}", isa.name());
+        assert!(
+            err <= 1e-4,
+            "{name} [{}]: relative error {err:e}",
+            isa.name()
+        );
+    }
+}
+
+#[test]
+fn efficientnet_lite0() {
+    parity("efficientnet_lite0.onnx");
+}
+
+#[test]
+fn mobilenet_v2() {
+    parity("mobilenet_v2.onnx");
+}
+
+#[test]
+fn mobilenet_v3_small() {
+    parity("mobilenet_v3_small.onnx");
+}
+
+#[test]
+fn shufflenet_v2() {
+    parity("shufflenet_v2_x1_0.onnx");
+}

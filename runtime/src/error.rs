@@ -1,0 +1,40 @@
+//! Error type of the runtime: every bad bundle, graph or input maps to one of these.
+
+use thiserror::Error;
+
+/// Result alias used throughout the runtime.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, with enough context to name the culprit.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// Reading or mapping a file failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bundle bytes are malformed, truncated, corrupted or inconsistent.
+    #[error("invalid bundle: {0}")]
+    Bundle(String),
+    /// The graph is inconsistent (bad tensor index, shape mismatch, bad attribute…).
+    #[error("invalid graph: node {node:?}: {msg}")]
+    Graph { node: String, msg: String },
+    /// A caller-supplied input does not fit the model.
+    #[error("bad input: {0}")]
+    Input(String),
+    /// The model needs something this runtime does not implement.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+}
+
+impl Error {
+    /// Shorthand for a graph error on a named node.
+    pub fn graph(node: impl Into<String>, msg: impl Into<String>) -> Self {
+        Error::Graph {
+            node: node.into(),
+            msg: msg.into(),
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! f32 data movement: strided row copies driven by [`crate::kernels::walk::Walk`]; used
+//! by Concat, Split, Slice, Transpose, ChannelShuffle, Pad, Reshape and layout changes.
+
+pub mod scalar;
+
+use super::walk::Walk;
+
+/// Copy one strided row: `y[i*sy] = x[i*sx]` for `i < n`.
+pub type CopyFn = fn(n: usize, x: &[f32], sx: usize, y: &mut [f32], sy: usize);
+
+/// Copy a strided view of `src` (starting at `src_off`) into a strided view of `dst`
+/// (starting at `dst_off`); `walk` is over `[dst strides, src strides]`.
+pub fn copy_view(
+    copy: CopyFn,
+    walk: &Walk<2>,
+    src: &[f32],
+    src_off: usize,
+    dst: &mut [f32],
+    dst_off: usize,
+) {
+    walk.run(|[d, s], n, [sd, ss]| {
+        copy(n, &src[src_off + s..], ss, &mut dst[dst_off + d..], sd);
+    });
+}

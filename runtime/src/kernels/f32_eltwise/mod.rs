@@ -1,0 +1,25 @@
+//! f32 element-wise kernels: binary ops (same shape, per-channel, strided broadcast rows),
+//! activations in place, per-channel affine (BatchNorm).
+
+pub mod scalar;
+
+use super::{Act, BinOp};
+
+/// `y[i] = a[i] op b[i]` over equal-length slices.
+pub type BinaryFn = fn(op: BinOp, a: &[f32], b: &[f32], y: &mut [f32]);
+
+/// Channels-last broadcast: `y[p*c + j] = a[p*c + j] op b[j]`, or `b[j] op a[p*c + j]`
+/// when `swap` (the per-channel operand is the left one).
+pub type BinaryChannelFn = fn(op: BinOp, a: &[f32], b: &[f32], c: usize, swap: bool, y: &mut [f32]);
+
+/// One strided row: `y[i*sy] = a[i*sa] op b[i*sb]` for `i < n` (strides may be 0).
+pub type BinaryStridedFn =
+    fn(op: BinOp, n: usize, a: &[f32], sa: usize, b: &[f32], sb: usize, y: &mut [f32], sy: usize);
+
+/// Apply an activation in place.
+pub type ActivationFn = fn(act: Act, x: &mut [f32]);
+
+/// `y = x * scale[ch] + shift[ch]` where the channel of flat index `i` is
+/// `(i / inner) % c` (`inner == 1` for channels-last).
+pub type AffineFn =
+    fn(x: &[f32], scale: &[f32], shift: &[f32], c: usize, inner: usize, y: &mut [f32]);

@@ -1,0 +1,80 @@
+//! f32 GEMM `C[m,n] = act(A[m,k] · B[k,n] + bias[n] + residual[m,n])` with B prepacked.
+//!
+//! B is packed once (at plan time for weights) into panels of [`NR`] columns:
+//! `packed[p*k*NR + kk*NR + j] = B[kk][p*NR + j]`, zero-padded. Every ISA file uses this
+//! layout, so packing is shared.
+
+pub mod scalar;
+
+use super::Act;
+
+/// Width of a packed B panel.
+pub const NR: usize = 8;
+
+/// Arguments of a GEMM call. Rows of A, C and residual are strided (`lda`, `ldc`).
+pub struct GemmParams<'a> {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    /// `A`, row `i` at `a[i*lda..][..k]`.
+    pub a: &'a [f32],
+    pub lda: usize,
+    /// B packed by [`pack_b`].
+    pub b: &'a [f32],
+    /// Optional bias of length `n`.
+    pub bias: Option<&'a [f32]>,
+    /// Optional residual with the same geometry as `c` (`ldc`), added before `act`.
+    pub residual: Option<&'a [f32]>,
+    /// Output, row `i` at `c[i*ldc..][..n]`.
+    pub c: &'a mut [f32],
+    pub ldc: usize,
+    pub act: Act,
+}
+
+/// Signature of a GEMM kernel.
+pub type GemmFn = fn(GemmParams<'_>);
+
+/// Number of floats of a packed B for `k x n`.
+pub fn packed_len(k: usize, n: usize) -> usize {
+    n.div_ceil(NR) * k * NR
+}
+
+/// Pack a row-major `B[k][n]` (element `(kk, j)` at `b[kk*ldb + j]`) into `out`
+/// (length [`packed_len`]).
+pub fn pack_b_into(k: usize, n: usize, b: &[f32], ldb: usize, out: &mut [f32]) {
+    if k == 0 {
+        return;
+    }
+    for (p, panel) in out
+        .chunks_exact_mut(k * NR)
+        .enumerate()
+        .take(n.div_ceil(NR))
+    {
+        let j0 = p * NR;
+        let w = NR.min(n - j0);
+        for (kk, dst) in panel.chunks_exact_mut(NR).enumerate() {
+            let src = &b[kk * ldb + j0..kk * ldb + j0 + w];
+            dst[..w].copy_from_slice(src);
+            dst[w..].fill(0.0);
+        }
+    }
+}
+
+/// Pack a row-major `B[k][n]` into a new buffer.
+pub fn pack_b(k: usize, n: usize, b: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0; packed_len(k, n)];
+    pack_b_into(k, n, b, n, &mut out);
+    out
+}
+
+/// Pack `W[n][k]` (an FC / 1x1-conv weight, output-major) as B = Wᵀ.
+pub fn pack_b_transposed(k: usize, n: usize, w: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0; packed_len(k, n)];
+    for j in 0..n {
+        let (p, jj) = (j / NR, j % NR);
+        for kk in 0..k {
+            out[p * k * NR + kk * NR + jj] = w[j * k + kk];
+        }
+    }
+    out
+}

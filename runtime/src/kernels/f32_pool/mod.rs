@@ -1,0 +1,14 @@
+//! f32 pooling on NHWC: max and average windows, global average.
+
+pub mod scalar;
+
+pub use super::f32_conv::ConvGeom;
+
+/// Max pool; `x` is `[n,h,w,c]`, `y` is `[n,oh,ow,c]` (uses `g.o == g.c`).
+pub type MaxPoolFn = fn(g: &ConvGeom, x: &[f32], y: &mut [f32]);
+
+/// Average pool; with `count_include_pad` the divisor is `kh*kw`, else the in-bounds taps.
+pub type AvgPoolFn = fn(g: &ConvGeom, count_include_pad: bool, x: &[f32], y: &mut [f32]);
+
+/// Global average: `x` is `[n, hw, c]`, `y` is `[n, c]`.
+pub type GlobalAvgFn = fn(n: usize, hw: usize, c: usize, x: &[f32], y: &mut [f32]);

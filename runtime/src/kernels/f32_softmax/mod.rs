@@ -1,0 +1,6 @@
+//! f32 softmax over one strided row (the axis may be innermost or not in memory).
+
+pub mod scalar;
+
+/// `y[i*sy] = exp(x[i*sx] - max) / sum` for `i < n`.
+pub type SoftmaxFn = fn(n: usize, x: &[f32], sx: usize, y: &mut [f32], sy: usize);

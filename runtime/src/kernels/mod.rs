@@ -1,0 +1,195 @@
+//! Compute kernels, one folder per dtype + op family and one file per ISA.
+//!
+//! Kernels take slices and plain dimensions (no IR types) so they can be tested and
+//! benchmarked on their own. The planner picks one function pointer per slot once
+//! ([`best`]); SIMD files will overwrite slots of the scalar set ([`generic`]).
+
+pub mod cpu;
+pub mod f32_conv;
+pub mod f32_copy;
+pub mod f32_dwconv;
+pub mod f32_eltwise;
+pub mod f32_gemm;
+pub mod f32_pool;
+pub mod f32_softmax;
+pub mod walk;
+
+use crate::error::Result;
+pub use cpu::{CpuFeatures, Isa};
+
+/// Element-wise function applied by kernels (mirrors `ir::Activation` without depending on it).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Act {
+    /// Identity.
+    #[default]
+    None,
+    Relu,
+    Clip {
+        min: f32,
+        max: f32,
+    },
+    LeakyRelu {
+        alpha: f32,
+    },
+    HardSwish,
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
+    Sigmoid,
+    Silu,
+    Tanh,
+    Gelu,
+    Exp,
+    Log,
+    Sqrt,
+    Rsqrt,
+    Reciprocal,
+    Abs,
+    Neg,
+    Erf,
+}
+
+/// Binary element-wise operator (mirrors `ir::BinaryOp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Max,
+    Min,
+    Pow,
+}
+
+/// A kernel slot: the chosen function and its qualified name (for `inspect` and profiles).
+#[derive(Clone, Copy)]
+pub struct Slot<F> {
+    /// The function to call.
+    pub f: F,
+    /// `family::isa::function`, e.g. `f32_dwconv::scalar::dwconv_generic`.
+    pub name: &'static str,
+}
+
+impl<F> std::fmt::Debug for Slot<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// The set of kernels a plan dispatches to, chosen once for this CPU.
+#[derive(Debug, Clone, Copy)]
+pub struct Kernels {
+    /// Tier the slots were chosen for.
+    pub isa: Isa,
+    /// Packed-B GEMM with fused bias, residual and activation (pointwise conv, FC, MatMul).
+    pub f32_gemm: Slot<f32_gemm::GemmFn>,
+    /// Depthwise convolution, NHWC.
+    pub f32_dwconv: Slot<f32_dwconv::DwConvFn>,
+    /// General dense / grouped convolution, NHWC.
+    pub f32_conv: Slot<f32_conv::ConvFn>,
+    /// Max pooling, NHWC.
+    pub f32_maxpool: Slot<f32_pool::MaxPoolFn>,
+    /// Average pooling, NHWC.
+    pub f32_avgpool: Slot<f32_pool::AvgPoolFn>,
+    /// Global average pooling, NHWC.
+    pub f32_global_avg: Slot<f32_pool::GlobalAvgFn>,
+    /// Same-shape binary op.
+    pub f32_binary: Slot<f32_eltwise::BinaryFn>,
+    /// Binary op with a per-channel (channels-last) operand.
+    pub f32_binary_channel: Slot<f32_eltwise::BinaryChannelFn>,
+    /// Binary op on one strided row (generic broadcasting).
+    pub f32_binary_strided: Slot<f32_eltwise::BinaryStridedFn>,
+    /// Activation in place.
+    pub f32_activation: Slot<f32_eltwise::ActivationFn>,
+    /// Per-channel affine (BatchNorm).
+    pub f32_affine: Slot<f32_eltwise::AffineFn>,
+    /// Softmax over one strided row.
+    pub f32_softmax: Slot<f32_softmax::SoftmaxFn>,
+    /// Strided row copy (data movement).
+    pub f32_copy: Slot<f32_copy::CopyFn>,
+}
+
+macro_rules! slot {
+    ($family:ident :: $isa:ident :: $f:ident) => {
+        Slot {
+            f: $family::$isa::$f,
+            name: concat!(
+                stringify!($family),
+                "::",
+                stringify!($isa),
+                "::",
+                stringify!($f)
+            ),
+        }
+    };
+}
+
+/// The portable scalar kernels: always available, the fallback and the test oracle.
+pub fn generic() -> Kernels {
+    Kernels {
+        isa: Isa::Scalar,
+        f32_gemm: slot!(f32_gemm::scalar::gemm_4x8),
+        f32_dwconv: slot!(f32_dwconv::scalar::dwconv_generic),
+        f32_conv: slot!(f32_conv::scalar::conv_direct),
+        f32_maxpool: slot!(f32_pool::scalar::maxpool),
+        f32_avgpool: slot!(f32_pool::scalar::avgpool),
+        f32_global_avg: slot!(f32_pool::scalar::global_avg),
+        f32_binary: slot!(f32_eltwise::scalar::binary),
+        f32_binary_channel: slot!(f32_eltwise::scalar::binary_channel),
+        f32_binary_strided: slot!(f32_eltwise::scalar::binary_strided),
+        f32_activation: slot!(f32_eltwise::scalar::activation),
+        f32_affine: slot!(f32_eltwise::scalar::affine),
+        f32_softmax: slot!(f32_softmax::scalar::softmax_strided),
+        f32_copy: slot!(f32_copy::scalar::copy_strided),
+    }
+}
+
+/// Kernels for a given tier: the scalar set with the slots this tier has SIMD kernels for
+/// overwritten.
+pub fn for_isa(isa: Isa) -> Kernels {
+    let mut k = Kernels { isa, ..generic() };
+    #[cfg(target_arch = "x86_64")]
+    match isa {
+        Isa::Avx2 => {
+            k.f32_conv = slot!(f32_conv::avx2::conv_direct_8c);
+        }
+        Isa::Avx512 => {
+            k.f32_conv = slot!(f32_conv::avx512::conv_direct_16c);
+        }
+        _ => {}
+    }
+    k
+}
+
+/// The best kernels for this CPU (highest detected tier; ignores `FERROLITE_ISA`).
+pub fn best() -> Kernels {
+    for_isa(CpuFeatures::detect().best_isa())
+}
+
+/// The kernels to use: `FERROLITE_ISA` if set (an invalid value or a tier this CPU lacks is
+/// an error), else [`best`]. [`crate::exec::Session::new`] uses this.
+pub fn from_env() -> Result<Kernels> {
+    Ok(for_isa(cpu::select_isa()?))
+}
+
+impl Kernels {
+    /// `(slot, kernel name)` for every slot, for logs and `inspect`.
+    pub fn names(&self) -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("f32_gemm", self.f32_gemm.name),
+            ("f32_dwconv", self.f32_dwconv.name),
+            ("f32_conv", self.f32_conv.name),
+            ("f32_maxpool", self.f32_maxpool.name),
+            ("f32_avgpool", self.f32_avgpool.name),
+            ("f32_global_avg", self.f32_global_avg.name),
+            ("f32_binary", self.f32_binary.name),
+            ("f32_binary_channel", self.f32_binary_channel.name),
+            ("f32_binary_strided", self.f32_binary_strided.name),
+            ("f32_activation", self.f32_activation.name),
+            ("f32_affine", self.f32_affine.name),
+            ("f32_softmax", self.f32_softmax.name),
+            ("f32_copy", self.f32_copy.name),
+        ]
+    }
+}

@@ -1,0 +1,19 @@
+//! Ferrolite device runtime: the IR, the `.flb` bundle format, the planner, the executor and
+//! the kernels. It depends on neither tract nor prost so it stays small enough for devices.
+
+pub mod bundle;
+pub mod error;
+pub mod exec;
+pub mod ir;
+pub mod kernels;
+pub mod meta;
+pub mod plan;
+pub mod preprocess;
+pub mod stats;
+pub mod validate;
+pub mod weights;
+
+pub use error::{Error, Result};
+pub use ir::{Activation, BinaryOp, DType, Graph, Node, Op, Tensor, TensorId};
+pub use meta::{Metadata, Precision, Preprocess};
+pub use weights::{AlignedBytes, Model, Weights};

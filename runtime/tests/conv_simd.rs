@@ -1,0 +1,126 @@
+//! The SIMD direct convolutions must match the scalar twin on odd shapes, every fused
+//! activation, with and without residual. Kernels this CPU cannot run are skipped.
+#![cfg(target_arch = "x86_64")]
+
+use ferrolite_runtime::kernels::f32_conv::{self, pack_weights, ConvArgs, ConvFn, ConvGeom};
+use ferrolite_runtime::kernels::Act;
+
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn geom(
+    c: usize,
+    o: usize,
+    hw: usize,
+    k: usize,
+    s: usize,
+    d: usize,
+    p: usize,
+    groups: usize,
+) -> ConvGeom {
+    let ext = d * (k - 1) + 1;
+    let out = (hw + 2 * p).saturating_sub(ext) / s + 1;
+    ConvGeom {
+        n: 1,
+        h: hw,
+        w: hw + 1,
+        c,
+        oh: out,
+        ow: (hw + 1 + 2 * p - ext) / s + 1,
+        o,
+        kh: k,
+        kw: k,
+        sh: s,
+        sw: s,
+        dh: d,
+        dw: d,
+        pt: p,
+        pl: p,
+        groups,
+    }
+}
+
+fn run(f: ConvFn, g: &ConvGeom, act: Act, residual: bool, seed: u64) -> Vec<f32> {
+    let x = values(g.n * g.h * g.w * g.c, seed);
+    let w = pack_weights(g, &values(g.o * (g.c / g.groups) * g.kh * g.kw, seed + 1));
+    let bias = values(g.o, seed + 2);
+    let res = values(g.n * g.oh * g.ow * g.o, seed + 3);
+    let mut y = vec![0.0; g.n * g.oh * g.ow * g.o];
+    f(ConvArgs {
+        g,
+        x: &x,
+        w: &w,
+        bias: &bias,
+        residual: residual.then_some(res.as_slice()),
+        y: &mut y,
+        act,
+    });
+    y
+}
+
+fn check(name: &str, f: ConvFn) {
+    let cases = [
+        geom(3, 32, 17, 3, 2, 1, 1, 1),
+        geom(3, 16, 9, 3, 2, 1, 1, 1),
+        geom(1, 1, 5, 1, 1, 1, 0, 1),
+        geom(5, 17, 7, 3, 1, 1, 1, 1),
+        geom(12, 18, 8, 3, 1, 1, 1, 3),
+        geom(8, 80, 6, 5, 2, 1, 2, 1),
+        geom(6, 33, 9, 3, 1, 2, 2, 1),
+        geom(24, 24, 5, 1, 1, 1, 0, 3),
+        geom(16, 129, 4, 3, 1, 1, 1, 1),
+        geom(4, 8, 7, 7, 1, 1, 0, 2),
+    ];
+    let acts = [
+        Act::None,
+        Act::Relu,
+        Act::Clip { min: 0.0, max: 6.0 },
+        Act::HardSwish,
+        Act::Sigmoid,
+    ];
+    for (i, g) in cases.iter().enumerate() {
+        for (j, &act) in acts.iter().enumerate() {
+            for residual in [false, true] {
+                let seed = (i * 10 + j) as u64;
+                let want = run(f32_conv::scalar::conv_direct, g, act, residual, seed);
+                let got = run(f, g, act, residual, seed);
+                let scale = want.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+                for (k, (a, b)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-5 * scale,
+                        "{name} case {i} {g:?} act {act:?} residual {residual}: y[{k}] {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn avx2_direct_conv_matches_scalar() {
+    if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
+    {
+        eprintln!("SKIP: this CPU has no AVX2+FMA");
+        return;
+    }
+    check("avx2", f32_conv::avx2::conv_direct_8c);
+}
+
+#[test]
+fn avx512_direct_conv_matches_scalar() {
+    if !std::arch::is_x86_feature_detected!("avx512f") {
+        eprintln!("SKIP: this CPU has no AVX-512F");
+        return;
+    }
+    check("avx512", f32_conv::avx512::conv_direct_16c);
+}

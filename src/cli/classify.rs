@@ -1,0 +1,131 @@
+//! `ferrolite classify`: decode images, preprocess them as the bundle says, print top-k.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use ferrolite_runtime::exec::Session;
+use ferrolite_runtime::preprocess::{prepare_into, RgbImage};
+
+use super::{decode, load, ModelSource};
+
+/// Arguments of `ferrolite classify`.
+#[derive(clap::Args, Debug)]
+pub struct ClassifyArgs {
+    /// Images to classify (JPEG or PNG).
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// Model bundle or ONNX file with preprocessing (default: the embedded EfficientNet-Lite0).
+    #[arg(long, short)]
+    model: Option<PathBuf>,
+    /// How many classes to print per image.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    /// Print one JSON object per image per line.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One ranked class.
+#[derive(serde::Serialize)]
+struct Scored {
+    index: usize,
+    label: String,
+    score: f32,
+}
+
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    image: &'a str,
+    top: Vec<Scored>,
+    latency_ms: f64,
+}
+
+/// Turn raw scores into probabilities unless they already are.
+fn probabilities(scores: &[f32]) -> Vec<f32> {
+    let sum: f32 = scores.iter().sum();
+    if scores.iter().all(|v| (0.0..=1.0).contains(v)) && (sum - 1.0).abs() < 1e-3 {
+        return scores.to_vec();
+    }
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f32> = scores.iter().map(|v| (v - max).exp()).collect();
+    let total: f32 = exps.iter().sum();
+    exps.iter().map(|e| e / total).collect()
+}
+
+/// Indices of the `k` largest values, largest first.
+pub fn top_k(values: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..values.len()).collect();
+    idx.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
+    idx.truncate(k);
+    idx
+}
+
+/// Classify every image with one session.
+pub fn run(a: ClassifyArgs) -> Result<()> {
+    let source = match &a.model {
+        Some(p) => ModelSource::Path(p.clone()),
+        None => ModelSource::Default,
+    };
+    let model = load::open(&source, None)?;
+    let pp = model
+        .meta
+        .inputs
+        .first()
+        .and_then(|i| i.preprocess.clone())
+        .with_context(|| {
+            "the model has no image preprocessing in its metadata: convert it with \
+             --mean/--std/--resize/--crop"
+        })?;
+    let mut session = Session::new(model.clone())?;
+    let shapes = session.input_shapes();
+    if shapes.len() != 1 {
+        bail!(
+            "classify needs a model with one image input, this one has {}",
+            shapes.len()
+        );
+    }
+    let input_shape = shapes[0].clone();
+    let mut input = vec![0f32; input_shape.iter().product()];
+    let labels = &model.meta.labels;
+    for path in &a.images {
+        let rgb = decode::decode(path)?;
+        let view = RgbImage {
+            width: rgb.width() as usize,
+            height: rgb.height() as usize,
+            pixels: rgb.as_raw(),
+        };
+        prepare_into(&view, &pp, &input_shape, &mut input)
+            .with_context(|| format!("cannot preprocess {}", path.display()))?;
+        let start = Instant::now();
+        session.run(&[&input])?;
+        let latency_ms = start.elapsed().as_secs_f64() * 1e3;
+        let probs = probabilities(session.output(0));
+        let top: Vec<Scored> = top_k(&probs, a.top)
+            .into_iter()
+            .map(|i| Scored {
+                index: i,
+                label: labels
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("class {i}")),
+                score: probs[i],
+            })
+            .collect();
+        let name = path.display().to_string();
+        if a.json {
+            let report = Report {
+                image: &name,
+                top,
+                latency_ms,
+            };
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            println!("{name}  ({latency_ms:.1} ms)");
+            for s in &top {
+                println!("  {:6.2}%  {:4}  {}", s.score * 100.0, s.index, s.label);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! `ferrolite inspect`: what a model is made of and how it will run here.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use ferrolite_runtime::exec::Session;
+
+use super::{load, ModelArgs, ModelSource};
+
+/// Arguments of `ferrolite inspect`.
+#[derive(clap::Args, Debug)]
+pub struct InspectArgs {
+    /// Model: a .flb bundle or an .onnx file.
+    model: PathBuf,
+    #[command(flatten)]
+    model_args: ModelArgs,
+}
+
+fn human(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000_000 => format!("{:.2} G", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.2} M", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.1} k", n as f64 / 1e3),
+        n => n.to_string(),
+    }
+}
+
+/// Print the model description.
+pub fn run(a: InspectArgs) -> Result<()> {
+    let model = load::open(
+        &ModelSource::Path(a.model.clone()),
+        a.model_args.input_shape.as_deref(),
+    )?;
+    let session = Session::new(model.clone())?;
+    let m = &model.meta;
+    println!("model      {}", m.model_name);
+    println!("producer   {}", m.producer);
+    println!("precision  {:?}", m.precision);
+    println!("cpu tier   {}", session.isa());
+    for i in &m.inputs {
+        println!("input      {} {:?}", i.name, i.shape);
+        if let Some(p) = &i.preprocess {
+            println!(
+                "           resize shorter {:?}, crop {:?}, mean {:?}, std {:?}, {:?}, {:?}",
+                p.resize_shorter, p.crop, p.mean, p.std, p.color, p.layout
+            );
+        }
+    }
+    for o in &m.outputs {
+        println!("output     {} {:?}", o.name, o.shape);
+    }
+    println!("labels     {}", m.labels.len());
+    println!();
+    println!(
+        "{:>4}  {:<16} {:<40} {:<22} {:>9} {:>9}  kernel",
+        "#", "op", "node", "output", "params", "MACs"
+    );
+    let plan = session.plan();
+    let (mut params, mut macs) = (0u64, 0u64);
+    for (i, s) in plan.steps().iter().enumerate() {
+        params += s.params;
+        macs += s.macs;
+        let mut node = s.node.clone();
+        if node.len() > 40 {
+            node = format!("…{}", &node[node.len() - 39..]);
+        }
+        println!(
+            "{:>4}  {:<16} {:<40} {:<22} {:>9} {:>9}  {}",
+            i,
+            s.op,
+            node,
+            format!("{:?}", s.output_shape),
+            human(s.params),
+            human(s.macs),
+            s.kernel
+        );
+    }
+    println!();
+    println!("ops            {}", plan.steps().len());
+    println!("parameters     {}", human(params));
+    println!("MACs           {}", human(macs));
+    println!(
+        "weight bytes   {}",
+        human(model.weights.bytes().len() as u64)
+    );
+    println!(
+        "arena bytes    {} (sum of all activations: {})",
+        human(plan.arena_bytes() as u64),
+        human(plan.naive_bytes() as u64)
+    );
+    Ok(())
+}

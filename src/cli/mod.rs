@@ -1,0 +1,85 @@
+//! Command-line interface: argument definitions and one module per command.
+
+mod bench;
+mod classify;
+#[cfg(feature = "onnx")]
+mod convert;
+mod decode;
+mod inspect;
+mod load;
+mod run;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Ferrolite: fast CNN inference on mobile-class CPUs.
+#[derive(Parser, Debug)]
+#[command(name = "ferrolite", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Convert an ONNX model into a .flb bundle.
+    #[cfg(feature = "onnx")]
+    Convert(convert::ConvertArgs),
+    /// Run a model on a NumPy .npy input and write its first output as .npy.
+    Run(run::RunArgs),
+    /// Classify images and print the top-k classes.
+    Classify(classify::ClassifyArgs),
+    /// Show a model's inputs, outputs, operators, kernels and memory.
+    Inspect(inspect::InspectArgs),
+    /// Measure latency (median, p90, min), per op with --profile, against tract with --compare.
+    Bench(bench::BenchArgs),
+}
+
+/// Execute the parsed command.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        #[cfg(feature = "onnx")]
+        Command::Convert(a) => convert::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Classify(a) => classify::run(a),
+        Command::Inspect(a) => inspect::run(a),
+        Command::Bench(a) => bench::run(a),
+    }
+}
+
+/// Parse a comma-separated list such as `1,3,224,224`.
+fn parse_list<T: std::str::FromStr>(s: &str) -> Result<Vec<T>, String> {
+    s.split(',')
+        .map(|p| {
+            p.trim()
+                .parse::<T>()
+                .map_err(|_| format!("{p:?} is not a valid number in {s:?}"))
+        })
+        .collect()
+}
+
+/// Parse an input shape such as `1,3,48,192`.
+fn parse_shape(s: &str) -> Result<Vec<usize>, String> {
+    let v: Vec<usize> = parse_list(s)?;
+    if v.is_empty() || v.contains(&0) {
+        return Err(format!("shape {s:?} must list positive dimensions"));
+    }
+    Ok(v)
+}
+
+/// A model argument shared by the commands that load one.
+#[derive(clap::Args, Debug, Clone)]
+struct ModelArgs {
+    /// Shape of the first input when converting an ONNX model with symbolic dimensions.
+    #[arg(long, value_parser = parse_shape)]
+    input_shape: Option<::std::vec::Vec<usize>>,
+}
+
+/// Where a model comes from.
+#[derive(Debug, Clone)]
+enum ModelSource {
+    Path(PathBuf),
+    Default,
+}

@@ -1,0 +1,340 @@
+//! End-to-end tests of the `ferrolite` command line: every command, and bad inputs that
+//! must fail with a clear message and a non-zero exit code.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ferrolite_quantize::onnx_builder::{Attr, OnnxBuilder};
+use tract_onnx::prelude::*;
+
+fn ferrolite(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferrolite"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("ferrolite starts")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = ferrolite(args);
+    assert!(
+        out.status.success(),
+        "ferrolite {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(args: &[&str], expect: &str) {
+    let out = ferrolite(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "ferrolite {args:?} should fail");
+    assert!(
+        stderr.contains(expect),
+        "ferrolite {args:?}: expected {expect:?} in {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked"),
+        "ferrolite {args:?} panicked: {stderr}"
+    );
+}
+
+fn scratch() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ferrolite-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn values(n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| ((i * 7919) % 97) as f32 / 48.5 - 1.0)
+        .collect()
+}
+
+/// A small CNN: conv + relu + depthwise + global pool + dense.
+fn small_cnn(dir: &Path) -> PathBuf {
+    let mut b = OnnxBuilder::new();
+    let x = b.input("image", &[1, 3, 8, 8]);
+    let w = b.constant("w", &[4, 3, 3, 3], values(108));
+    let c = b.node("Conv", &[&x, &w], &[("pads", Attr::Ints(vec![1, 1, 1, 1]))]);
+    let r = b.node("Relu", &[&c], &[]);
+    let dw = b.constant("dw", &[4, 1, 3, 3], values(36));
+    let d = b.node(
+        "Conv",
+        &[&r, &dw],
+        &[("group", Attr::Int(4)), ("strides", Attr::Ints(vec![2, 2]))],
+    );
+    let p = b.node("GlobalAveragePool", &[&d], &[]);
+    let f = b.node("Flatten", &[&p], &[]);
+    let fw = b.constant("fw", &[3, 4], values(12));
+    let y = b.node("Gemm", &[&f, &fw], &[("transB", Attr::Int(1))]);
+    b.output(&y);
+    let path = dir.join("small.onnx");
+    b.save(&path).unwrap();
+    path
+}
+
+fn write_npy(path: &Path, shape: &[u64], data: &[f32]) {
+    use npyz::WriterBuilder;
+    let f = std::fs::File::create(path).unwrap();
+    let mut w = npyz::WriteOptions::<f32>::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(f)
+        .begin_nd()
+        .unwrap();
+    w.extend(data.iter().copied()).unwrap();
+    w.finish().unwrap();
+}
+
+fn read_npy(path: &Path) -> (Vec<u64>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap();
+    let f = npyz::NpyFile::new(&bytes[..]).unwrap();
+    let shape = f.shape().to_vec();
+    (shape, f.into_vec::<f32>().unwrap())
+}
+
+#[test]
+fn classify_default_model_finds_the_panda() {
+    let out = ok(&["classify", "models/samples/n02510455_7939_giant_panda.jpg"]);
+    let first = out.lines().nth(1).expect("a ranked line");
+    assert!(first.contains("giant panda"), "{out}");
+}
+
+#[test]
+fn classify_json_lines() {
+    let out = ok(&[
+        "classify",
+        "--json",
+        "--top",
+        "3",
+        "models/samples/n02510455_7939_giant_panda.jpg",
+        "models/samples/n07753592_862_banana.jpg",
+    ]);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for v in &lines {
+        let top = v["top"].as_array().unwrap();
+        assert_eq!(top.len(), 3);
+        assert!(v["latency_ms"].as_f64().unwrap() > 0.0);
+        let scores: Vec<f64> = top.iter().map(|t| t["score"].as_f64().unwrap()).collect();
+        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    }
+    assert_eq!(
+        lines[0]["top"][0]["index"], 388,
+        "giant panda is ImageNet class 388"
+    );
+    assert!(lines[1]["top"][0]["label"]
+        .as_str()
+        .unwrap()
+        .contains("banana"));
+}
+
+#[test]
+fn classify_bad_inputs() {
+    let dir = scratch();
+    let text = dir.join("not_an_image.jpg");
+    std::fs::write(&text, "hello").unwrap();
+    fails(&["classify", s(&text)], "cannot decode image");
+    fails(&["classify", "does/not/exist.jpg"], "cannot open image");
+    let model = dir.join("classify-small.flb");
+    ok(&["convert", s(&small_cnn(&dir)), "-o", s(&model)]);
+    fails(
+        &[
+            "classify",
+            "--model",
+            s(&model),
+            "models/samples/n07753592_862_banana.jpg",
+        ],
+        "no image preprocessing",
+    );
+}
+
+#[test]
+fn convert_inspect_run_match_tract() {
+    let dir = scratch();
+    let onnx = small_cnn(&dir);
+    let bundle = dir.join("small.flb");
+    let out = ok(&[
+        "convert",
+        s(&onnx),
+        "-o",
+        s(&bundle),
+        "--mean",
+        "127",
+        "--std",
+        "128",
+    ]);
+    assert!(out.contains("wrote"), "{out}");
+
+    let info = ok(&["inspect", s(&bundle)]);
+    for needle in [
+        "Conv2d",
+        "FullyConnected",
+        "arena bytes",
+        "MACs",
+        "cpu tier",
+    ] {
+        assert!(info.contains(needle), "inspect lacks {needle}: {info}");
+    }
+    let info_onnx = ok(&["inspect", s(&onnx)]);
+    assert!(info_onnx.contains("Conv2d"));
+
+    let input = values(3 * 64);
+    let x = dir.join("x.npy");
+    write_npy(&x, &[1, 3, 8, 8], &input);
+    for model in [&bundle, &onnx] {
+        let y = dir.join("y.npy");
+        ok(&["run", s(model), "--input", s(&x), "--output", s(&y)]);
+        let (shape, ours) = read_npy(&y);
+        assert_eq!(shape, vec![1, 3]);
+        let reference: Vec<f32> = tract_onnx::onnx()
+            .model_for_path(&onnx)
+            .unwrap()
+            .into_optimized()
+            .unwrap()
+            .into_runnable()
+            .unwrap()
+            .run(tvec![Tensor::from_shape(&[1, 3, 8, 8], &input)
+                .unwrap()
+                .into()])
+            .unwrap()[0]
+            .to_plain_array_view::<f32>()
+            .unwrap()
+            .iter()
+            .copied()
+            .collect();
+        let max_ref = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (a, b) in ours.iter().zip(&reference) {
+            assert!((a - b).abs() <= 1e-4 * max_ref, "{ours:?} vs {reference:?}");
+        }
+    }
+}
+
+#[test]
+fn run_bad_inputs() {
+    let dir = scratch();
+    let onnx = small_cnn(&dir);
+    let x = dir.join("wrong.npy");
+    write_npy(&x, &[1, 3, 9, 8], &values(3 * 72));
+    let y = dir.join("never.npy");
+    fails(
+        &["run", s(&onnx), "--input", s(&x), "--output", s(&y)],
+        "expects [1, 3, 8, 8]",
+    );
+    assert!(!y.exists());
+    let garbage = dir.join("garbage.npy");
+    std::fs::write(&garbage, "not numpy").unwrap();
+    fails(
+        &["run", s(&onnx), "--input", s(&garbage), "--output", s(&y)],
+        "not a valid .npy",
+    );
+    fails(
+        &["run", "missing.flb", "--input", s(&x), "--output", s(&y)],
+        "cannot open model",
+    );
+}
+
+#[test]
+fn corrupt_and_unsupported_models() {
+    let dir = scratch();
+    let onnx = small_cnn(&dir);
+    let bundle = dir.join("corrupt.flb");
+    ok(&["convert", s(&onnx), "-o", s(&bundle)]);
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    let n = bytes.len();
+    bytes[n - 10] ^= 0x55;
+    std::fs::write(&bundle, &bytes).unwrap();
+    fails(&["inspect", s(&bundle)], "invalid bundle");
+    std::fs::write(&bundle, &bytes[..100]).unwrap();
+    fails(&["inspect", s(&bundle)], "invalid bundle");
+
+    let mut b = OnnxBuilder::new();
+    let x = b.input("x", &[1, 3, 4, 4]);
+    let y = b.node("Cos", &[&x], &[]);
+    b.output(&y);
+    let bad = dir.join("cos.onnx");
+    b.save(&bad).unwrap();
+    fails(&["convert", s(&bad), "-o", s(&dir.join("cos.flb"))], "Cos");
+    let junk = dir.join("junk.onnx");
+    std::fs::write(&junk, "definitely not protobuf").unwrap();
+    fails(&["inspect", s(&junk)], "cannot parse ONNX model");
+}
+
+#[test]
+fn convert_never_clobbers_on_error() {
+    let dir = scratch();
+    let target = dir.join("keep.flb");
+    std::fs::write(&target, "precious").unwrap();
+    let junk = dir.join("junk2.onnx");
+    std::fs::write(&junk, "nope").unwrap();
+    fails(
+        &["convert", s(&junk), "-o", s(&target)],
+        "cannot parse ONNX model",
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+}
+
+#[test]
+fn bench_reports_statistics_profile_and_peer() {
+    let dir = scratch();
+    let onnx = small_cnn(&dir);
+    let out = ok(&[
+        "bench",
+        s(&onnx),
+        "--runs",
+        "5",
+        "--warmup",
+        "1",
+        "--json",
+        "--compare",
+        "tract",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    for key in [
+        "median_ms",
+        "p90_ms",
+        "min_ms",
+        "tract_median_ms",
+        "ratio_vs_tract",
+    ] {
+        assert!(v[key].as_f64().unwrap() > 0.0, "{key} in {out}");
+    }
+    assert_eq!(v["runs"], 5);
+    assert_eq!(v["threads"], 1);
+    assert!(v["isa"].is_string());
+    let min = v["min_ms"].as_f64().unwrap();
+    assert!(
+        min <= v["median_ms"].as_f64().unwrap()
+            && v["median_ms"].as_f64().unwrap() <= v["p90_ms"].as_f64().unwrap()
+    );
+    let prof = ok(&[
+        "bench",
+        s(&onnx),
+        "--runs",
+        "3",
+        "--warmup",
+        "0",
+        "--profile",
+    ]);
+    for needle in ["Conv2d", "FullyConnected", "GFLOP/s", "share", "median"] {
+        assert!(prof.contains(needle), "profile lacks {needle}: {prof}");
+    }
+    let bundle = dir.join("bench.flb");
+    ok(&["convert", s(&onnx), "-o", s(&bundle)]);
+    fails(
+        &["bench", s(&bundle), "--compare", "tract"],
+        "needs the ONNX model",
+    );
+    fails(
+        &["bench", s(&onnx), "--threads", "4"],
+        "only single-threaded",
+    );
+}
