@@ -153,9 +153,13 @@ pub fn for_isa(isa: Isa) -> Kernels {
     match isa {
         Isa::Avx2 => {
             k.f32_conv = slot!(f32_conv::avx2::conv_direct_8c);
+            k.f32_gemm = slot!(f32_gemm::avx2::gemm_6x16);
+            k.f32_dwconv = slot!(f32_dwconv::avx2::dwconv_8c);
         }
         Isa::Avx512 => {
             k.f32_conv = slot!(f32_conv::avx512::conv_direct_16c);
+            k.f32_gemm = slot!(f32_gemm::avx512::gemm_8x32);
+            k.f32_dwconv = slot!(f32_dwconv::avx512::dwconv_16c);
         }
         _ => {}
     }

@@ -1,6 +1,10 @@
 //! f32 depthwise 2-D convolution on NHWC (groups == channels == outputs), weights packed
 //! `[kh*kw][c]` ([`pack_weights`]) so every tap is a contiguous channel vector.
 
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
 pub mod scalar;
 
 pub use super::f32_conv::{ConvArgs, ConvGeom};

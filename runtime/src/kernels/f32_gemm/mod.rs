@@ -4,6 +4,10 @@
 //! `packed[p*k*NR + kk*NR + j] = B[kk][p*NR + j]`, zero-padded. Every ISA file uses this
 //! layout, so packing is shared.
 
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
 pub mod scalar;
 
 use super::Act;

@@ -1,0 +1,315 @@
+//! AVX2 + FMA GEMM: 6x16 register tiles (6 rows of A broadcast against two 8-column packed B
+//! panels, 12 accumulators), with 1..5-row and single-panel edge tiles. Bias, residual and
+//! the cheap activations are applied in registers before the single store of each tile.
+
+use core::arch::x86_64::*;
+
+use super::{packed_len, GemmParams, NR};
+use crate::kernels::f32_eltwise::scalar::activation;
+use crate::kernels::Act;
+
+/// Rows per register tile.
+const MR: usize = 6;
+/// Packed panels per register tile (2 x 8 = 16 columns).
+const PR: usize = 2;
+/// Target size in bytes of the block of packed B reused across all rows (fits in L2).
+const B_BLOCK_BYTES: usize = 256 * 1024;
+
+/// AVX2 GEMM with 6x16 tiles (see [`super::GemmParams`]).
+///
+/// Falls back to the scalar kernel when the CPU lacks AVX2 or FMA, so calling it is always
+/// sound; [`crate::kernels::for_isa`] only installs it for the `Avx2` tier anyway.
+/// Panics (like the scalar kernel) when a slice is too short for the given dimensions.
+pub fn gemm_6x16(p: GemmParams<'_>) {
+    if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
+    {
+        return super::scalar::gemm_4x8(p);
+    }
+    if p.m == 0 || p.n == 0 {
+        return;
+    }
+    check_lengths(&p);
+    // SAFETY: avx2 and fma were detected just above (the slot invariant of `for_isa` is that
+    // this tier is only chosen when `CpuFeatures::supports(Isa::Avx2)`, the check makes the
+    // function sound even if called directly). `check_lengths` proved every row of A, C,
+    // residual, the bias and the packed B hold the elements the kernel reads or writes.
+    unsafe { gemm(p) }
+}
+
+/// Assert that every slice covers the region the kernel touches (the pointer arithmetic in
+/// [`gemm`] relies on it).
+fn check_lengths(p: &GemmParams<'_>) {
+    let rows = |ld: usize, cols: usize| {
+        (p.m - 1)
+            .checked_mul(ld)
+            .and_then(|v| v.checked_add(cols))
+            .expect("gemm: matrix extent overflows usize")
+    };
+    if p.k > 0 {
+        assert!(p.a.len() >= rows(p.lda, p.k), "gemm: A too short");
+        assert!(
+            p.b.len() >= packed_len(p.k, p.n),
+            "gemm: packed B too short"
+        );
+    }
+    assert!(p.c.len() >= rows(p.ldc, p.n), "gemm: C too short");
+    if let Some(r) = p.residual {
+        assert!(r.len() >= rows(p.ldc, p.n), "gemm: residual too short");
+    }
+    if let Some(b) = p.bias {
+        assert!(b.len() >= p.n, "gemm: bias too short");
+    }
+}
+
+/// An activation in the form the epilogue applies it.
+#[derive(Clone, Copy)]
+enum VecAct {
+    None,
+    Relu,
+    Clip(f32, f32),
+    Leaky(f32),
+    HardSwish,
+    HardSigmoid(f32, f32),
+    Abs,
+    Neg,
+    /// Not vectorised: the scalar `activation` runs on the tile row before the store.
+    Scalar(Act),
+}
+
+impl VecAct {
+    fn of(act: Act) -> VecAct {
+        match act {
+            Act::None => VecAct::None,
+            Act::Relu => VecAct::Relu,
+            Act::Clip { min, max } => VecAct::Clip(min, max),
+            Act::LeakyRelu { alpha } => VecAct::Leaky(alpha),
+            Act::HardSwish => VecAct::HardSwish,
+            Act::HardSigmoid { alpha, beta } => VecAct::HardSigmoid(alpha, beta),
+            Act::Abs => VecAct::Abs,
+            Act::Neg => VecAct::Neg,
+            other => VecAct::Scalar(other),
+        }
+    }
+}
+
+/// Apply a vectorised activation with the exact operation order (and NaN behaviour) of the
+/// scalar `activation`, so fused and unfused results agree bit for bit.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn apply_act(act: VecAct, v: __m256) -> __m256 {
+    let zero = _mm256_setzero_ps();
+    match act {
+        VecAct::None | VecAct::Scalar(_) => v,
+        // `max_ps(v, c)` returns `c` for a NaN `v`, as `f32::max` does.
+        VecAct::Relu => _mm256_max_ps(v, zero),
+        VecAct::Clip(lo, hi) => {
+            _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(lo)), _mm256_set1_ps(hi))
+        }
+        VecAct::Leaky(alpha) => {
+            let neg = _mm256_cmp_ps::<_CMP_LT_OQ>(v, zero);
+            _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(alpha)), neg)
+        }
+        VecAct::HardSwish => {
+            // `max_ps(c, t)` returns `t` for a NaN `t`, as `f32::clamp` does.
+            let t = _mm256_add_ps(v, _mm256_set1_ps(3.0));
+            let t = _mm256_min_ps(_mm256_set1_ps(6.0), _mm256_max_ps(zero, t));
+            _mm256_mul_ps(_mm256_mul_ps(v, t), _mm256_set1_ps(1.0 / 6.0))
+        }
+        VecAct::HardSigmoid(alpha, beta) => {
+            let t = _mm256_add_ps(
+                _mm256_mul_ps(_mm256_set1_ps(alpha), v),
+                _mm256_set1_ps(beta),
+            );
+            _mm256_min_ps(_mm256_set1_ps(1.0), _mm256_max_ps(zero, t))
+        }
+        VecAct::Abs => _mm256_andnot_ps(_mm256_set1_ps(-0.0), v),
+        VecAct::Neg => _mm256_xor_ps(v, _mm256_set1_ps(-0.0)),
+    }
+}
+
+/// Lane mask selecting the first `w` (1..=8) lanes.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn lane_mask(w: usize) -> __m256i {
+    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    _mm256_cmpgt_epi32(_mm256_set1_epi32(w as i32), lane)
+}
+
+/// Raw view of the operands (pointers proven in range by [`check_lengths`]).
+struct Ops {
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    bias: Option<*const f32>,
+    residual: Option<*const f32>,
+    c: *mut f32,
+    ldc: usize,
+    act: VecAct,
+}
+
+/// # Safety
+/// AVX2 and FMA must be available and `check_lengths(p)` must hold with `m, n > 0`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemm(p: GemmParams<'_>) {
+    let o = Ops {
+        m: p.m,
+        n: p.n,
+        k: p.k,
+        a: p.a.as_ptr(),
+        lda: p.lda,
+        b: p.b.as_ptr(),
+        bias: p.bias.map(|b| b.as_ptr()),
+        residual: p.residual.map(|r| r.as_ptr()),
+        c: p.c.as_mut_ptr(),
+        ldc: p.ldc,
+        act: VecAct::of(p.act),
+    };
+    let panels = o.n.div_ceil(NR);
+    // Panels per column block, a multiple of PR so only the last block has a lone panel.
+    let per_block = (B_BLOCK_BYTES / (o.k.max(1) * NR * 4) / PR).max(1) * PR;
+    let mut p0 = 0;
+    while p0 < panels {
+        let p1 = (p0 + per_block).min(panels);
+        let mut i = 0;
+        while i + MR <= o.m {
+            // SAFETY: rows i..i+MR and panels p0..p1 are inside the checked extents.
+            unsafe { row_tile::<MR>(&o, i, p0, p1) };
+            i += MR;
+        }
+        // SAFETY: as above, for the remaining rows.
+        unsafe {
+            match o.m - i {
+                5 => row_tile::<5>(&o, i, p0, p1),
+                4 => row_tile::<4>(&o, i, p0, p1),
+                3 => row_tile::<3>(&o, i, p0, p1),
+                2 => row_tile::<2>(&o, i, p0, p1),
+                1 => row_tile::<1>(&o, i, p0, p1),
+                _ => {}
+            }
+        }
+        p0 = p1;
+    }
+}
+
+/// Rows `i..i+R` against panels `p0..p1`, two panels at a time.
+///
+/// # Safety
+/// As [`gemm`], with `i + R <= m` and `p1 <= ceil(n / NR)`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn row_tile<const R: usize>(o: &Ops, i: usize, p0: usize, p1: usize) {
+    let mut p = p0;
+    while p + PR <= p1 {
+        // SAFETY: forwarded caller contract; panels p, p+1 exist.
+        unsafe { tile::<R, PR>(o, i, p) };
+        p += PR;
+    }
+    if p < p1 {
+        // SAFETY: forwarded caller contract; panel p exists.
+        unsafe { tile::<R, 1>(o, i, p) };
+    }
+}
+
+/// One `R x (P*8)` tile: accumulate over `k`, then bias, residual, activation and store.
+///
+/// # Safety
+/// As [`gemm`], with `i + R <= m` and panels `p..p+P` inside B.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn tile<const R: usize, const P: usize>(o: &Ops, i: usize, p: usize) {
+    let mut acc = [[_mm256_setzero_ps(); P]; R];
+    // SAFETY: row r of A holds k elements at a + (i+r)*lda (check_lengths); panel q holds
+    // k*NR elements at b + (p+q)*k*NR (packed_len).
+    unsafe {
+        let a = o.a.add(i * o.lda);
+        let b = o.b.add(p * o.k * NR);
+        for kk in 0..o.k {
+            let mut bv = [_mm256_setzero_ps(); P];
+            for (q, v) in bv.iter_mut().enumerate() {
+                *v = _mm256_loadu_ps(b.add(q * o.k * NR + kk * NR));
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                let av = _mm256_set1_ps(*a.add(r * o.lda + kk));
+                for (c, v) in row.iter_mut().zip(&bv) {
+                    *c = _mm256_fmadd_ps(av, *v, *c);
+                }
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        // SAFETY: columns p*NR.. of row i+r, clipped to n, are inside C / residual / bias.
+        unsafe { store_row::<P>(o, i + r, p * NR, row) };
+    }
+}
+
+/// Epilogue for one tile row starting at column `j0`: `act(acc + bias + residual)` stored
+/// to the (up to `P*8`) columns that are `< n`.
+///
+/// # Safety
+/// As [`gemm`], with `row < m` and `j0 < n`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn store_row<const P: usize>(o: &Ops, row: usize, j0: usize, acc: &[__m256; P]) {
+    let width = (o.n - j0).min(P * NR);
+    let mut out = *acc;
+    for (q, v) in out.iter_mut().enumerate() {
+        let j = j0 + q * NR;
+        if j >= o.n {
+            break;
+        }
+        let w = (o.n - j).min(NR);
+        let mask = lane_mask(w);
+        let off = row * o.ldc + j;
+        // SAFETY: lanes selected by `mask` are columns j..j+w < n of bias / residual row.
+        unsafe {
+            if let Some(b) = o.bias {
+                let bv = if w == NR {
+                    _mm256_loadu_ps(b.add(j))
+                } else {
+                    _mm256_maskload_ps(b.add(j), mask)
+                };
+                *v = _mm256_add_ps(*v, bv);
+            }
+            if let Some(r) = o.residual {
+                let rv = if w == NR {
+                    _mm256_loadu_ps(r.add(off))
+                } else {
+                    _mm256_maskload_ps(r.add(off), mask)
+                };
+                *v = _mm256_add_ps(*v, rv);
+            }
+        }
+        *v = apply_act(o.act, *v);
+    }
+    if let VecAct::Scalar(act) = o.act {
+        let mut tmp = [[0f32; NR]; P];
+        for (t, v) in tmp.iter_mut().zip(&out) {
+            // SAFETY: `t` is a valid 8-float buffer.
+            unsafe { _mm256_storeu_ps(t.as_mut_ptr(), *v) };
+        }
+        activation(act, &mut tmp.as_flattened_mut()[..width]);
+        for (t, v) in tmp.iter().zip(out.iter_mut()) {
+            // SAFETY: `t` is a valid 8-float buffer.
+            *v = unsafe { _mm256_loadu_ps(t.as_ptr()) };
+        }
+    }
+    let base = row * o.ldc + j0;
+    for (q, v) in out.iter().enumerate() {
+        let j = j0 + q * NR;
+        if j >= o.n {
+            break;
+        }
+        // SAFETY: columns j..min(j+8, n) of C row `row` are inside C (check_lengths).
+        unsafe {
+            let dst = o.c.add(base + q * NR);
+            if o.n - j >= NR {
+                _mm256_storeu_ps(dst, *v);
+            } else {
+                _mm256_maskstore_ps(dst, lane_mask(o.n - j), *v);
+            }
+        }
+    }
+}

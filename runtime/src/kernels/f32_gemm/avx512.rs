@@ -1,0 +1,316 @@
+//! AVX-512 GEMM: 8x32 register tiles (8 rows of A broadcast against four 8-column packed B
+//! panels joined pairwise into 16-lane registers, 16 accumulators), with 1..7-row and
+//! 1..3-panel edge tiles. Bias, residual and the cheap activations are applied in registers
+//! (masked loads/stores for the column tail) before the single store of each tile.
+
+use core::arch::x86_64::*;
+
+use super::{packed_len, GemmParams, NR};
+use crate::kernels::f32_eltwise::scalar::activation;
+use crate::kernels::Act;
+
+/// Rows per register tile.
+const MR: usize = 8;
+/// Packed panels per register tile (4 x 8 = 32 columns, two 16-lane registers).
+const PR: usize = 4;
+/// Lanes of a register.
+const LANES: usize = 16;
+/// Target size in bytes of the block of packed B reused across all rows (fits in L2).
+const B_BLOCK_BYTES: usize = 256 * 1024;
+
+/// AVX-512 GEMM with 8x32 tiles (see [`super::GemmParams`]).
+///
+/// Falls back to the scalar kernel when the CPU lacks AVX-512F, so calling it is always
+/// sound; [`crate::kernels::for_isa`] only installs it for the `Avx512` tier anyway.
+/// Panics (like the scalar kernel) when a slice is too short for the given dimensions.
+pub fn gemm_8x32(p: GemmParams<'_>) {
+    if !std::arch::is_x86_feature_detected!("avx512f") {
+        return super::scalar::gemm_4x8(p);
+    }
+    if p.m == 0 || p.n == 0 {
+        return;
+    }
+    check_lengths(&p);
+    // SAFETY: avx512f was detected just above (the slot invariant of `for_isa` is that this
+    // tier is only chosen when `CpuFeatures::supports(Isa::Avx512)`, the check makes the
+    // function sound even if called directly). `check_lengths` proved every row of A, C,
+    // residual, the bias and the packed B hold the elements the kernel reads or writes.
+    unsafe { gemm(p) }
+}
+
+/// Assert that every slice covers the region the kernel touches (the pointer arithmetic in
+/// [`gemm`] relies on it).
+fn check_lengths(p: &GemmParams<'_>) {
+    let rows = |ld: usize, cols: usize| {
+        (p.m - 1)
+            .checked_mul(ld)
+            .and_then(|v| v.checked_add(cols))
+            .expect("gemm: matrix extent overflows usize")
+    };
+    if p.k > 0 {
+        assert!(p.a.len() >= rows(p.lda, p.k), "gemm: A too short");
+        assert!(
+            p.b.len() >= packed_len(p.k, p.n),
+            "gemm: packed B too short"
+        );
+    }
+    assert!(p.c.len() >= rows(p.ldc, p.n), "gemm: C too short");
+    if let Some(r) = p.residual {
+        assert!(r.len() >= rows(p.ldc, p.n), "gemm: residual too short");
+    }
+    if let Some(b) = p.bias {
+        assert!(b.len() >= p.n, "gemm: bias too short");
+    }
+}
+
+/// An activation in the form the epilogue applies it.
+#[derive(Clone, Copy)]
+enum VecAct {
+    None,
+    Relu,
+    Clip(f32, f32),
+    Leaky(f32),
+    HardSwish,
+    HardSigmoid(f32, f32),
+    Abs,
+    Neg,
+    /// Not vectorised: the scalar `activation` runs on the tile row before the store.
+    Scalar(Act),
+}
+
+impl VecAct {
+    fn of(act: Act) -> VecAct {
+        match act {
+            Act::None => VecAct::None,
+            Act::Relu => VecAct::Relu,
+            Act::Clip { min, max } => VecAct::Clip(min, max),
+            Act::LeakyRelu { alpha } => VecAct::Leaky(alpha),
+            Act::HardSwish => VecAct::HardSwish,
+            Act::HardSigmoid { alpha, beta } => VecAct::HardSigmoid(alpha, beta),
+            Act::Abs => VecAct::Abs,
+            Act::Neg => VecAct::Neg,
+            other => VecAct::Scalar(other),
+        }
+    }
+}
+
+/// Apply a vectorised activation with the exact operation order (and NaN behaviour) of the
+/// scalar `activation`, so fused and unfused results agree bit for bit.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn apply_act(act: VecAct, v: __m512) -> __m512 {
+    let zero = _mm512_setzero_ps();
+    let sign = _mm512_set1_epi32(i32::MIN);
+    match act {
+        VecAct::None | VecAct::Scalar(_) => v,
+        // `max_ps(v, c)` returns `c` for a NaN `v`, as `f32::max` does.
+        VecAct::Relu => _mm512_max_ps(v, zero),
+        VecAct::Clip(lo, hi) => {
+            _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(lo)), _mm512_set1_ps(hi))
+        }
+        VecAct::Leaky(alpha) => {
+            let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, zero);
+            _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(alpha))
+        }
+        VecAct::HardSwish => {
+            // `max_ps(c, t)` returns `t` for a NaN `t`, as `f32::clamp` does.
+            let t = _mm512_add_ps(v, _mm512_set1_ps(3.0));
+            let t = _mm512_min_ps(_mm512_set1_ps(6.0), _mm512_max_ps(zero, t));
+            _mm512_mul_ps(_mm512_mul_ps(v, t), _mm512_set1_ps(1.0 / 6.0))
+        }
+        VecAct::HardSigmoid(alpha, beta) => {
+            let t = _mm512_add_ps(
+                _mm512_mul_ps(_mm512_set1_ps(alpha), v),
+                _mm512_set1_ps(beta),
+            );
+            _mm512_min_ps(_mm512_set1_ps(1.0), _mm512_max_ps(zero, t))
+        }
+        VecAct::Abs => _mm512_castsi512_ps(_mm512_andnot_si512(sign, _mm512_castps_si512(v))),
+        VecAct::Neg => _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), sign)),
+    }
+}
+
+/// Mask selecting the first `w` (0..=16) lanes.
+#[inline]
+fn lane_mask(w: usize) -> __mmask16 {
+    if w >= LANES {
+        0xFFFF
+    } else {
+        (1u16 << w) - 1
+    }
+}
+
+/// Raw view of the operands (pointers proven in range by [`check_lengths`]).
+struct Ops {
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    bias: Option<*const f32>,
+    residual: Option<*const f32>,
+    c: *mut f32,
+    ldc: usize,
+    act: VecAct,
+}
+
+/// # Safety
+/// AVX-512F must be available and `check_lengths(p)` must hold with `m, n > 0`.
+#[target_feature(enable = "avx512f")]
+unsafe fn gemm(p: GemmParams<'_>) {
+    let o = Ops {
+        m: p.m,
+        n: p.n,
+        k: p.k,
+        a: p.a.as_ptr(),
+        lda: p.lda,
+        b: p.b.as_ptr(),
+        bias: p.bias.map(|b| b.as_ptr()),
+        residual: p.residual.map(|r| r.as_ptr()),
+        c: p.c.as_mut_ptr(),
+        ldc: p.ldc,
+        act: VecAct::of(p.act),
+    };
+    let panels = o.n.div_ceil(NR);
+    // Panels per column block, a multiple of PR so only the last block has a partial tile.
+    let per_block = (B_BLOCK_BYTES / (o.k.max(1) * NR * 4) / PR).max(1) * PR;
+    let mut p0 = 0;
+    while p0 < panels {
+        let p1 = (p0 + per_block).min(panels);
+        let mut i = 0;
+        while i + MR <= o.m {
+            // SAFETY: rows i..i+MR and panels p0..p1 are inside the checked extents.
+            unsafe { row_tile::<MR>(&o, i, p0, p1) };
+            i += MR;
+        }
+        // SAFETY: as above, for the remaining rows.
+        unsafe {
+            match o.m - i {
+                7 => row_tile::<7>(&o, i, p0, p1),
+                6 => row_tile::<6>(&o, i, p0, p1),
+                5 => row_tile::<5>(&o, i, p0, p1),
+                4 => row_tile::<4>(&o, i, p0, p1),
+                3 => row_tile::<3>(&o, i, p0, p1),
+                2 => row_tile::<2>(&o, i, p0, p1),
+                1 => row_tile::<1>(&o, i, p0, p1),
+                _ => {}
+            }
+        }
+        p0 = p1;
+    }
+}
+
+/// Rows `i..i+R` against panels `p0..p1`, four panels at a time.
+///
+/// # Safety
+/// As [`gemm`], with `i + R <= m` and `p1 <= ceil(n / NR)`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn row_tile<const R: usize>(o: &Ops, i: usize, p0: usize, p1: usize) {
+    let mut p = p0;
+    while p + PR <= p1 {
+        // SAFETY: forwarded caller contract; panels p..p+4 exist.
+        unsafe { tile::<R, PR>(o, i, p) };
+        p += PR;
+    }
+    // SAFETY: forwarded caller contract; panels p..p1 exist.
+    unsafe {
+        match p1 - p {
+            3 => tile::<R, 3>(o, i, p),
+            2 => tile::<R, 2>(o, i, p),
+            1 => tile::<R, 1>(o, i, p),
+            _ => {}
+        }
+    }
+}
+
+/// One `R x (P*8)` tile: accumulate over `k`, then bias, residual, activation and store.
+/// Register `z` holds panel `2z` in its low half and panel `2z+1` (or zeros) in its high half.
+///
+/// # Safety
+/// As [`gemm`], with `i + R <= m` and panels `p..p+P` inside B.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn tile<const R: usize, const P: usize>(o: &Ops, i: usize, p: usize) {
+    let z_regs = P.div_ceil(2);
+    let mut acc = [[_mm512_setzero_ps(); 2]; R];
+    // SAFETY: row r of A holds k elements at a + (i+r)*lda (check_lengths); panel q holds
+    // k*NR elements at b + (p+q)*k*NR (packed_len).
+    unsafe {
+        let a = o.a.add(i * o.lda);
+        let b = o.b.add(p * o.k * NR);
+        let stride = o.k * NR;
+        for kk in 0..o.k {
+            let mut bv = [_mm512_setzero_ps(); 2];
+            for (z, v) in bv.iter_mut().enumerate().take(z_regs) {
+                let lo = _mm256_loadu_ps(b.add(2 * z * stride + kk * NR));
+                *v = if 2 * z + 1 < P {
+                    let hi = _mm256_loadu_ps(b.add((2 * z + 1) * stride + kk * NR));
+                    _mm512_castpd_ps(_mm512_insertf64x4::<1>(
+                        _mm512_castpd256_pd512(_mm256_castps_pd(lo)),
+                        _mm256_castps_pd(hi),
+                    ))
+                } else {
+                    _mm512_zextps256_ps512(lo)
+                };
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*a.add(r * o.lda + kk));
+                for (c, v) in row.iter_mut().zip(&bv).take(z_regs) {
+                    *c = _mm512_fmadd_ps(av, *v, *c);
+                }
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        // SAFETY: columns p*NR.. of row i+r, clipped to n, are inside C / residual / bias.
+        unsafe { store_row(o, i + r, p * NR, P * NR, row) };
+    }
+}
+
+/// Epilogue for one tile row starting at column `j0` and spanning `span` columns:
+/// `act(acc + bias + residual)` stored to the columns that are `< n`.
+///
+/// # Safety
+/// As [`gemm`], with `row < m` and `j0 < n`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn store_row(o: &Ops, row: usize, j0: usize, span: usize, acc: &[__m512; 2]) {
+    let width = (o.n - j0).min(span);
+    let regs = width.div_ceil(LANES);
+    let mut out = *acc;
+    for (z, v) in out.iter_mut().enumerate().take(regs) {
+        let j = j0 + z * LANES;
+        let mask = lane_mask(width - z * LANES);
+        let off = row * o.ldc + j;
+        // SAFETY: lanes selected by `mask` are columns j.. < n of bias / residual row;
+        // masked-off lanes are not accessed.
+        unsafe {
+            if let Some(b) = o.bias {
+                *v = _mm512_add_ps(*v, _mm512_maskz_loadu_ps(mask, b.add(j)));
+            }
+            if let Some(r) = o.residual {
+                *v = _mm512_add_ps(*v, _mm512_maskz_loadu_ps(mask, r.add(off)));
+            }
+        }
+        *v = apply_act(o.act, *v);
+    }
+    if let VecAct::Scalar(act) = o.act {
+        let mut tmp = [[0f32; LANES]; 2];
+        for (t, v) in tmp.iter_mut().zip(&out) {
+            // SAFETY: `t` is a valid 16-float buffer.
+            unsafe { _mm512_storeu_ps(t.as_mut_ptr(), *v) };
+        }
+        activation(act, &mut tmp.as_flattened_mut()[..width]);
+        for (t, v) in tmp.iter().zip(out.iter_mut()) {
+            // SAFETY: `t` is a valid 16-float buffer.
+            *v = unsafe { _mm512_loadu_ps(t.as_ptr()) };
+        }
+    }
+    for (z, v) in out.iter().enumerate().take(regs) {
+        let mask = lane_mask(width - z * LANES);
+        // SAFETY: masked lanes are columns < n of C row `row` (check_lengths).
+        unsafe { _mm512_mask_storeu_ps(o.c.add(row * o.ldc + j0 + z * LANES), mask, *v) };
+    }
+}
