@@ -19,6 +19,8 @@ pub fn fuse(g: &mut WorkGraph) {
         pad_into_conv,
         subsample_into_pointwise,
         channel_shuffle,
+        concat_into_shuffle,
+        split_into_shuffle,
         batch_norm,
         residual_into_conv,
         activation_into_producer,
@@ -543,10 +545,82 @@ fn channel_shuffle(g: &mut WorkGraph) -> bool {
         }
         let groups = s5[1];
         let n = g.nodes[i].as_mut().unwrap();
-        n.op = Op::ChannelShuffle { groups };
+        n.op = Op::ChannelShuffle { groups, splits: 1 };
         n.inputs = vec![src];
         g.nodes[t] = None;
         g.nodes[r] = None;
+        return true;
+    }
+    false
+}
+
+/// A channel Concat read only by a channel shuffle becomes the shuffle's inputs (the
+/// shuffle then reads the pieces in place instead of a concatenated copy).
+fn concat_into_shuffle(g: &mut WorkGraph) -> bool {
+    for i in 0..g.nodes.len() {
+        let Some(n) = &g.nodes[i] else { continue };
+        if !matches!(n.op, Op::ChannelShuffle { .. }) || n.inputs.len() != 1 {
+            continue;
+        }
+        let Some(c) = sole_producer(g, n.inputs[0]) else {
+            continue;
+        };
+        let Some(Op::Concat { axis: 1 }) = node_op(g, c) else {
+            continue;
+        };
+        let pieces = g.nodes[c].as_ref().unwrap().inputs.clone();
+        g.nodes[i].as_mut().unwrap().inputs = pieces;
+        g.nodes[c] = None;
+        return true;
+    }
+    false
+}
+
+/// Channel slices that cut a shuffle's output into equal consecutive parts (ShuffleNet's
+/// channel split) become the shuffle's outputs, so no slice copies remain.
+fn split_into_shuffle(g: &mut WorkGraph) -> bool {
+    for i in 0..g.nodes.len() {
+        let Some(n) = &g.nodes[i] else { continue };
+        let Op::ChannelShuffle { groups, splits: 1 } = n.op else {
+            continue;
+        };
+        let t = n.outputs[0];
+        let c = shape(g, t).get(1).copied().unwrap_or(0);
+        let users = g.consumers(t);
+        if g.outputs.contains(&t) || users.len() < 2 || c % users.len() != 0 {
+            continue;
+        }
+        let part = c / users.len();
+        let mut pieces: Vec<(usize, TensorId, usize)> = Vec::new();
+        for &u in &users {
+            let node = g.nodes[u].as_ref().unwrap();
+            match node.op {
+                Op::Slice {
+                    axis: 1,
+                    start,
+                    end,
+                    step: 1,
+                } if end == start + part && start % part == 0 && node.inputs == [t] => {
+                    pieces.push((start, node.outputs[0], u));
+                }
+                _ => break,
+            }
+        }
+        pieces.sort_unstable();
+        let covers =
+            pieces.len() == users.len() && pieces.iter().enumerate().all(|(k, p)| p.0 == k * part);
+        if !covers {
+            continue;
+        }
+        let n = g.nodes[i].as_mut().unwrap();
+        n.op = Op::ChannelShuffle {
+            groups,
+            splits: pieces.len(),
+        };
+        n.outputs = pieces.iter().map(|p| p.1).collect();
+        for p in &pieces {
+            g.nodes[p.2] = None;
+        }
         return true;
     }
     false

@@ -453,6 +453,22 @@ fn exec_step(
                 (k.f32_activation.f)(*act, y);
             }
         }
+        Step::Interleave { parts } => {
+            for p in parts {
+                let (rd, y) = split(arena, consts, p.out)?;
+                let (a, b) = (rd.get(p.a)?, rd.get(p.b)?);
+                (k.f32_interleave2.f)(
+                    p.pixels,
+                    p.n,
+                    a.get(p.a_off..).unwrap_or_default(),
+                    p.sa,
+                    b.get(p.b_off..).unwrap_or_default(),
+                    p.sb,
+                    y,
+                    p.sy,
+                );
+            }
+        }
         Step::CopyVia {
             gather,
             scatter,

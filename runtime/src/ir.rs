@@ -266,7 +266,15 @@ pub enum Op {
         mode: PadMode,
     },
     /// ShuffleNet channel shuffle on axis 1: `[N, g, C/g, H, W] -> [N, C/g, g, H, W]`.
-    ChannelShuffle { groups: usize },
+    ///
+    /// The inputs (one or more, equal outside axis 1) are first concatenated along axis 1,
+    /// and the shuffled result is split evenly along axis 1 into `splits` outputs: the
+    /// Concat → shuffle → channel split of a ShuffleNet unit in one pass over the data.
+    ChannelShuffle {
+        groups: usize,
+        #[serde(default = "one_split", skip_serializing_if = "is_one_split")]
+        splits: usize,
+    },
     /// f32 -> i8/u8 with the output tensor's quantization parameters.
     Quantize,
     /// i8/u8 -> f32 with the input tensor's quantization parameters.
@@ -316,4 +324,12 @@ pub struct Graph {
     pub nodes: Vec<Node>,
     pub inputs: Vec<TensorId>,
     pub outputs: Vec<TensorId>,
+}
+
+fn one_split() -> usize {
+    1
+}
+
+fn is_one_split(s: &usize) -> bool {
+    *s == 1
 }

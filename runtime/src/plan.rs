@@ -51,6 +51,22 @@ pub(crate) struct CopyPart {
     pub walk: Walk<2>,
 }
 
+/// One pairwise interleave: for `pixels` rows, `out[p*sy + 2j + h]` from
+/// `a[a_off + p*sa + j]` (`h = 0`) and `b[b_off + p*sb + j]` (`h = 1`), `j < n`.
+#[derive(Debug, Clone)]
+pub(crate) struct InterleavePart {
+    pub a: Loc,
+    pub a_off: usize,
+    pub sa: usize,
+    pub b: Loc,
+    pub b_off: usize,
+    pub sb: usize,
+    pub n: usize,
+    pub pixels: usize,
+    pub out: Loc,
+    pub sy: usize,
+}
+
 /// Copy between a place and a dense logical (row-major) scratch region.
 #[derive(Debug, Clone)]
 pub(crate) struct Gather {
@@ -160,6 +176,9 @@ pub(crate) enum Step {
     },
     /// Strided copies (data movement), then an optional activation on each destination.
     Copy { parts: Vec<CopyPart>, act: Act },
+    /// Pairwise interleaves of strided rows (two-group channel shuffle on channels-last
+    /// data, with its concat and split folded in).
+    Interleave { parts: Vec<InterleavePart> },
     /// Copy through a row-major scratch region (Reshape between two non-row-major layouts).
     CopyVia {
         gather: Gather,
@@ -628,6 +647,108 @@ impl<'m> Planner<'m> {
             outputs: g.outputs.clone(),
             kernels: self.k,
         })
+    }
+
+    /// Lower a (fused concat →) channel shuffle (→ split) of the current node: pairwise
+    /// interleaves when it is a two-group shuffle of channels-last data, otherwise one
+    /// strided copy per (output, group, input) run of channels.
+    fn lower_shuffle(
+        &mut self,
+        i: usize,
+        name: &str,
+        groups: usize,
+    ) -> Result<(Step, &'static str, u64, u64)> {
+        let node = &self.model.graph.nodes[i];
+        let ins: Vec<Place> = node
+            .inputs
+            .iter()
+            .map(|&t| self.place(t).cloned())
+            .collect::<Result<_>>()?;
+        let outs: Vec<Place> = node
+            .outputs
+            .iter()
+            .map(|&t| self.place(t).cloned())
+            .collect::<Result<_>>()?;
+        let g = groups.max(1);
+        let c: usize = ins.iter().map(|p| p.shape[1]).sum();
+        let splits = outs.len().max(1);
+        let s = c / splits;
+        let channels_last = |p: &Place| {
+            p.shape.len() == 4 && {
+                let (c, w) = (p.shape[1], p.shape[3]);
+                p.strides == [p.shape[2] * w * c, 1, w * c, c]
+            }
+        };
+        let halves = match ins.as_slice() {
+            [x] => Some(((x.loc, 0, c), (x.loc, c / 2, c))),
+            [x, y] if x.shape[1] == y.shape[1] => Some(((x.loc, 0, c / 2), (y.loc, 0, c / 2))),
+            _ => None,
+        };
+        if let Some((a, b)) = halves
+            .filter(|_| g == 2 && s.is_multiple_of(2) && ins.iter().chain(&outs).all(channels_last))
+        {
+            let pixels = ins[0].shape[0] * ins[0].shape[2] * ins[0].shape[3];
+            let parts = outs
+                .iter()
+                .enumerate()
+                .map(|(k, out)| InterleavePart {
+                    a: a.0,
+                    a_off: a.1 + k * s / 2,
+                    sa: a.2,
+                    b: b.0,
+                    b_off: b.1 + k * s / 2,
+                    sb: b.2,
+                    n: s / 2,
+                    pixels,
+                    out: out.loc,
+                    sy: s,
+                })
+                .collect();
+            return Ok((
+                Step::Interleave { parts },
+                self.k.f32_interleave2.name,
+                0,
+                0,
+            ));
+        }
+        // Output channel j of the shuffled concat reads concat channel (j % g) * cg + j / g.
+        let cg = c / g;
+        let mut parts = Vec::new();
+        for (k, out) in outs.iter().enumerate() {
+            for r in 0..g {
+                let q_lo = (k * s + g - 1 - r) / g;
+                let q_hi = ((k + 1) * s + g - 1 - r) / g;
+                let (lo, hi) = (r * cg + q_lo, r * cg + q_hi);
+                let mut at = 0;
+                for x in &ins {
+                    let (u, v) = (lo.max(at), hi.min(at + x.shape[1]));
+                    if u < v {
+                        let mut shape = x.shape.clone();
+                        shape[1] = v - u;
+                        let mut dst = out.strides.clone();
+                        dst[1] *= g;
+                        let q0 = u - r * cg;
+                        parts.push(CopyPart {
+                            src: x.loc,
+                            src_off: (u - at) * x.strides[1],
+                            dst: out.loc,
+                            dst_off: (q0 * g + r - k * s) * out.strides[1],
+                            walk: walk2(name, &shape, &dst, &x.strides)?,
+                        });
+                    }
+                    at += x.shape[1];
+                }
+            }
+        }
+        Ok((
+            Step::Copy {
+                parts,
+                act: Act::None,
+            },
+            self.k.f32_copy.name,
+            0,
+            0,
+        ))
     }
 
     /// Lower node `i` to a step: `(step, kernel name, macs, params)`.
@@ -1314,34 +1435,7 @@ impl<'m> Planner<'m> {
                     0,
                 ))
             }
-            Op::ChannelShuffle { groups } => {
-                let x = self.place(x_id)?.clone();
-                let g = (*groups).max(1);
-                let cg = x.shape[1] / g;
-                let mut shape = vec![x.shape[0], cg, g];
-                shape.extend_from_slice(&x.shape[2..]);
-                let mut src = vec![x.strides[0], x.strides[1], cg * x.strides[1]];
-                src.extend_from_slice(&x.strides[2..]);
-                let mut dst = vec![out.strides[0], g * out.strides[1], out.strides[1]];
-                dst.extend_from_slice(&out.strides[2..]);
-                let walk = walk2(name, &shape, &dst, &src)?;
-                let part = CopyPart {
-                    src: x.loc,
-                    src_off: 0,
-                    dst: out.loc,
-                    dst_off: 0,
-                    walk,
-                };
-                Ok((
-                    Step::Copy {
-                        parts: vec![part],
-                        act: Act::None,
-                    },
-                    k.f32_copy.name,
-                    0,
-                    0,
-                ))
-            }
+            Op::ChannelShuffle { groups, .. } => self.lower_shuffle(i, name, *groups),
             Op::Softmax { axis } => {
                 let x = self.place(x_id)?.clone();
                 let mut shape = x.shape.clone();

@@ -16,6 +16,8 @@ pub const MAX_NUMEL: usize = 1 << 28;
 pub const MAX_ACTIVATION_BYTES: u64 = 4 << 30;
 /// Largest kernel size, stride, dilation or padding of a window, and largest `Pad` amount.
 pub const MAX_WINDOW: usize = 1 << 16;
+/// Largest number of outputs of a fused channel shuffle (a bound for hostile bundles).
+pub const MAX_SPLITS: usize = 1 << 10;
 /// Largest `resize_shorter` / crop side accepted in preprocessing metadata.
 pub const MAX_IMAGE_SIDE: u32 = 1 << 14;
 
@@ -260,7 +262,8 @@ fn broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
         .collect()
 }
 
-/// Number of input tensors `op` takes, or `None` when variadic (Concat: at least one).
+/// Number of input tensors `op` takes, or `None` when variadic (Concat, ChannelShuffle: at
+/// least one).
 fn input_count(op: &Op) -> Option<usize> {
     Some(match op {
         Op::Conv2d {
@@ -271,7 +274,7 @@ fn input_count(op: &Op) -> Option<usize> {
         Op::FullyConnected { has_bias, .. } => 2 + *has_bias as usize,
         Op::MatMul | Op::Binary { .. } => 2,
         Op::BatchNorm => 3,
-        Op::Concat { .. } => return None,
+        Op::Concat { .. } | Op::ChannelShuffle { .. } => return None,
         _ => 1,
     })
 }
@@ -631,23 +634,45 @@ fn infer(
             }
             one(out)
         }
-        Op::ChannelShuffle { groups } => {
+        Op::ChannelShuffle { groups, splits } => {
             if rank < 2 {
                 return Err(err(
                     node,
                     format!("{name}: input {:?} must have rank >= 2", x.shape),
                 ));
             }
-            if *groups == 0 || !x.shape[1].is_multiple_of(*groups) {
+            let mut c = 0usize;
+            for (i, t) in inputs.iter().enumerate() {
+                let same_others =
+                    t.shape.len() == rank && (0..rank).all(|d| d == 1 || t.shape[d] == x.shape[d]);
+                if !same_others {
+                    return Err(err(
+                        node,
+                        format!(
+                            "{name}: input {i} shape {:?} differs from input 0 shape {:?} outside axis 1",
+                            t.shape, x.shape
+                        ),
+                    ));
+                }
+                c = c
+                    .checked_add(t.shape[1])
+                    .ok_or_else(|| err(node, format!("{name}: channel count overflows")))?;
+            }
+            if *groups == 0 || !c.is_multiple_of(*groups) {
                 return Err(err(
                     node,
-                    format!(
-                        "{name}: {} channels not divisible by groups={groups}",
-                        x.shape[1]
-                    ),
+                    format!("{name}: {c} channels not divisible by groups={groups}"),
                 ));
             }
-            one(x.shape.clone())
+            if *splits == 0 || *splits > MAX_SPLITS || !c.is_multiple_of(*splits) {
+                return Err(err(
+                    node,
+                    format!("{name}: {c} channels do not split into {splits} equal outputs"),
+                ));
+            }
+            let mut out = x.shape.clone();
+            out[1] = c / splits;
+            Ok(vec![out; *splits])
         }
         Op::Quantize | Op::Dequantize => one(x.shape.clone()),
     }

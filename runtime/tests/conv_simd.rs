@@ -80,6 +80,29 @@ fn check(name: &str, f: ConvFn) {
         geom(24, 24, 5, 1, 1, 1, 0, 3),
         geom(16, 129, 4, 3, 1, 1, 1, 1),
         geom(4, 8, 7, 7, 1, 1, 0, 2),
+        // Long rows: several full pixel tiles, then single interior and border pixels.
+        geom(3, 24, 39, 3, 2, 1, 1, 1),
+        geom(7, 48, 40, 3, 1, 1, 1, 1),
+        geom(2, 40, 26, 5, 1, 1, 2, 2),
+        // TF "same" export of a stride-2 stem: no top/left padding, one bottom/right.
+        ConvGeom {
+            n: 2,
+            h: 16,
+            w: 23,
+            c: 3,
+            oh: 8,
+            ow: 12,
+            o: 32,
+            kh: 3,
+            kw: 3,
+            sh: 2,
+            sw: 2,
+            dh: 1,
+            dw: 1,
+            pt: 0,
+            pl: 0,
+            groups: 1,
+        },
     ];
     let acts = [
         Act::None,
@@ -87,6 +110,8 @@ fn check(name: &str, f: ConvFn) {
         Act::Clip { min: 0.0, max: 6.0 },
         Act::HardSwish,
         Act::Sigmoid,
+        Act::Silu,
+        Act::Tanh,
     ];
     for (i, g) in cases.iter().enumerate() {
         for (j, &act) in acts.iter().enumerate() {
@@ -113,7 +138,7 @@ fn avx2_direct_conv_matches_scalar() {
         eprintln!("SKIP: this CPU has no AVX2+FMA");
         return;
     }
-    check("avx2", f32_conv::avx2::conv_direct_8c);
+    check("avx2", f32_conv::avx2::conv_direct_6x16);
 }
 
 #[test]
@@ -122,5 +147,5 @@ fn avx512_direct_conv_matches_scalar() {
         eprintln!("SKIP: this CPU has no AVX-512F");
         return;
     }
-    check("avx512", f32_conv::avx512::conv_direct_16c);
+    check("avx512", f32_conv::avx512::conv_direct_8x32);
 }

@@ -457,14 +457,39 @@ fn naive(g: &Graph, consts: &HashMap<usize, Vec<f32>>, inputs: &[Vec<f32>]) -> V
                     };
                 }
             }
-            Op::ChannelShuffle { groups } => {
-                let cg = xs[1] / groups;
-                for (i, out) in y.iter_mut().enumerate() {
-                    let mut idx = unflat(&os, i);
-                    let oc = idx[1];
-                    idx[1] = (oc % groups) * cg + oc / groups;
-                    *out = x[flat(&xs, &idx)];
+            Op::ChannelShuffle { groups, .. } => {
+                // Concatenate the inputs on axis 1, shuffle, split evenly into the outputs.
+                let mut cs = xs.clone();
+                cs[1] = node.inputs.iter().map(|&t| sh(t)[1]).sum();
+                let cat: Vec<f32> = (0..cs.iter().product())
+                    .map(|i| {
+                        let mut idx = unflat(&cs, i);
+                        for &t in &node.inputs {
+                            let ts = sh(t);
+                            if idx[1] < ts[1] {
+                                return v[&t][flat(&ts, &idx)];
+                            }
+                            idx[1] -= ts[1];
+                        }
+                        unreachable!("channel index inside the concatenation")
+                    })
+                    .collect();
+                let cg = cs[1] / groups;
+                let mut at = 0;
+                for &t in &node.outputs {
+                    let ts = sh(t);
+                    let d: Vec<f32> = (0..ts.iter().product())
+                        .map(|i| {
+                            let mut idx = unflat(&ts, i);
+                            let oc = idx[1] + at;
+                            idx[1] = (oc % groups) * cg + oc / groups;
+                            cat[flat(&cs, &idx)]
+                        })
+                        .collect();
+                    at += ts[1];
+                    v.insert(t, d);
                 }
+                continue;
             }
             Op::Quantize | Op::Dequantize => {
                 let q = if matches!(node.op, Op::Quantize) {
@@ -513,20 +538,36 @@ fn check(b: &B, seed: u64) -> Session {
             .map(|&t| rng.v(b.g.tensors[t].numel()))
             .collect();
     let want = naive(&b.g, &b.vals, &inputs);
-    let mut s = Session::with_kernels(Arc::new(model), kernels::generic()).expect("plan");
     let refs: Vec<&[f32]> = inputs.iter().map(|v| v.as_slice()).collect();
-    s.run(&refs).expect("run");
-    for (i, w) in want.iter().enumerate() {
-        let got = s.output(i);
-        assert_eq!(got.len(), w.len(), "output {i} length");
-        let scale = w.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
-        for (j, (g, e)) in got.iter().zip(w).enumerate() {
-            assert!(
-                (g - e).abs() <= 1e-4 * scale,
-                "output {i} element {j}: got {g}, want {e}"
-            );
+    let model = Arc::new(model);
+    // Every tier this CPU runs must match the naive interpreter (scalar last: returned).
+    let cpu = kernels::CpuFeatures::detect();
+    let tiers = [kernels::Isa::Avx512, kernels::Isa::Avx2, kernels::Isa::Neon];
+    let mut sets: Vec<_> = tiers
+        .into_iter()
+        .filter(|&isa| cpu.supports(isa))
+        .map(kernels::for_isa)
+        .collect();
+    sets.push(kernels::generic());
+    let mut last = None;
+    for k in sets {
+        let mut s = Session::with_kernels(model.clone(), k).expect("plan");
+        s.run(&refs).expect("run");
+        for (i, w) in want.iter().enumerate() {
+            let got = s.output(i);
+            assert_eq!(got.len(), w.len(), "output {i} length");
+            let scale = w.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+            for (j, (g, e)) in got.iter().zip(w).enumerate() {
+                assert!(
+                    (g - e).abs() <= 1e-4 * scale,
+                    "tier {:?}: output {i} element {j}: got {g}, want {e}",
+                    k.isa
+                );
+            }
         }
+        last = Some(s);
     }
+    let mut s = last.expect("the scalar tier always runs");
     // a second run gives identical results
     let first: Vec<Vec<f32>> = (0..want.len()).map(|i| s.output(i).to_vec()).collect();
     let times = s.run_profiled(&refs).expect("run twice");
@@ -757,7 +798,14 @@ fn shuffle_concat_split_slice_pad() {
         &[1, 3, 2, 5, 6],
     );
     let r2 = b.op1(Op::Reshape, &[tr], &[1, 6, 5, 6]);
-    let cs = b.op1(Op::ChannelShuffle { groups: 2 }, &[c], &[1, 6, 5, 6]);
+    let cs = b.op1(
+        Op::ChannelShuffle {
+            groups: 2,
+            splits: 1,
+        },
+        &[c],
+        &[1, 6, 5, 6],
+    );
     let cat1 = b.op1(Op::Concat { axis: 1 }, &[r2, cs, x], &[1, 16, 5, 6]);
     let cat3 = b.op1(Op::Concat { axis: 3 }, &[cs, r2], &[1, 6, 5, 12]);
     let sp = b.op(
@@ -829,6 +877,53 @@ fn shuffle_concat_split_slice_pad() {
     }
     let s = check(&b, 2);
     assert!(s.plan().steps().iter().all(|st| !st.kernel.is_empty()));
+}
+
+/// Channel shuffles with their concat and split folded in: the interleave fast path (two
+/// groups, even parts) and the strided-copy path (unequal inputs, three groups, odd parts).
+#[test]
+fn fused_channel_shuffles() {
+    let mut b = B::new();
+    let x = b.input(&[1, 4, 5, 7]);
+    let mk = |b: &mut B, o: usize| {
+        conv(
+            b,
+            x,
+            [1, 4, 5, 7],
+            o,
+            win([1, 1], [1, 1], [1, 1], [0; 4]),
+            1,
+            Activation::None,
+            None,
+        )
+        .0
+    };
+    let (a6, b6, c8, d5, e5) = (
+        mk(&mut b, 6),
+        mk(&mut b, 6),
+        mk(&mut b, 8),
+        mk(&mut b, 5),
+        mk(&mut b, 5),
+    );
+    let shuffle = |groups, splits| Op::ChannelShuffle { groups, splits };
+    let mut outs = Vec::new();
+    outs.extend(b.op(shuffle(2, 2), &[a6, b6], &[&[1, 6, 5, 7], &[1, 6, 5, 7]]));
+    outs.extend(b.op(shuffle(2, 3), &[c8, x], &[&[1, 4, 5, 7][..]; 3]));
+    outs.extend(b.op(shuffle(2, 2), &[x, c8], &[&[1, 6, 5, 7][..]; 2]));
+    outs.extend(b.op(shuffle(3, 2), &[x, x, x], &[&[1, 6, 5, 7][..]; 2]));
+    outs.extend(b.op(shuffle(2, 1), &[d5, e5], &[&[1, 10, 5, 7]]));
+    outs.extend(b.op(shuffle(2, 2), &[d5, e5], &[&[1, 5, 5, 7][..]; 2]));
+    outs.extend(b.op(shuffle(2, 1), &[c8], &[&[1, 8, 5, 7]]));
+    for t in outs {
+        b.out(t);
+    }
+    let s = check(&b, 11);
+    let kernels: Vec<&str> = s.plan().steps().iter().map(|st| st.kernel).collect();
+    assert_eq!(
+        kernels.iter().filter(|k| k.contains("interleave2")).count(),
+        3,
+        "fast paths (equal halves, even parts): {kernels:?}"
+    );
 }
 
 #[test]

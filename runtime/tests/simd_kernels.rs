@@ -283,7 +283,15 @@ fn check_gemm(name: &str, f: GemmFn, mr: usize, nt: usize) {
         seed += 1;
     }
     // Large K: several column blocks of packed B.
-    for (m, n, k) in [(13, 40, 2048), (7, 37, 3000), (mr + 1, 3 * nt + 5, 1024)] {
+    // ... and single rows (batch-1 fully connected layers) wider than the row-vector tiles.
+    for (m, n, k) in [
+        (13, 40, 2048),
+        (7, 37, 3000),
+        (mr + 1, 3 * nt + 5, 1024),
+        (1, 1000, 1280),
+        (1, 129, 37),
+        (1, 300, 5),
+    ] {
         let c = GemmCase {
             m,
             n,

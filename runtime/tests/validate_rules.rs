@@ -150,7 +150,13 @@ fn other_shapes() {
     };
     assert_eq!(one(pad, &[&[1, 4, 5]]), [1, 7, 8]);
     assert_eq!(
-        one(Op::ChannelShuffle { groups: 2 }, &[&[1, 8, 2, 2]]),
+        one(
+            Op::ChannelShuffle {
+                groups: 2,
+                splits: 1
+            },
+            &[&[1, 8, 2, 2]]
+        ),
         [1, 8, 2, 2]
     );
     assert_eq!(
@@ -373,8 +379,31 @@ fn transpose_softmax_pad_shuffle_batchnorm() {
     assert_has(&e, &["1 pad pairs for rank 2"]);
     let e = shapes(pad(vec![(0, 0), (0, 1 << 30)], PadMode::Edge), &[&[1, 4]]).unwrap_err();
     assert_has(&e, &["exceed"]);
-    let e = shapes(Op::ChannelShuffle { groups: 3 }, &[&[1, 8, 2, 2]]).unwrap_err();
+    let e = shapes(
+        Op::ChannelShuffle {
+            groups: 3,
+            splits: 1,
+        },
+        &[&[1, 8, 2, 2]],
+    )
+    .unwrap_err();
     assert_has(&e, &["8 channels not divisible by groups=3"]);
+    // The fused form: inputs concatenated on axis 1, the result split evenly.
+    let shuffle = |groups, splits| Op::ChannelShuffle { groups, splits };
+    assert_eq!(
+        shapes(shuffle(2, 2), &[&[1, 6, 3, 3], &[1, 2, 3, 3]]).unwrap(),
+        [[1, 4, 3, 3], [1, 4, 3, 3]]
+    );
+    let e = shapes(shuffle(2, 3), &[&[1, 6, 3, 3], &[1, 2, 3, 3]]).unwrap_err();
+    assert_has(&e, &["8 channels do not split into 3 equal outputs"]);
+    let e = shapes(shuffle(2, 0), &[&[1, 8, 3, 3]]).unwrap_err();
+    assert_has(&e, &["do not split into 0"]);
+    let e = shapes(shuffle(2, 1), &[&[1, 4, 3, 3], &[1, 4, 3, 2]]).unwrap_err();
+    assert_has(
+        &e,
+        &["input 1 shape [1, 4, 3, 2] differs from input 0 shape [1, 4, 3, 3] outside axis 1"],
+    );
+    assert!(shapes(shuffle(2, 1), &[]).is_err());
     let e = shapes(Op::BatchNorm, &[&[1, 3, 2, 2], &[3], &[4]]).unwrap_err();
     assert_has(&e, &["shift has shape [4], expected [3]"]);
 }

@@ -108,6 +108,8 @@ pub struct Kernels {
     pub f32_softmax: Slot<f32_softmax::SoftmaxFn>,
     /// Strided row copy (data movement).
     pub f32_copy: Slot<f32_copy::CopyFn>,
+    /// Pairwise interleave of strided rows (two-group channel shuffle).
+    pub f32_interleave2: Slot<f32_copy::Interleave2Fn>,
 }
 
 macro_rules! slot {
@@ -142,6 +144,7 @@ pub fn generic() -> Kernels {
         f32_affine: slot!(f32_eltwise::scalar::affine),
         f32_softmax: slot!(f32_softmax::scalar::softmax_strided),
         f32_copy: slot!(f32_copy::scalar::copy_strided),
+        f32_interleave2: slot!(f32_copy::scalar::interleave2),
     }
 }
 
@@ -152,14 +155,28 @@ pub fn for_isa(isa: Isa) -> Kernels {
     #[cfg(target_arch = "x86_64")]
     match isa {
         Isa::Avx2 => {
-            k.f32_conv = slot!(f32_conv::avx2::conv_direct_8c);
+            k.f32_conv = slot!(f32_conv::avx2::conv_direct_6x16);
             k.f32_gemm = slot!(f32_gemm::avx2::gemm_6x16);
             k.f32_dwconv = slot!(f32_dwconv::avx2::dwconv_8c);
+            k.f32_activation = slot!(f32_eltwise::avx2::activation_8c);
+            k.f32_maxpool = slot!(f32_pool::avx2::maxpool_8c);
+            k.f32_avgpool = slot!(f32_pool::avx2::avgpool_8c);
+            k.f32_global_avg = slot!(f32_pool::avx2::global_avg_8c);
+            k.f32_interleave2 = slot!(f32_copy::avx2::interleave2_8c);
+            k.f32_binary = slot!(f32_eltwise::avx2::binary_8c);
+            k.f32_binary_channel = slot!(f32_eltwise::avx2::binary_channel_8c);
         }
         Isa::Avx512 => {
-            k.f32_conv = slot!(f32_conv::avx512::conv_direct_16c);
+            k.f32_conv = slot!(f32_conv::avx512::conv_direct_8x32);
             k.f32_gemm = slot!(f32_gemm::avx512::gemm_8x32);
             k.f32_dwconv = slot!(f32_dwconv::avx512::dwconv_16c);
+            k.f32_activation = slot!(f32_eltwise::avx512::activation_16c);
+            k.f32_maxpool = slot!(f32_pool::avx2::maxpool_8c);
+            k.f32_avgpool = slot!(f32_pool::avx2::avgpool_8c);
+            k.f32_global_avg = slot!(f32_pool::avx2::global_avg_8c);
+            k.f32_interleave2 = slot!(f32_copy::avx2::interleave2_8c);
+            k.f32_binary = slot!(f32_eltwise::avx512::binary_16c);
+            k.f32_binary_channel = slot!(f32_eltwise::avx512::binary_channel_16c);
         }
         _ => {}
     }
@@ -194,6 +211,7 @@ impl Kernels {
             ("f32_affine", self.f32_affine.name),
             ("f32_softmax", self.f32_softmax.name),
             ("f32_copy", self.f32_copy.name),
+            ("f32_interleave2", self.f32_interleave2.name),
         ]
     }
 }

@@ -46,6 +46,30 @@ impl ConvGeom {
             .checked_sub(self.pt)
             .filter(|&v| v < self.h)
     }
+    /// Kernel rows `ky_lo..ky_hi` whose input row is inside the image for output row `oy`
+    /// (a contiguous range; empty when every tap is padding).
+    pub fn valid_ky(&self, oy: usize) -> std::ops::Range<usize> {
+        let mut valid = (0..self.kh).filter(|&ky| self.in_y(oy, ky).is_some());
+        match valid.next() {
+            Some(lo) => lo..valid.next_back().unwrap_or(lo) + 1,
+            None => 0..0,
+        }
+    }
+    /// Output columns `[lo, hi)` whose taps all fall inside the input row (no padding).
+    pub fn interior_x(&self) -> (usize, usize) {
+        let (s, d, k) = (self.sw, self.dw, self.kw);
+        if s == 0 || k == 0 {
+            return (0, 0);
+        }
+        let ext = (k - 1).saturating_mul(d);
+        let limit = self.w.saturating_add(self.pl);
+        if limit <= ext {
+            return (0, 0);
+        }
+        // Need ox*s >= pl and ox*s + ext < w + pl.
+        let hi = ((limit - ext - 1) / s + 1).min(self.ow);
+        (self.pl.div_ceil(s).min(hi), hi)
+    }
     /// Input column of output column `ox` tap `kx`, or `None` when in the padding.
     #[inline(always)]
     pub fn in_x(&self, ox: usize, kx: usize) -> Option<usize> {
@@ -90,4 +114,38 @@ pub fn pack_weights(g: &ConvGeom, oihw: &[f32]) -> Vec<f32> {
         }
     }
     out
+}
+
+/// Assert that every slice of `a` covers its geometry (the SIMD kernels' pointer arithmetic
+/// relies on it); `false` when there is nothing to compute.
+pub fn check_lengths(a: &ConvArgs<'_>) -> bool {
+    let g = a.g;
+    let prod = |v: &[usize]| {
+        v.iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .expect("conv: tensor size overflows usize")
+    };
+    let groups = g.groups.max(1);
+    assert!(
+        g.c.is_multiple_of(groups) && g.o.is_multiple_of(groups),
+        "conv: channels not divisible by groups"
+    );
+    let out = prod(&[g.n, g.oh, g.ow, g.o]);
+    if out == 0 {
+        return false;
+    }
+    assert!(
+        a.x.len() >= prod(&[g.n, g.h, g.w, g.c]),
+        "conv: x too short"
+    );
+    assert!(
+        a.w.len() >= prod(&[g.kh, g.kw, g.c / groups, g.o]),
+        "conv: weights too short"
+    );
+    assert!(a.bias.len() >= g.o, "conv: bias too short");
+    assert!(a.y.len() >= out, "conv: y too short");
+    if let Some(r) = a.residual {
+        assert!(r.len() >= out, "conv: residual too short");
+    }
+    true
 }

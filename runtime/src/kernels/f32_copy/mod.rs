@@ -1,12 +1,27 @@
 //! f32 data movement: strided row copies driven by [`crate::kernels::walk::Walk`]; used
 //! by Concat, Split, Slice, Transpose, ChannelShuffle, Pad, Reshape and layout changes.
 
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
 pub mod scalar;
 
 use super::walk::Walk;
 
 /// Copy one strided row: `y[i*sy] = x[i*sx]` for `i < n`.
 pub type CopyFn = fn(n: usize, x: &[f32], sx: usize, y: &mut [f32], sy: usize);
+
+/// Interleave two strided row sets, `y[p*sy + 2j + h]` from `a[p*sa + j]` / `b[p*sb + j]`
+/// (the two-group channel shuffle).
+pub type Interleave2Fn = fn(
+    pixels: usize,
+    n: usize,
+    a: &[f32],
+    sa: usize,
+    b: &[f32],
+    sb: usize,
+    y: &mut [f32],
+    sy: usize,
+);
 
 /// Copy a strided view of `src` (starting at `src_off`) into a strided view of `dst`
 /// (starting at `dst_off`); `walk` is over `[dst strides, src strides]`.

@@ -17,3 +17,26 @@ pub fn copy_strided(n: usize, x: &[f32], sx: usize, y: &mut [f32], sy: usize) {
         }
     }
 }
+
+/// Interleave two strided row sets: for each of `pixels` rows, `y[p*sy + 2j + h]` takes
+/// `a[p*sa + j]` (`h = 0`) and `b[p*sb + j]` (`h = 1`) for `j < n`. A two-group channel
+/// shuffle on channels-last data is this with `a`, `b` the two channel halves.
+#[allow(clippy::too_many_arguments)]
+pub fn interleave2(
+    pixels: usize,
+    n: usize,
+    a: &[f32],
+    sa: usize,
+    b: &[f32],
+    sb: usize,
+    y: &mut [f32],
+    sy: usize,
+) {
+    for p in 0..pixels {
+        let (ar, br) = (&a[p * sa..][..n], &b[p * sb..][..n]);
+        for (j, pair) in y[p * sy..][..2 * n].chunks_exact_mut(2).enumerate() {
+            pair[0] = ar[j];
+            pair[1] = br[j];
+        }
+    }
+}

@@ -1,6 +1,10 @@
 //! f32 element-wise kernels: binary ops (same shape, per-channel, strided broadcast rows),
 //! activations in place, per-channel affine (BatchNorm).
 
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
 pub mod scalar;
 
 use super::{Act, BinOp};

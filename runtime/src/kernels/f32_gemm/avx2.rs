@@ -168,6 +168,11 @@ unsafe fn gemm(p: GemmParams<'_>) {
         act: VecAct::of(p.act),
     };
     let panels = o.n.div_ceil(NR);
+    if o.m == 1 {
+        // SAFETY: row 0 and panels 0..panels are inside the checked extents.
+        unsafe { row_vector(&o, panels) };
+        return;
+    }
     // Panels per column block, a multiple of PR so only the last block has a lone panel.
     let per_block = (B_BLOCK_BYTES / (o.k.max(1) * NR * 4) / PR).max(1) * PR;
     let mut p0 = 0;
@@ -210,6 +215,28 @@ unsafe fn row_tile<const R: usize>(o: &Ops, i: usize, p0: usize, p1: usize) {
     if p < p1 {
         // SAFETY: forwarded caller contract; panel p exists.
         unsafe { tile::<R, 1>(o, i, p) };
+    }
+}
+
+/// A single row (matrix-vector product, e.g. a fully connected layer at batch 1): eight
+/// panels per tile so eight independent accumulators hide the FMA latency.
+///
+/// # Safety
+/// As [`gemm`], with `m == 1` and `panels == ceil(n / NR)`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn row_vector(o: &Ops, panels: usize) {
+    const WIDE: usize = 8;
+    let mut p = 0;
+    while p + WIDE <= panels {
+        // SAFETY: forwarded caller contract; panels p..p+8 exist.
+        unsafe { tile::<1, WIDE>(o, 0, p) };
+        p += WIDE;
+    }
+    while p < panels {
+        // SAFETY: forwarded caller contract; panel p exists.
+        unsafe { tile::<1, 1>(o, 0, p) };
+        p += 1;
     }
 }
 

@@ -1,5 +1,7 @@
 //! f32 pooling on NHWC: max and average windows, global average.
 
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
 pub mod scalar;
 
 pub use super::f32_conv::ConvGeom;
