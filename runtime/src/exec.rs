@@ -453,6 +453,11 @@ fn exec_step(
                 (k.f32_activation.f)(*act, y);
             }
         }
+        Step::InvertedResidual(ir) => {
+            let (rd, y) = split(arena, consts, ir.out)?;
+            let residual = ir.residual.map(|l| rd.get(l)).transpose()?;
+            crate::fused::run(k, ir, rd.get(ir.x)?, residual, y, scratch)?;
+        }
         Step::Interleave { parts } => {
             for p in parts {
                 let (rd, y) = split(arena, consts, p.out)?;

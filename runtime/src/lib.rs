@@ -4,6 +4,7 @@
 pub mod bundle;
 pub mod error;
 pub mod exec;
+mod fused;
 pub mod ir;
 pub mod kernels;
 pub mod meta;

@@ -176,6 +176,8 @@ pub(crate) enum Step {
     },
     /// Strided copies (data movement), then an optional activation on each destination.
     Copy { parts: Vec<CopyPart>, act: Act },
+    /// Expansion, depthwise and projection of an inverted-residual block, run band by band.
+    InvertedResidual(Box<crate::fused::InvertedResidual>),
     /// Pairwise interleaves of strided rows (two-group channel shuffle on channels-last
     /// data, with its concat and split folded in).
     Interleave { parts: Vec<InterleavePart> },
@@ -544,6 +546,13 @@ impl<'m> Planner<'m> {
                 touch(t, steps_n + 1, &mut life);
             }
         }
+        // A fused block reads its input until its last node runs.
+        let chains = crate::fused::find_chains(g);
+        for c in &chains {
+            if let Some(&x) = g.nodes[c.first()].inputs.first() {
+                touch(x, c.project + 1, &mut life);
+            }
+        }
         let mut size = vec![0usize; nt];
         let mut naive = 0usize;
         for (t, tensor) in g.tensors.iter().enumerate() {
@@ -631,6 +640,18 @@ impl<'m> Planner<'m> {
                 output_shape,
             });
             steps.push(step);
+        }
+        for c in chains {
+            let mut scratch = |len| self.scratch(len);
+            if crate::fused::fuse_chain(&mut steps, c, &mut scratch) {
+                let mut macs = 0;
+                for i in c.expand.into_iter().chain([c.dw]) {
+                    macs += std::mem::take(&mut infos[i].macs);
+                    infos[i].kernel = "fused";
+                }
+                infos[c.project].macs += macs;
+                infos[c.project].kernel = "fused::inverted_residual";
+            }
         }
         for &t in g.inputs.iter().chain(&g.outputs) {
             self.place(t)?;

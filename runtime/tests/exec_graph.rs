@@ -926,6 +926,69 @@ fn fused_channel_shuffles() {
     );
 }
 
+/// Inverted-residual blocks large enough to be fused (expansion → depthwise → projection
+/// run band by band): strided and asymmetric padding, 5x5 with a residual, batch 2, and a
+/// block without expansion. Every tier must match the naive interpreter.
+#[test]
+fn inverted_residual_blocks_fuse() {
+    let mut b = B::new();
+    let relu6 = Activation::Clip { min: 0.0, max: 6.0 };
+    let pw = win([1, 1], [1, 1], [1, 1], [0; 4]);
+    let x = b.input(&[2, 8, 63, 63]);
+    // expand -> dw 3x3 s2 (TF "same": no top/left pad) -> project
+    let (e, es) = conv(&mut b, x, [2, 8, 63, 63], 96, pw, 1, relu6, None);
+    let (d, ds) = conv(
+        &mut b,
+        e,
+        es,
+        96,
+        win([3, 3], [2, 2], [1, 1], [0, 0, 1, 1]),
+        96,
+        relu6,
+        None,
+    );
+    let (p1, s1) = conv(&mut b, d, ds, 16, pw, 1, Activation::None, None);
+    // expand -> dw 5x5 s1 pad 2 -> project + residual
+    let (e, es) = conv(&mut b, p1, s1, 144, pw, 1, Activation::HardSwish, None);
+    let (d, ds) = conv(
+        &mut b,
+        e,
+        es,
+        144,
+        win([5, 5], [1, 1], [1, 1], [2; 4]),
+        144,
+        relu6,
+        None,
+    );
+    let (p2, s2) = conv(&mut b, d, ds, 16, pw, 1, Activation::None, Some(p1));
+    // no expansion: dw 3x3 s1 pad 1 on a large input -> project
+    let y = b.input(&[1, 96, 50, 60]);
+    let (d, ds) = conv(
+        &mut b,
+        y,
+        [1, 96, 50, 60],
+        96,
+        win([3, 3], [1, 1], [1, 1], [1; 4]),
+        96,
+        relu6,
+        None,
+    );
+    let (p3, _) = conv(&mut b, d, ds, 24, pw, 1, relu6, None);
+    let _ = s2;
+    for t in [p2, p3] {
+        b.out(t);
+    }
+    let s = check(&b, 5);
+    let fused = s
+        .plan()
+        .steps()
+        .iter()
+        .filter(|st| st.kernel == "fused::inverted_residual")
+        .count();
+    let kernels: Vec<&str> = s.plan().steps().iter().map(|st| st.kernel).collect();
+    assert_eq!(fused, 3, "every block fuses: {kernels:?}");
+}
+
 #[test]
 fn binary_unary_broadcasts() {
     let mut b = B::new();

@@ -30,6 +30,13 @@ pub fn gemm_8x32(p: GemmParams<'_>) {
     if p.m == 0 || p.n == 0 {
         return;
     }
+    // Where 256-bit tiles measure faster on 512-bit-double-pumping cores (Zen 4): a single
+    // row (FC at batch 1: eight panel streams beat wider 512-bit tiles), narrow outputs (the
+    // 32-column tile would be a quarter or more empty) and short reductions (the epilogue
+    // dominates). `gemm_6x16` needs AVX2+FMA, which every AVX-512 CPU has.
+    if p.m == 1 || p.n <= 24 || p.k <= 32 {
+        return super::avx2::gemm_6x16(p);
+    }
     check_lengths(&p);
     // SAFETY: avx512f was detected just above (the slot invariant of `for_isa` is that this
     // tier is only chosen when `CpuFeatures::supports(Isa::Avx512)`, the check makes the
@@ -173,11 +180,6 @@ unsafe fn gemm(p: GemmParams<'_>) {
         act: VecAct::of(p.act),
     };
     let panels = o.n.div_ceil(NR);
-    if o.m == 1 {
-        // SAFETY: row 0 and panels 0..panels are inside the checked extents.
-        unsafe { row_vector(&o, panels) };
-        return;
-    }
     // Panels per column block, a multiple of PR so only the last block has a partial tile.
     let per_block = (B_BLOCK_BYTES / (o.k.max(1) * NR * 4) / PR).max(1) * PR;
     let mut p0 = 0;
@@ -228,46 +230,6 @@ unsafe fn row_tile<const R: usize>(o: &Ops, i: usize, p0: usize, p1: usize) {
             _ => {}
         }
     }
-}
-
-/// A single row (matrix-vector product, e.g. a fully connected layer at batch 1): sixteen
-/// panels (128 columns) per tile so eight independent accumulators hide the FMA latency.
-///
-/// # Safety
-/// As [`gemm`], with `m == 1` and `panels == ceil(n / NR)`.
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn row_vector(o: &Ops, panels: usize) {
-    const WIDE: usize = 16;
-    let mut p = 0;
-    while p + WIDE <= panels {
-        let mut acc = [_mm512_setzero_ps(); WIDE / 2];
-        // SAFETY: row 0 of A holds k elements; panels p..p+16 hold k*NR elements each.
-        unsafe {
-            let b = o.b.add(p * o.k * NR);
-            let stride = o.k * NR;
-            for kk in 0..o.k {
-                let av = _mm512_set1_ps(*o.a.add(kk));
-                for (z, c) in acc.iter_mut().enumerate() {
-                    let lo = _mm256_loadu_ps(b.add(2 * z * stride + kk * NR));
-                    let hi = _mm256_loadu_ps(b.add((2 * z + 1) * stride + kk * NR));
-                    let bv = _mm512_castpd_ps(_mm512_insertf64x4::<1>(
-                        _mm512_castpd256_pd512(_mm256_castps_pd(lo)),
-                        _mm256_castps_pd(hi),
-                    ));
-                    *c = _mm512_fmadd_ps(av, bv, *c);
-                }
-            }
-        }
-        for (t, pair) in acc.chunks_exact(2).enumerate() {
-            let j0 = (p + 4 * t) * NR;
-            // SAFETY: the 16 panels are full, so columns j0..j0+32 are < n.
-            unsafe { store_row(o, 0, j0, PR * NR, &[pair[0], pair[1]]) };
-        }
-        p += WIDE;
-    }
-    // SAFETY: forwarded caller contract; panels p..panels exist.
-    unsafe { row_tile::<1>(o, 0, p, panels) };
 }
 
 /// One `R x (P*8)` tile: accumulate over `k`, then bias, residual, activation and store.
