@@ -5,6 +5,7 @@
 use core::arch::x86_64::*;
 
 use super::{packed_len, GemmParams, NR};
+use crate::kernels::f32_eltwise::avx2::{apply_act, lane_mask, vectorised};
 use crate::kernels::f32_eltwise::scalar::activation;
 use crate::kernels::Act;
 
@@ -61,80 +62,6 @@ fn check_lengths(p: &GemmParams<'_>) {
     }
 }
 
-/// An activation in the form the epilogue applies it.
-#[derive(Clone, Copy)]
-enum VecAct {
-    None,
-    Relu,
-    Clip(f32, f32),
-    Leaky(f32),
-    HardSwish,
-    HardSigmoid(f32, f32),
-    Abs,
-    Neg,
-    /// Not vectorised: the scalar `activation` runs on the tile row before the store.
-    Scalar(Act),
-}
-
-impl VecAct {
-    fn of(act: Act) -> VecAct {
-        match act {
-            Act::None => VecAct::None,
-            Act::Relu => VecAct::Relu,
-            Act::Clip { min, max } => VecAct::Clip(min, max),
-            Act::LeakyRelu { alpha } => VecAct::Leaky(alpha),
-            Act::HardSwish => VecAct::HardSwish,
-            Act::HardSigmoid { alpha, beta } => VecAct::HardSigmoid(alpha, beta),
-            Act::Abs => VecAct::Abs,
-            Act::Neg => VecAct::Neg,
-            other => VecAct::Scalar(other),
-        }
-    }
-}
-
-/// Apply a vectorised activation with the exact operation order (and NaN behaviour) of the
-/// scalar `activation`, so fused and unfused results agree bit for bit.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-fn apply_act(act: VecAct, v: __m256) -> __m256 {
-    let zero = _mm256_setzero_ps();
-    match act {
-        VecAct::None | VecAct::Scalar(_) => v,
-        // `max_ps(v, c)` returns `c` for a NaN `v`, as `f32::max` does.
-        VecAct::Relu => _mm256_max_ps(v, zero),
-        VecAct::Clip(lo, hi) => {
-            _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(lo)), _mm256_set1_ps(hi))
-        }
-        VecAct::Leaky(alpha) => {
-            let neg = _mm256_cmp_ps::<_CMP_LT_OQ>(v, zero);
-            _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(alpha)), neg)
-        }
-        VecAct::HardSwish => {
-            // `max_ps(c, t)` returns `t` for a NaN `t`, as `f32::clamp` does.
-            let t = _mm256_add_ps(v, _mm256_set1_ps(3.0));
-            let t = _mm256_min_ps(_mm256_set1_ps(6.0), _mm256_max_ps(zero, t));
-            _mm256_mul_ps(_mm256_mul_ps(v, t), _mm256_set1_ps(1.0 / 6.0))
-        }
-        VecAct::HardSigmoid(alpha, beta) => {
-            let t = _mm256_add_ps(
-                _mm256_mul_ps(_mm256_set1_ps(alpha), v),
-                _mm256_set1_ps(beta),
-            );
-            _mm256_min_ps(_mm256_set1_ps(1.0), _mm256_max_ps(zero, t))
-        }
-        VecAct::Abs => _mm256_andnot_ps(_mm256_set1_ps(-0.0), v),
-        VecAct::Neg => _mm256_xor_ps(v, _mm256_set1_ps(-0.0)),
-    }
-}
-
-/// Lane mask selecting the first `w` (1..=8) lanes.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-fn lane_mask(w: usize) -> __m256i {
-    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    _mm256_cmpgt_epi32(_mm256_set1_epi32(w as i32), lane)
-}
-
 /// Raw view of the operands (pointers proven in range by [`check_lengths`]).
 struct Ops {
     m: usize,
@@ -147,7 +74,7 @@ struct Ops {
     residual: Option<*const f32>,
     c: *mut f32,
     ldc: usize,
-    act: VecAct,
+    act: Act,
 }
 
 /// # Safety
@@ -165,7 +92,7 @@ unsafe fn gemm(p: GemmParams<'_>) {
         residual: p.residual.map(|r| r.as_ptr()),
         c: p.c.as_mut_ptr(),
         ldc: p.ldc,
-        act: VecAct::of(p.act),
+        act: p.act,
     };
     let panels = o.n.div_ceil(NR);
     if o.m == 1 {
@@ -311,7 +238,8 @@ unsafe fn store_row<const P: usize>(o: &Ops, row: usize, j0: usize, acc: &[__m25
         }
         *v = apply_act(o.act, *v);
     }
-    if let VecAct::Scalar(act) = o.act {
+    if !vectorised(o.act) {
+        let act = o.act;
         let mut tmp = [[0f32; NR]; P];
         for (t, v) in tmp.iter_mut().zip(&out) {
             // SAFETY: `t` is a valid 8-float buffer.

@@ -6,6 +6,7 @@
 use core::arch::x86_64::*;
 
 use super::{packed_len, GemmParams, NR};
+use crate::kernels::f32_eltwise::avx512::{apply_act, lane_mask, vectorised};
 use crate::kernels::f32_eltwise::scalar::activation;
 use crate::kernels::Act;
 
@@ -70,83 +71,6 @@ fn check_lengths(p: &GemmParams<'_>) {
     }
 }
 
-/// An activation in the form the epilogue applies it.
-#[derive(Clone, Copy)]
-enum VecAct {
-    None,
-    Relu,
-    Clip(f32, f32),
-    Leaky(f32),
-    HardSwish,
-    HardSigmoid(f32, f32),
-    Abs,
-    Neg,
-    /// Not vectorised: the scalar `activation` runs on the tile row before the store.
-    Scalar(Act),
-}
-
-impl VecAct {
-    fn of(act: Act) -> VecAct {
-        match act {
-            Act::None => VecAct::None,
-            Act::Relu => VecAct::Relu,
-            Act::Clip { min, max } => VecAct::Clip(min, max),
-            Act::LeakyRelu { alpha } => VecAct::Leaky(alpha),
-            Act::HardSwish => VecAct::HardSwish,
-            Act::HardSigmoid { alpha, beta } => VecAct::HardSigmoid(alpha, beta),
-            Act::Abs => VecAct::Abs,
-            Act::Neg => VecAct::Neg,
-            other => VecAct::Scalar(other),
-        }
-    }
-}
-
-/// Apply a vectorised activation with the exact operation order (and NaN behaviour) of the
-/// scalar `activation`, so fused and unfused results agree bit for bit.
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn apply_act(act: VecAct, v: __m512) -> __m512 {
-    let zero = _mm512_setzero_ps();
-    let sign = _mm512_set1_epi32(i32::MIN);
-    match act {
-        VecAct::None | VecAct::Scalar(_) => v,
-        // `max_ps(v, c)` returns `c` for a NaN `v`, as `f32::max` does.
-        VecAct::Relu => _mm512_max_ps(v, zero),
-        VecAct::Clip(lo, hi) => {
-            _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(lo)), _mm512_set1_ps(hi))
-        }
-        VecAct::Leaky(alpha) => {
-            let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, zero);
-            _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(alpha))
-        }
-        VecAct::HardSwish => {
-            // `max_ps(c, t)` returns `t` for a NaN `t`, as `f32::clamp` does.
-            let t = _mm512_add_ps(v, _mm512_set1_ps(3.0));
-            let t = _mm512_min_ps(_mm512_set1_ps(6.0), _mm512_max_ps(zero, t));
-            _mm512_mul_ps(_mm512_mul_ps(v, t), _mm512_set1_ps(1.0 / 6.0))
-        }
-        VecAct::HardSigmoid(alpha, beta) => {
-            let t = _mm512_add_ps(
-                _mm512_mul_ps(_mm512_set1_ps(alpha), v),
-                _mm512_set1_ps(beta),
-            );
-            _mm512_min_ps(_mm512_set1_ps(1.0), _mm512_max_ps(zero, t))
-        }
-        VecAct::Abs => _mm512_castsi512_ps(_mm512_andnot_si512(sign, _mm512_castps_si512(v))),
-        VecAct::Neg => _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(v), sign)),
-    }
-}
-
-/// Mask selecting the first `w` (0..=16) lanes.
-#[inline]
-fn lane_mask(w: usize) -> __mmask16 {
-    if w >= LANES {
-        0xFFFF
-    } else {
-        (1u16 << w) - 1
-    }
-}
-
 /// Raw view of the operands (pointers proven in range by [`check_lengths`]).
 struct Ops {
     m: usize,
@@ -159,7 +83,7 @@ struct Ops {
     residual: Option<*const f32>,
     c: *mut f32,
     ldc: usize,
-    act: VecAct,
+    act: Act,
 }
 
 /// # Safety
@@ -177,7 +101,7 @@ unsafe fn gemm(p: GemmParams<'_>) {
         residual: p.residual.map(|r| r.as_ptr()),
         c: p.c.as_mut_ptr(),
         ldc: p.ldc,
-        act: VecAct::of(p.act),
+        act: p.act,
     };
     let panels = o.n.div_ceil(NR);
     // Panels per column block, a multiple of PR so only the last block has a partial tile.
@@ -303,7 +227,8 @@ unsafe fn store_row(o: &Ops, row: usize, j0: usize, span: usize, acc: &[__m512; 
         }
         *v = apply_act(o.act, *v);
     }
-    if let VecAct::Scalar(act) = o.act {
+    if !vectorised(o.act) {
+        let act = o.act;
         let mut tmp = [[0f32; LANES]; 2];
         for (t, v) in tmp.iter_mut().zip(&out) {
             // SAFETY: `t` is a valid 16-float buffer.
