@@ -105,22 +105,27 @@ unsafe fn gemm(p: GemmParams<'_>) {
     let mut p0 = 0;
     while p0 < panels {
         let p1 = (p0 + per_block).min(panels);
+        // Rows split into ceil(m / MR) tiles of nearly equal height (49 rows run as 7x7,
+        // not 6x8 + 1), so no thin, latency-bound edge tile remains.
+        let tiles = o.m.div_ceil(MR);
+        let (base, taller) = (o.m / tiles, o.m % tiles);
         let mut i = 0;
-        while i + MR <= o.m {
-            // SAFETY: rows i..i+MR and panels p0..p1 are inside the checked extents.
-            unsafe { row_tile::<MR>(&o, i, p0, p1) };
-            i += MR;
-        }
-        // SAFETY: as above, for the remaining rows.
-        unsafe {
-            match o.m - i {
-                5 => row_tile::<5>(&o, i, p0, p1),
-                4 => row_tile::<4>(&o, i, p0, p1),
-                3 => row_tile::<3>(&o, i, p0, p1),
-                2 => row_tile::<2>(&o, i, p0, p1),
-                1 => row_tile::<1>(&o, i, p0, p1),
-                _ => {}
+        for t in 0..tiles {
+            let rows = base + usize::from(t < taller);
+            // SAFETY: rows i..i+rows (rows <= MR, summing to m) and panels p0..p1 are inside
+            // the checked extents.
+            unsafe {
+                match rows {
+                    MR => row_tile::<MR>(&o, i, p0, p1),
+                    5 => row_tile::<5>(&o, i, p0, p1),
+                    4 => row_tile::<4>(&o, i, p0, p1),
+                    3 => row_tile::<3>(&o, i, p0, p1),
+                    2 => row_tile::<2>(&o, i, p0, p1),
+                    1 => row_tile::<1>(&o, i, p0, p1),
+                    _ => {}
+                }
             }
+            i += rows;
         }
         p0 = p1;
     }
