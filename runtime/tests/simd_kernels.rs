@@ -83,6 +83,17 @@ fn lipschitz(act: Act) -> Option<f64> {
     }
 }
 
+/// A fused activation against the scalar one applied afterwards: sigmoid and SiLU use a
+/// polynomial `exp` in registers (within a few ulp), the piecewise-linear activations must
+/// agree bit for bit.
+fn fused_agrees(act: Act, fused: f32, unfused: f32) -> bool {
+    if matches!(act, Act::Sigmoid | Act::Silu) {
+        (fused - unfused).abs() <= 1e-6 * unfused.abs().max(1e-3)
+    } else {
+        same_bits(fused, unfused)
+    }
+}
+
 fn same_bits(a: f32, b: f32) -> bool {
     a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
 }
@@ -224,16 +235,8 @@ fn check_gemm_case(name: &str, f: GemmFn, c: &GemmCase, acts: &[Act], seed: u64)
         for i in 0..c.m {
             for j in 0..c.n {
                 let idx = i * c.ldc + j;
-                // Sigmoid and SiLU use a polynomial exp in registers: within a few ulp;
-                // the piecewise-linear activations must agree bit for bit.
-                let agree = if matches!(act, Act::Sigmoid | Act::Silu) {
-                    let (g, u) = (fused[idx], unfused[idx]);
-                    (g - u).abs() <= 1e-6 * u.abs().max(1e-3)
-                } else {
-                    same_bits(fused[idx], unfused[idx])
-                };
                 assert!(
-                    agree,
+                    fused_agrees(act, fused[idx], unfused[idx]),
                     "{ctx} {act:?}: fused C[{i},{j}] = {} but act(unfused) = {}",
                     fused[idx],
                     unfused[idx]
@@ -552,7 +555,7 @@ fn check_dw_case(
             activation(act, &mut unfused);
             for (idx, &(_, scale)) in reference.iter().enumerate() {
                 assert!(
-                    same_bits(fused[idx], unfused[idx]),
+                    fused_agrees(act, fused[idx], unfused[idx]),
                     "{ctx} {act:?}: fused y[{idx}] = {} but act(unfused) = {}",
                     fused[idx],
                     unfused[idx]
@@ -651,6 +654,65 @@ fn check_dw(name: &str, f: DwConvFn, generic: DwConvFn, lanes: usize) {
     }
 }
 
+/// The tiled row path of the SIMD kernels (3x3 and 5x5 kernels at column stride 1 and 2):
+/// symmetric and TF "same" (top/left 0, bottom/right 1) padding, output widths 1, 2, tile,
+/// tile+1, 3*tile+5 for both tile sizes in use (4 and 7 pixels) and their neighbours, and
+/// channel counts around the 8- and 16-lane registers and the 2-register blocks.
+fn check_dw_tiled(name: &str, f: DwConvFn, generic: DwConvFn) {
+    let channels = [1, 7, 8, 15, 16, 17, 33, 96, 144];
+    let widths: [usize; 12] = [1, 2, 3, 4, 5, 6, 7, 8, 10, 14, 17, 26];
+    // (kernel, stride, padding top/left/bottom/right)
+    let configs = [
+        (3, 1, (1, 1, 1, 1)),
+        (3, 1, (0, 0, 1, 1)),
+        (3, 2, (1, 1, 1, 1)),
+        (3, 2, (0, 0, 1, 1)),
+        (5, 1, (2, 2, 2, 2)),
+        (5, 1, (0, 0, 1, 1)),
+        (5, 2, (2, 2, 2, 2)),
+        (5, 2, (1, 1, 2, 2)),
+    ];
+    let acts = [
+        Act::Clip { min: 0.0, max: 6.0 },
+        Act::HardSwish,
+        Act::Sigmoid,
+    ];
+    let mut seed = 5000;
+    for (ci, &(k, s, pad)) in configs.iter().enumerate() {
+        let (pt, pl, pb, pr) = pad;
+        for (wi, &ow) in widths.iter().enumerate() {
+            // Input width giving `ow` outputs (the widest one, so the last column is used).
+            let w = ((ow - 1) * s + k).saturating_sub(pl + pr).max(1) + (s - 1);
+            let h = 4 + (ci + wi) % 4;
+            for (chi, &c) in channels.iter().enumerate() {
+                let g = dw_geom(1 + (wi + chi) % 2, c, h, w, (k, k), (s, s), (1, 1), pad);
+                assert_eq!(g.ow, ow, "{k}x{k} s{s} {pad:?} w={w}");
+                let act = acts[(ci + wi + chi) % acts.len()];
+                check_dw_case(name, f, generic, &g, &[act], seed);
+                seed += 1;
+            }
+        }
+        // Every activation once per configuration.
+        let g = dw_geom(1, 37, 6, 15, (k, k), (s, s), (1, 1), (pt, pl, pb, pr));
+        check_dw_case(name, f, generic, &g, &all_acts(), seed);
+        seed += 1;
+    }
+    // Row stride and dilation differ from the column ones (the tiled path only needs unit
+    // column dilation); column stride 2 with row stride 1.
+    for (k, s, d, pad) in [
+        ((3, 3), (2, 1), (1, 1), (1, 1, 1, 1)),
+        ((3, 3), (1, 2), (1, 1), (0, 0, 1, 1)),
+        ((3, 3), (1, 1), (2, 1), (2, 1, 2, 1)),
+        ((5, 5), (3, 2), (2, 1), (4, 2, 4, 2)),
+    ] {
+        for c in [7, 16, 33] {
+            let g = dw_geom(2, c, 9, 19, k, s, d, pad);
+            check_dw_case(name, f, generic, &g, &[Act::Relu], seed);
+            seed += 1;
+        }
+    }
+}
+
 #[test]
 fn avx2_dwconv_8c_matches_scalar_and_reference() {
     if !has_avx2() {
@@ -662,6 +724,11 @@ fn avx2_dwconv_8c_matches_scalar_and_reference() {
         f32_dwconv::avx2::dwconv_8c,
         f32_dwconv::avx2::dwconv_generic_8c,
         8,
+    );
+    check_dw_tiled(
+        "avx2::dwconv_8c",
+        f32_dwconv::avx2::dwconv_8c,
+        f32_dwconv::avx2::dwconv_generic_8c,
     );
 }
 
@@ -676,6 +743,11 @@ fn avx512_dwconv_16c_matches_scalar_and_reference() {
         f32_dwconv::avx512::dwconv_16c,
         f32_dwconv::avx512::dwconv_generic_16c,
         16,
+    );
+    check_dw_tiled(
+        "avx512::dwconv_16c",
+        f32_dwconv::avx512::dwconv_16c,
+        f32_dwconv::avx512::dwconv_generic_16c,
     );
 }
 

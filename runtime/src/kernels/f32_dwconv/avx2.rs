@@ -1,24 +1,54 @@
-//! AVX2 + FMA depthwise NHWC convolution, vectorised over channels (8 lanes, up to 4
-//! registers per pass, masked channel tail).
+//! AVX2 + FMA depthwise NHWC convolution, vectorised over channels (8 lanes, masked
+//! channel tail).
 //!
-//! Each output pixel gathers a list of `(input offset, weight offset)` taps; interior pixels
-//! (all taps inside the image) reuse one precomputed list, unrolled at compile time for 3x3
-//! and 5x5 kernels, while border pixels build theirs skipping padded taps. Bias starts the
-//! accumulators; residual and the cheap activations are applied in registers.
+//! **Tiled row path** (3x3 and 5x5 kernels at column stride 1 or 2 without column dilation:
+//! the depthwise layers of MobileNet, EfficientNet and ShuffleNet). Each output row is cut
+//! into tiles of `P` output pixels, and a tile computes all its channel blocks before the
+//! next tile. For one tile and channel block, each kernel row's `KW` weight vectors are
+//! loaded into registers once, and each of the `(P-1)*S + KW` input columns the tile needs
+//! is loaded once and fed to every output pixel that uses it (up to `KW` of them at stride
+//! 1). That is well under one load per FMA, where the per-pixel path below loads a weight
+//! and an input vector for nearly every FMA and is load-bound; the accumulators (`P` pixels
+//! x the block's registers) are independent chains that hide the FMA latency.
+//!
+//! The shapes were chosen by measurement on Zen 4 (two 256-bit FMAs per cycle, 16 vector
+//! registers): 3x3 kernels use 4 pixels x 16 channels (8 accumulators + 6 weights + inputs
+//! fill the 16 registers, and one block reads whole 64-byte lines), 5x5 kernels 7 pixels x
+//! 8 channels (their 10 weights per kernel row for 16 channels would not fit; 7 divides
+//! the usual feature-map widths 112, 56, 28, 14 and 7). Tile-major order keeps the input
+//! lines of a tile in L1 from one channel block to the next.
+//!
+//! Tiles touching the padding skip the missing input columns, and output rows skip the
+//! missing kernel rows, exactly as the per-pixel path skips padded taps. A row whose width
+//! is not a multiple of `P` ends with a tile overlapping its predecessor (those pixels are
+//! recomputed to the same values). The accumulation order is the per-pixel path's (bias,
+//! taps by kernel row then column, residual, activation), so both give identical bits.
+//!
+//! **Per-pixel path** (other kernels, strides and dilations, and [`dwconv_generic_8c`]):
+//! each output pixel gathers a list of `(input offset, weight offset)` taps, up to 4
+//! registers of channels per pass; interior pixels (all taps inside the image) reuse one
+//! precomputed list, border pixels build theirs skipping padded taps.
+//!
+//! In both paths bias starts the accumulators and the residual is added in registers. The
+//! per-pixel path applies the cheap activations in registers too; the tiled path only
+//! ReLU and Clip (a call to a non-inlined activation would spill its accumulators) and
+//! applies the other vectorised ones to each finished output row. The remaining
+//! activations go through the scalar `activation` on the stored output.
 
 use core::arch::x86_64::*;
 
-use super::ConvArgs;
+use super::{ConvArgs, ConvGeom};
+use crate::kernels::f32_eltwise::avx2::{activation_8c, apply_act, vectorised};
 use crate::kernels::f32_eltwise::scalar::activation;
 use crate::kernels::Act;
 
 /// Lanes of a register.
 const LANES: usize = 8;
-/// Registers (channel vectors) accumulated per pass over the taps.
+/// Registers (channel vectors) accumulated per pass over the taps (per-pixel path).
 const REGS: usize = 4;
 
-/// Depthwise convolution for any kernel, stride, dilation and padding; interior pixels of
-/// 3x3 and 5x5 kernels take an unrolled fast path.
+/// Depthwise convolution for any kernel, stride, dilation and padding; 3x3 and 5x5 kernels
+/// at column stride 1 or 2 take the tiled row path (see the module documentation).
 ///
 /// Falls back to the scalar kernel when the CPU lacks AVX2 or FMA, so calling it is always
 /// sound; [`crate::kernels::for_isa`] only installs it for the `Avx2` tier anyway.
@@ -27,8 +57,8 @@ pub fn dwconv_8c(a: ConvArgs<'_>) {
     run(a, true)
 }
 
-/// Same results as [`dwconv_8c`] without the interior fast path: every pixel builds its tap
-/// list (kept public so tests and benchmarks can compare both paths).
+/// Same results (bit for bit) as [`dwconv_8c`] without the fast paths: every pixel builds
+/// its tap list (kept public so tests and benchmarks can compare both paths).
 pub fn dwconv_generic_8c(a: ConvArgs<'_>) {
     run(a, false)
 }
@@ -101,6 +131,25 @@ struct Ops {
     act: Act,
 }
 
+/// Row kernel of the tiled path: computes output row `oy` of image `n` (all channels).
+type RowFn = unsafe fn(&Ops, &ConvGeom, *const f32, usize, usize, (usize, usize));
+
+/// The tiled row kernel for this geometry, if there is one: 3x3 and 5x5 kernels, column
+/// stride 1 or 2, no column dilation (rows may have any stride and dilation).
+fn tiled_row(g: &ConvGeom) -> Option<RowFn> {
+    if g.dw != 1 {
+        return None;
+    }
+    let f: RowFn = match (g.kh, g.kw, g.sw) {
+        (3, 3, 1) => row_3x3s1_4px_16c,
+        (3, 3, 2) => row_3x3s2_4px_16c,
+        (5, 5, 1) => row_5x5s1_7px_8c,
+        (5, 5, 2) => row_5x5s2_7px_8c,
+        _ => return None,
+    };
+    Some(f)
+}
+
 /// # Safety
 /// AVX2 and FMA must be available and `check_lengths(&a)` must have returned `true`.
 #[target_feature(enable = "avx2,fma")]
@@ -116,6 +165,28 @@ unsafe fn dw(a: ConvArgs<'_>, fast: bool) {
         act: a.act,
     };
     let x = a.x.as_ptr();
+    if let Some(row) = tiled_row(&g).filter(|_| fast) {
+        let cols = interior(g.ow, g.sw, 1, g.kw, g.pl, g.w);
+        for n in 0..g.n {
+            for oy in 0..g.oh {
+                // SAFETY: n < g.n and oy < g.oh, and the slices cover the geometry
+                // (`check_lengths`), which is the contract of the row kernels.
+                unsafe { row(&o, &g, x, n, oy, cols) };
+                if !matches!(o.act, Act::None | Act::Relu | Act::Clip { .. }) {
+                    let pix = (n * g.oh + oy) * g.ow;
+                    // SAFETY: the row y[pix*c..(pix+ow)*c] is inside y (`check_lengths`)
+                    // and was just written; no other reference to it is live.
+                    let out = unsafe { std::slice::from_raw_parts_mut(o.y.add(pix * c), g.ow * c) };
+                    if vectorised(o.act) {
+                        activation_8c(o.act, out);
+                    } else {
+                        activation(o.act, out);
+                    }
+                }
+            }
+        }
+        return;
+    }
     let taps_n = g.kh * g.kw;
     // Taps of an interior pixel, relative to its top-left input element.
     let full: Vec<(usize, usize)> = (0..g.kh)
@@ -163,6 +234,386 @@ unsafe fn dw(a: ConvArgs<'_>, fast: bool) {
                     unsafe { pixel::<0, 1>(&o, x, 0, &taps, pix) };
                     ox += 1;
                 }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ tiled row path
+
+/// Named instances of [`row`] (the names show in profiles): kernel, column stride and
+/// output pixels per tile.
+macro_rules! rows {
+    ($($name:ident = $kh:literal x $kw:literal s $s:literal, $v:literal reg, $px:literal px, $hx:literal px;)*) => {$(
+        #[doc = concat!("[`row`] for ", stringify!($kh), "x", stringify!($kw),
+            " kernels at column stride ", stringify!($s), ": ", stringify!($px),
+            "-pixel tiles of ", stringify!($v), "-register channel blocks.")]
+        ///
+        /// # Safety
+        /// As [`row`].
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn $name(
+            o: &Ops,
+            g: &ConvGeom,
+            x: *const f32,
+            n: usize,
+            oy: usize,
+            cols: (usize, usize),
+        ) {
+            // SAFETY: forwarded contract.
+            unsafe { row::<$kh, $kw, $s, $v, $px, $hx>(o, g, x, n, oy, cols) }
+        }
+    )*};
+}
+
+rows! {
+    row_3x3s1_4px_16c = 3 x 3 s 1, 2 reg, 4 px, 2 px;
+    row_3x3s2_4px_16c = 3 x 3 s 2, 2 reg, 4 px, 2 px;
+    row_5x5s1_7px_8c = 5 x 5 s 1, 1 reg, 7 px, 4 px;
+    row_5x5s2_7px_8c = 5 x 5 s 2, 1 reg, 7 px, 4 px;
+}
+
+/// Expand `$body` once for each `$j` in `0..$n` (`$n <= 19`; a 7-pixel tile of a 5x5 kernel
+/// at stride 2 reads 17 columns), `$j` being a `usize` constant there. LLVM does not fully
+/// unroll loops of more than 10 iterations whose body only simplifies once unrolled, and
+/// a rolled column loop would index the accumulators and weights dynamically (on the stack).
+macro_rules! unroll {
+    ($j:ident < $n:expr => $body:block) => {
+        unroll!(@ $j < $n => $body; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18)
+    };
+    (@ $j:ident < $n:expr => $body:block; $($i:literal)*) => {
+        $({
+            const $j: usize = $i;
+            if $j < $n $body
+        })*
+    };
+}
+
+/// Hide the value of a pointer from the optimiser (no instruction is emitted).
+///
+/// Walking the input columns of a tile as `p = opaque(p + c)` keeps one register per
+/// kernel row: otherwise LLVM precomputes every `row + j*c` as a separate loop-invariant
+/// address, runs out of registers and reloads the addresses from the stack.
+#[inline(always)]
+#[allow(
+    clippy::pointers_in_nomem_asm_block,
+    reason = "the template is empty: the pointer is never dereferenced"
+)]
+fn opaque(mut p: *const f32) -> *const f32 {
+    // SAFETY: an empty template that only claims to redefine the register holding `p`; it
+    // reads and writes no memory and leaves the flags and the stack alone.
+    unsafe {
+        core::arch::asm!("/* {0} */", inout(reg) p, options(pure, nomem, nostack, preserves_flags))
+    };
+    p
+}
+
+/// Activation handling of the tiled path, a const parameter so the tile epilogue has no
+/// branch: a clamp in registers (ReLU, Clip), or none, the other activations being applied
+/// to the whole output row afterwards ([`act_slice`] or the scalar `activation`: in the
+/// tile, a call to [`apply_act`] that LLVM does not inline would spill every accumulator).
+const ACT_ROW: u8 = 0;
+const ACT_CLAMP: u8 = 1;
+
+/// One output row as seen by its tiles.
+struct Row<const KH: usize> {
+    /// Input row of each kernel row (column 0, channel 0), null where it is padding.
+    rows: [*const f32; KH],
+    /// First output pixel of the row (index in pixels into y and residual).
+    pix: usize,
+    /// Output width, left padding, input width.
+    ow: usize,
+    pl: usize,
+    w: usize,
+    /// Interior output columns `[ox0, ox1)`: all `KW` tap columns inside the image.
+    ox0: usize,
+    ox1: usize,
+    /// Clamp bounds for `ACT_CLAMP`.
+    lo: __m256,
+    hi: __m256,
+}
+
+/// Output row `oy` of image `n`, all channels, in tiles of `PX` output pixels (see
+/// [`row_act`]), each computing all its channel blocks before the next tile so the input
+/// lines it reads stay in L1 from one block to the next.
+///
+/// # Safety
+/// AVX2 and FMA available; `check_lengths` held for the arguments `o` and `x` come from;
+/// `g.kh == KH`, `g.kw == KW`, `g.sw == S`, `g.dw == 1`, `n < g.n`, `oy < g.oh`, and
+/// `cols == interior(g.ow, S, 1, KW, g.pl, g.w)`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn row<
+    const KH: usize,
+    const KW: usize,
+    const S: usize,
+    const V: usize,
+    const PX: usize,
+    const HX: usize,
+>(
+    o: &Ops,
+    g: &ConvGeom,
+    x: *const f32,
+    n: usize,
+    oy: usize,
+    cols: (usize, usize),
+) {
+    let mut rows = [std::ptr::null(); KH];
+    for (ky, r) in rows.iter_mut().enumerate() {
+        if let Some(iy) = g.in_y(oy, ky) {
+            // SAFETY: n < g.n and iy < g.h, so the row start is inside x.
+            *r = unsafe { x.add((n * g.h + iy) * g.w * o.c) };
+        }
+    }
+    let (lo, hi) = match o.act {
+        Act::Clip { min, max } => (min, max),
+        _ => (0.0, f32::INFINITY),
+    };
+    let r = Row {
+        rows,
+        pix: (n * g.oh + oy) * g.ow,
+        ow: g.ow,
+        pl: g.pl,
+        w: g.w,
+        ox0: cols.0,
+        ox1: cols.1,
+        lo: _mm256_set1_ps(lo),
+        hi: _mm256_set1_ps(hi),
+    };
+    // SAFETY: forwarded contract.
+    unsafe {
+        match o.act {
+            Act::Relu | Act::Clip { .. } => row_act::<KH, KW, S, V, PX, HX, ACT_CLAMP>(o, &r),
+            _ => row_act::<KH, KW, S, V, PX, HX, ACT_ROW>(o, &r),
+        }
+    }
+}
+
+/// [`row`] for one activation class `A`: the tile sequence. Tiles of `PX` pixels, then
+/// one more ending at the row end, overlapping its predecessor (the overlapped pixels are
+/// recomputed, to the same bits). Rows narrower than `PX` take `HX` tiles the same way,
+/// and rows narrower than `HX` go pixel by pixel. Only tiles entirely inside `[ox0, ox1)`
+/// skip the padding checks.
+///
+/// # Safety
+/// As [`row`].
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn row_act<
+    const KH: usize,
+    const KW: usize,
+    const S: usize,
+    const V: usize,
+    const PX: usize,
+    const HX: usize,
+    const A: u8,
+>(
+    o: &Ops,
+    r: &Row<KH>,
+) {
+    let tile_px = |ox: usize| {
+        // SAFETY: pixels ox..ox+PX are inside 0..ow of this row, and inside [ox0, ox1)
+        // for the unchecked tile.
+        unsafe {
+            if ox >= r.ox0 && ox + PX <= r.ox1 {
+                blocks::<KH, KW, S, V, PX, false, A>(o, r, ox);
+            } else {
+                blocks::<KH, KW, S, V, PX, true, A>(o, r, ox);
+            }
+        }
+    };
+    let mut ox = 0;
+    while ox + PX <= r.ow {
+        tile_px(ox);
+        ox += PX;
+    }
+    if ox == r.ow {
+        return;
+    }
+    if r.ow >= PX {
+        tile_px(r.ow - PX);
+        return;
+    }
+    // SAFETY (all calls): every tile covers pixels inside 0..ow of this row.
+    unsafe {
+        while ox + HX <= r.ow {
+            blocks::<KH, KW, S, V, HX, true, A>(o, r, ox);
+            ox += HX;
+        }
+        if ox < r.ow && r.ow >= HX {
+            blocks::<KH, KW, S, V, HX, true, A>(o, r, r.ow - HX);
+        } else {
+            for ox in ox..r.ow {
+                blocks::<KH, KW, S, V, 1, true, A>(o, r, ox);
+            }
+        }
+    }
+}
+
+/// All channels of the `P` output pixels `ox..ox+P`: blocks of `V` registers, then single
+/// registers, then a masked tail.
+///
+/// # Safety
+/// As [`tile`], for every channel.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn blocks<
+    const KH: usize,
+    const KW: usize,
+    const S: usize,
+    const V: usize,
+    const P: usize,
+    const CHECK: bool,
+    const A: u8,
+>(
+    o: &Ops,
+    r: &Row<KH>,
+    ox: usize,
+) {
+    let c = o.c;
+    let mut ch = 0;
+    // SAFETY: every block covers channels ch..ch+width <= c (forwarded contract).
+    unsafe {
+        while ch + V * LANES <= c {
+            tile::<KH, KW, S, V, P, false, CHECK, A>(o, r, ch, ox);
+            ch += V * LANES;
+        }
+        while ch + LANES <= c {
+            tile::<KH, KW, S, 1, P, false, CHECK, A>(o, r, ch, ox);
+            ch += LANES;
+        }
+        if ch < c {
+            tile::<KH, KW, S, 1, P, true, CHECK, A>(o, r, ch, ox);
+        }
+    }
+}
+
+/// Load 8 floats, or the lanes of `mask` (others zero) when `MASKED`.
+///
+/// # Safety
+/// The loaded lanes must be readable.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn load<const MASKED: bool>(p: *const f32, mask: __m256i) -> __m256 {
+    // SAFETY: caller contract.
+    unsafe {
+        if MASKED {
+            _mm256_maskload_ps(p, mask)
+        } else {
+            _mm256_loadu_ps(p)
+        }
+    }
+}
+
+/// Channels `ch..ch+V*8` (or the `c - ch < 8` tail when `MASKED`) of the `P` output pixels
+/// `ox..ox+P`. For each kernel row, its `KW` weight vectors are loaded once and each of the
+/// `(P-1)*S + KW` input columns is loaded once and fed to every output that uses it. With
+/// `CHECK`, columns outside the image are skipped (the padding taps, exactly as the generic
+/// path skips them). Taps are accumulated in the generic path's order (ky, then kx), so
+/// results match it bit for bit.
+///
+/// # Safety
+/// As [`row`], with `ox + P <= ow`, the channels inside `0..c`, and without `CHECK`
+/// `ox0 <= ox` and `ox + P <= ox1`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn tile<
+    const KH: usize,
+    const KW: usize,
+    const S: usize,
+    const V: usize,
+    const P: usize,
+    const MASKED: bool,
+    const CHECK: bool,
+    const A: u8,
+>(
+    o: &Ops,
+    r: &Row<KH>,
+    ch: usize,
+    ox: usize,
+) {
+    const { assert!((P - 1) * S + KW <= 19, "tile wider than `unroll!` expands") };
+    let c = o.c;
+    let mask = lane_mask((c - ch).min(LANES));
+    let mut bias = [_mm256_setzero_ps(); V];
+    for (v, b) in bias.iter_mut().enumerate() {
+        // SAFETY: channels ch + v*8 .. (masked to c) are inside bias.
+        *b = unsafe { load::<MASKED>(o.bias.add(ch + v * LANES), mask) };
+    }
+    let mut acc = [bias; P];
+    // First input column of the tile; negative or past the image only when `CHECK`.
+    let ix0 = (ox * S) as isize - r.pl as isize;
+    // Columns jlo..jhi of the tile are inside the image.
+    let jlo = (-ix0).max(0) as usize;
+    let jhi = (r.w as isize - ix0).max(0) as usize;
+    for (ky, &row) in r.rows.iter().enumerate() {
+        if row.is_null() {
+            continue;
+        }
+        let mut wk = [[_mm256_setzero_ps(); V]; KW];
+        // SAFETY: taps ky*KW.. of the packed weights `[kh*kw][c]`, channels inside c.
+        let mut wp = opaque(unsafe { o.w.add(ky * KW * c + ch) });
+        for wt in wk.iter_mut() {
+            for (v, wv) in wt.iter_mut().enumerate() {
+                // SAFETY: see above.
+                *wv = unsafe { load::<MASKED>(wp.add(v * LANES), mask) };
+            }
+            wp = opaque(wp.wrapping_add(c));
+        }
+        // Column J is read at p + (J % 3)*c (x86 addressing scales c by 4 and 8), and p
+        // steps three columns at a time. Not dereferenced unless its column is valid.
+        let mut p = opaque(row.wrapping_offset(ix0 * c as isize).wrapping_add(ch));
+        unroll!(J < (P - 1) * S + KW => {
+            if !CHECK || (jlo..jhi).contains(&J) {
+                for v in 0..V {
+                    // SAFETY: column ix0 + J is inside the input row, channels inside c.
+                    let xv = unsafe { load::<MASKED>(p.add((J % 3) * c + v * LANES), mask) };
+                    for (q, a) in acc.iter_mut().enumerate() {
+                        if (q * S..q * S + KW).contains(&J) {
+                            a[v] = _mm256_fmadd_ps(xv, wk[J - q * S][v], a[v]);
+                        }
+                    }
+                }
+            }
+            if J % 3 == 2 {
+                p = opaque(p.wrapping_add(3 * c));
+            }
+        });
+    }
+    for (q, a) in acc.iter_mut().enumerate() {
+        // SAFETY: pixel ox + q < ow of this row, channels inside c.
+        unsafe { put::<V, MASKED, A>(o, (r.pix + ox + q) * c + ch, (mask, r.lo, r.hi), a) };
+    }
+}
+
+/// Residual, activation class `A` (clamp bounds `lo`, `hi`) and store of `V`
+/// accumulators to `y[off..]`.
+///
+/// # Safety
+/// The channel block at `off` is inside y (and residual).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn put<const V: usize, const MASKED: bool, const A: u8>(
+    o: &Ops,
+    off: usize,
+    (mask, lo, hi): (__m256i, __m256, __m256),
+    acc: &mut [__m256; V],
+) {
+    for (v, a) in acc.iter_mut().enumerate() {
+        // SAFETY: caller contract; masked lanes are not accessed.
+        unsafe {
+            if let Some(res) = o.residual {
+                *a = _mm256_add_ps(*a, load::<MASKED>(res.add(off + v * LANES), mask));
+            }
+            let val = match A {
+                ACT_CLAMP => _mm256_min_ps(_mm256_max_ps(*a, lo), hi),
+                _ => *a,
+            };
+            let dst = o.y.add(off + v * LANES);
+            if MASKED {
+                _mm256_maskstore_ps(dst, mask, val);
+            } else {
+                _mm256_storeu_ps(dst, val);
             }
         }
     }
@@ -303,55 +754,5 @@ unsafe fn store<const V: usize, const MASKED: bool>(
         activation(o.act, unsafe {
             std::slice::from_raw_parts_mut(o.y.add(off), width)
         });
-    }
-}
-
-/// Whether [`apply_act`] handles `act` in registers.
-fn vectorised(act: Act) -> bool {
-    matches!(
-        act,
-        Act::None
-            | Act::Relu
-            | Act::Clip { .. }
-            | Act::LeakyRelu { .. }
-            | Act::HardSwish
-            | Act::HardSigmoid { .. }
-            | Act::Abs
-            | Act::Neg
-    )
-}
-
-/// Apply a [`vectorised`] activation with the exact operation order (and NaN behaviour) of
-/// the scalar `activation`; other activations return `v` unchanged.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-fn apply_act(act: Act, v: __m256) -> __m256 {
-    let zero = _mm256_setzero_ps();
-    match act {
-        // `max_ps(v, c)` returns `c` for a NaN `v`, as `f32::max` does.
-        Act::Relu => _mm256_max_ps(v, zero),
-        Act::Clip { min, max } => {
-            _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(min)), _mm256_set1_ps(max))
-        }
-        Act::LeakyRelu { alpha } => {
-            let neg = _mm256_cmp_ps::<_CMP_LT_OQ>(v, zero);
-            _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(alpha)), neg)
-        }
-        Act::HardSwish => {
-            // `max_ps(c, t)` returns `t` for a NaN `t`, as `f32::clamp` does.
-            let t = _mm256_add_ps(v, _mm256_set1_ps(3.0));
-            let t = _mm256_min_ps(_mm256_set1_ps(6.0), _mm256_max_ps(zero, t));
-            _mm256_mul_ps(_mm256_mul_ps(v, t), _mm256_set1_ps(1.0 / 6.0))
-        }
-        Act::HardSigmoid { alpha, beta } => {
-            let t = _mm256_add_ps(
-                _mm256_mul_ps(_mm256_set1_ps(alpha), v),
-                _mm256_set1_ps(beta),
-            );
-            _mm256_min_ps(_mm256_set1_ps(1.0), _mm256_max_ps(zero, t))
-        }
-        Act::Abs => _mm256_andnot_ps(_mm256_set1_ps(-0.0), v),
-        Act::Neg => _mm256_xor_ps(v, _mm256_set1_ps(-0.0)),
-        _ => v,
     }
 }

@@ -88,7 +88,10 @@ pub fn exp(x: __m256) -> __m256 {
 #[inline]
 fn sigmoid(v: __m256) -> __m256 {
     // 1/d by a 12-bit reciprocal estimate and one Newton step (a division costs more).
-    let d = _mm256_add_ps(_mm256_set1_ps(1.0), exp(_mm256_sub_ps(_mm256_setzero_ps(), v)));
+    let d = _mm256_add_ps(
+        _mm256_set1_ps(1.0),
+        exp(_mm256_sub_ps(_mm256_setzero_ps(), v)),
+    );
     let r = _mm256_rcp_ps(d);
     _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0)))
 }

@@ -100,7 +100,10 @@ pub fn exp(x: __m512) -> __m512 {
 #[inline]
 fn sigmoid(v: __m512) -> __m512 {
     // 1/d by a 14-bit reciprocal estimate and one Newton step (a division costs more).
-    let d = _mm512_add_ps(_mm512_set1_ps(1.0), exp(_mm512_sub_ps(_mm512_setzero_ps(), v)));
+    let d = _mm512_add_ps(
+        _mm512_set1_ps(1.0),
+        exp(_mm512_sub_ps(_mm512_setzero_ps(), v)),
+    );
     let r = _mm512_rcp14_ps(d);
     _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0)))
 }
