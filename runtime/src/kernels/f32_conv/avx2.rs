@@ -4,7 +4,8 @@
 //! FMA units rather than the loads set the pace; this matters most for the first 3x3
 //! stride-2 layer with 3 input channels, where a pixel-at-a-time loop is latency-bound.
 //! Pixels whose window crosses the left or right border run one at a time, skipping padded
-//! taps; padded rows are skipped for the whole row.
+//! taps; padded rows are skipped for the whole row. A row's interior that is not a multiple
+//! of the tile ends with a tile overlapping its predecessor.
 
 use core::arch::x86_64::*;
 
@@ -129,6 +130,11 @@ unsafe fn columns<const R: usize>(o: &Ops, row: &Row, ox0: usize, ox1: usize) {
             if ox >= ox0 && ox + PX <= ox1 {
                 tile::<PX, R, false>(o, row, ox);
                 ox += PX;
+            } else if ox >= ox0 && ox < ox1 && ox1 - ox0 >= PX {
+                // The interior remainder: one full tile ending at ox1, overlapping the
+                // previous one (its pixels are recomputed to the same values).
+                tile::<PX, R, false>(o, row, ox1 - PX);
+                ox = ox1;
             } else {
                 let border = ox < ox0 || ox >= ox1;
                 if border {
