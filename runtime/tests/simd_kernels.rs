@@ -764,7 +764,13 @@ fn simd_slots_are_installed_per_tier() {
     }
     if cpu.supports(Isa::Avx512) {
         let k = for_isa(Isa::Avx512);
-        assert_eq!(k.f32_gemm.name, "f32_gemm::avx512::gemm_8x32");
+        // Cores that split 512-bit operations in two keep the faster 256-bit GEMM tiles.
+        let gemm = if cpu.split_512 {
+            "f32_gemm::avx2::gemm_6x16"
+        } else {
+            "f32_gemm::avx512::gemm_8x32"
+        };
+        assert_eq!(k.f32_gemm.name, gemm);
         assert_eq!(k.f32_dwconv.name, "f32_dwconv::avx512::dwconv_16c");
     } else {
         eprintln!("SKIP avx512 slots: tier not supported");

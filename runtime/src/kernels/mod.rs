@@ -168,7 +168,11 @@ pub fn for_isa(isa: Isa) -> Kernels {
         }
         Isa::Avx512 => {
             k.f32_conv = slot!(f32_conv::avx512::conv_direct_8x32);
-            k.f32_gemm = slot!(f32_gemm::avx512::gemm_8x32);
+            k.f32_gemm = if CpuFeatures::detect().split_512 {
+                slot!(f32_gemm::avx2::gemm_6x16)
+            } else {
+                slot!(f32_gemm::avx512::gemm_8x32)
+            };
             k.f32_dwconv = slot!(f32_dwconv::avx512::dwconv_16c);
             k.f32_activation = slot!(f32_eltwise::avx512::activation_16c);
             k.f32_maxpool = slot!(f32_pool::avx2::maxpool_8c);
