@@ -1,8 +1,10 @@
 //! Ferrolite vs tract vs ONNX Runtime on the same ONNX files, one thread, batch 1:
-//! `cargo run --release -p ferrolite-bench --bin compare -- [--runs N] MODEL.onnx...`
+//! `cargo run --release -p ferrolite-bench --bin compare -- [--runs N] [--rounds R] MODEL.onnx...`
 //!
 //! Rounds alternate between the three runtimes so drift in machine speed hits all alike;
-//! each figure is the median over rounds of the per-round median. tract runs in process;
+//! each time is the median over rounds of the per-round median, and each ratio the median
+//! over rounds of the per-round ratio (so a noisy round moves both sides of its ratio).
+//! `--rounds R` (default 7) sets the number of rounds, `--runs N` the timed runs in all. tract runs in process;
 //! ONNX Runtime runs through `bench/peers/ort_bench.py` (needs `pip install onnxruntime`),
 //! and its column reads "n/a" when that is unavailable. Prints a markdown table.
 
@@ -11,8 +13,6 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use ferrolite_bench::{time, FerroliteRunner, TractRunner};
-
-const ROUNDS: usize = 5;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -60,19 +60,26 @@ fn ort_round(model: &str, shape: &[usize], runs: usize) -> Result<Option<f64>> {
 
 fn main() -> Result<()> {
     let mut runs = 30usize;
+    let mut rounds = 7usize;
     let mut models = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         if a == "--runs" {
             runs = args.next().and_then(|v| v.parse().ok()).unwrap_or(runs);
+        } else if a == "--rounds" {
+            rounds = args
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(rounds)
+                .max(1);
         } else {
             models.push(a);
         }
     }
     if models.is_empty() {
-        bail!("usage: compare [--runs N] MODEL.onnx...");
+        bail!("usage: compare [--runs N] [--rounds R] MODEL.onnx...");
     }
-    let per_round = runs.div_ceil(ROUNDS).max(1);
+    let per_round = runs.div_ceil(rounds).max(1);
     println!("| model | ferrolite ms | tract ms | ONNX Runtime ms | ferrolite / tract | ferrolite / ORT |");
     println!("|---|---|---|---|---|---|");
     for m in &models {
@@ -80,15 +87,21 @@ fn main() -> Result<()> {
         let mut ours = FerroliteRunner::from_onnx(m.as_ref(), &shape)?;
         let mut tract = TractRunner::from_onnx(m.as_ref(), &shape)?;
         let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..ROUNDS {
-            a.push(time(2, per_round, || ours.run())?.median_ms);
-            b.push(time(2, per_round, || tract.run())?.median_ms);
+        let (mut vs_tract, mut vs_ort) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let ta = time(2, per_round, || ours.run())?.median_ms;
+            let tb = time(2, per_round, || tract.run())?.median_ms;
+            a.push(ta);
+            b.push(tb);
+            vs_tract.push(ta / tb);
             if let Some(v) = ort_round(m, &shape, per_round)? {
                 c.push(v);
+                vs_ort.push(ta / v);
             }
         }
         let (ma, mb) = (median(a), median(b));
         let mc = (!c.is_empty()).then(|| median(c));
+        let r_ort = (!vs_ort.is_empty()).then(|| median(vs_ort));
         let name = Path::new(m)
             .file_stem()
             .unwrap_or_default()
@@ -98,8 +111,8 @@ fn main() -> Result<()> {
             "| {name} ({}) | {ma:.2} | {mb:.2} | {} | {:.2} | {} |",
             ours.isa(),
             fmt(mc),
-            ma / mb,
-            fmt(mc.map(|c| ma / c))
+            median(vs_tract),
+            fmt(r_ort)
         );
     }
     Ok(())
