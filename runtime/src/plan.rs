@@ -534,9 +534,20 @@ impl<'m> Planner<'m> {
         for &t in &g.inputs {
             touch(t, 0, &mut life);
         }
+        // Fused blocks keep their expanded and depthwise tensors in scratch bands: those get
+        // no arena space, and the block input is read until the block's last node runs.
+        let chains = crate::fused::find_chains(g);
+        let banded: Vec<TensorId> = chains
+            .iter()
+            .flat_map(|c| {
+                let dw = &g.nodes[c.dw];
+                let e = c.expand.and(dw.inputs.first().copied());
+                e.into_iter().chain(dw.outputs.first().copied())
+            })
+            .collect();
         for (i, node) in g.nodes.iter().enumerate() {
             for &t in node.inputs.iter().chain(&node.outputs) {
-                if t < nt && is_act(&g.tensors[t]) {
+                if t < nt && is_act(&g.tensors[t]) && !banded.contains(&t) {
                     touch(t, i + 1, &mut life);
                 }
             }
@@ -546,8 +557,6 @@ impl<'m> Planner<'m> {
                 touch(t, steps_n + 1, &mut life);
             }
         }
-        // A fused block reads its input until its last node runs.
-        let chains = crate::fused::find_chains(g);
         for c in &chains {
             if let Some(&x) = g.nodes[c.first()].inputs.first() {
                 touch(x, c.project + 1, &mut life);
@@ -608,6 +617,20 @@ impl<'m> Planner<'m> {
                 strides,
             });
         }
+        // Banded tensors get a placeholder place so their nodes lower; those steps are
+        // replaced by the fused step below and never touch it.
+        for &t in &banded {
+            let tensor = &g.tensors[t];
+            self.places[t] = Some(Place {
+                loc: Loc {
+                    buf: Buf::Arena,
+                    off: 0,
+                    len: tensor.numel(),
+                },
+                shape: tensor.shape.clone(),
+                strides: physical_strides(tensor),
+            });
+        }
         // --- 4. lower nodes.
         let mut steps = Vec::with_capacity(steps_n);
         let mut infos = Vec::with_capacity(steps_n);
@@ -643,15 +666,19 @@ impl<'m> Planner<'m> {
         }
         for c in chains {
             let mut scratch = |len| self.scratch(len);
-            if crate::fused::fuse_chain(&mut steps, c, &mut scratch) {
-                let mut macs = 0;
-                for i in c.expand.into_iter().chain([c.dw]) {
-                    macs += std::mem::take(&mut infos[i].macs);
-                    infos[i].kernel = "fused";
-                }
-                infos[c.project].macs += macs;
-                infos[c.project].kernel = "fused::inverted_residual";
+            if !crate::fused::fuse_chain(&mut steps, c, &mut scratch) {
+                return Err(Error::Unsupported(format!(
+                    "internal: block ending at node {:?} did not lower to a fusable form",
+                    g.nodes[c.project].name
+                )));
             }
+            let mut macs = 0;
+            for i in c.expand.into_iter().chain([c.dw]) {
+                macs += std::mem::take(&mut infos[i].macs);
+                infos[i].kernel = "fused";
+            }
+            infos[c.project].macs += macs;
+            infos[c.project].kernel = "fused::inverted_residual";
         }
         for &t in g.inputs.iter().chain(&g.outputs) {
             self.place(t)?;
