@@ -4,8 +4,8 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ferrolite_runtime::kernels::f32_conv::{ConvArgs, ConvGeom};
-use ferrolite_runtime::kernels::f32_gemm::{pack_b, GemmParams};
-use ferrolite_runtime::kernels::{cpu, for_isa, Act, Isa, Kernels};
+use ferrolite_runtime::kernels::f32_gemm::{self, pack_b, GemmFn, GemmParams};
+use ferrolite_runtime::kernels::{cpu, for_isa, Act, Isa, Kernels, Slot};
 
 fn tiers() -> Vec<Kernels> {
     let features = cpu::CpuFeatures::detect();
@@ -14,6 +14,27 @@ fn tiers() -> Vec<Kernels> {
         .filter(|&isa| features.supports(isa))
         .map(for_isa)
         .collect()
+}
+
+/// Every GEMM kernel this CPU can run, once each: a tier may install another tier's kernel
+/// (AVX-512 on Zen 4 keeps the 256-bit tiles), and the 512-bit one is still measured.
+fn gemm_kernels() -> Vec<Slot<GemmFn>> {
+    let mut v: Vec<Slot<GemmFn>> = Vec::new();
+    for k in tiers() {
+        if !v.iter().any(|s| s.name == k.f32_gemm.name) {
+            v.push(k.f32_gemm);
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if cpu::CpuFeatures::detect().supports(Isa::Avx512)
+        && !v.iter().any(|s| s.name.contains("avx512"))
+    {
+        v.push(Slot {
+            f: f32_gemm::avx512::gemm_8x32,
+            name: "f32_gemm::avx512::gemm_8x32",
+        });
+    }
+    v
 }
 
 fn values(n: usize) -> Vec<f32> {
@@ -26,7 +47,9 @@ fn values(n: usize) -> Vec<f32> {
 const GEMM_SHAPES: &[(&str, usize, usize, usize)] = &[
     ("mbv2_expand_56x56_24to144", 3136, 24, 144),
     ("mbv2_project_56x56_144to24", 3136, 144, 24),
+    ("mbv2_expand_28x28_32to192", 784, 32, 192),
     ("mbv2_expand_14x14_64to384", 196, 64, 384),
+    ("mbv2_project_14x14_384to64", 196, 384, 64),
     ("effl0_project_7x7_1152to192", 49, 1152, 192),
     ("classifier_1280to1000", 1, 1280, 1000),
 ];
@@ -37,6 +60,7 @@ const DW_SHAPES: &[(&str, usize, usize, usize, usize)] = &[
     ("dw3x3s2_112x112x96", 96, 112, 3, 2),
     ("dw3x3s1_28x28x192", 192, 28, 3, 1),
     ("dw5x5s2_28x28x240", 240, 28, 5, 2),
+    ("dw5x5s1_14x14x480", 480, 14, 5, 1),
     ("dw5x5s1_7x7x1152", 1152, 7, 5, 1),
 ];
 
@@ -78,8 +102,7 @@ fn gemm(c: &mut Criterion) {
         let bias = values(n);
         let mut out = vec![0.0; m * n];
         group.throughput(Throughput::Elements((2 * m * k * n) as u64));
-        for kernels in tiers() {
-            let f = kernels.f32_gemm;
+        for f in gemm_kernels() {
             group.bench_function(BenchmarkId::new(f.name, name), |bench| {
                 bench.iter(|| {
                     (f.f)(GemmParams {
@@ -114,8 +137,13 @@ fn window(c: &mut Criterion, family: &str, shapes: Vec<(&str, ConvGeom)>, pick: 
         let mut y = vec![0.0; g.oh * g.ow * g.o];
         let macs = g.oh * g.ow * g.o * g.kh * g.kw * (g.c / g.groups);
         group.throughput(Throughput::Elements(2 * macs as u64));
+        let mut seen = Vec::new();
         for kernels in tiers() {
             let (f, kname) = pick(&kernels);
+            if seen.contains(&kname) {
+                continue;
+            }
+            seen.push(kname);
             group.bench_function(BenchmarkId::new(kname, name), |bench| {
                 bench.iter(|| {
                     f(ConvArgs {
