@@ -65,14 +65,22 @@ pub(crate) struct InvertedResidual {
     pub dbuf_len: usize,
 }
 
-fn is_pointwise(op: &Op) -> bool {
-    matches!(op, Op::Conv2d { window, groups: 1, has_residual: false, .. }
-        if window.kernel == [1, 1] && window.strides == [1, 1] && window.pads == [0; 4])
-}
-
+/// A 1x1, stride-1, unpadded, ungrouped convolution (it may add a residual).
 fn pointwise_with_residual(op: &Op) -> bool {
     matches!(op, Op::Conv2d { window, groups: 1, .. }
         if window.kernel == [1, 1] && window.strides == [1, 1] && window.pads == [0; 4])
+}
+
+/// A pointwise convolution without residual (an expansion).
+fn is_pointwise(op: &Op) -> bool {
+    pointwise_with_residual(op)
+        && matches!(
+            op,
+            Op::Conv2d {
+                has_residual: false,
+                ..
+            }
+        )
 }
 
 /// Find the fusable blocks of `g`: adjacent nodes expand → depthwise → project (or

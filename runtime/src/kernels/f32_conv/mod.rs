@@ -57,18 +57,7 @@ impl ConvGeom {
     }
     /// Output columns `[lo, hi)` whose taps all fall inside the input row (no padding).
     pub fn interior_x(&self) -> (usize, usize) {
-        let (s, d, k) = (self.sw, self.dw, self.kw);
-        if s == 0 || k == 0 {
-            return (0, 0);
-        }
-        let ext = (k - 1).saturating_mul(d);
-        let limit = self.w.saturating_add(self.pl);
-        if limit <= ext {
-            return (0, 0);
-        }
-        // Need ox*s >= pl and ox*s + ext < w + pl.
-        let hi = ((limit - ext - 1) / s + 1).min(self.ow);
-        (self.pl.div_ceil(s).min(hi), hi)
+        interior(self.ow, self.sw, self.dw, self.kw, self.pl, self.w)
     }
     /// Input column of output column `ox` tap `kx`, or `None` when in the padding.
     #[inline(always)]
@@ -77,6 +66,29 @@ impl ConvGeom {
             .checked_sub(self.pl)
             .filter(|&v| v < self.w)
     }
+}
+
+/// Output positions `[lo, hi)` along one axis (output size `out`, stride `s`, dilation `d`,
+/// kernel `k`, leading padding `pad`, input size `size`) whose taps all fall inside the input.
+pub fn interior(
+    out: usize,
+    s: usize,
+    d: usize,
+    k: usize,
+    pad: usize,
+    size: usize,
+) -> (usize, usize) {
+    if s == 0 || k == 0 {
+        return (0, 0);
+    }
+    let ext = (k - 1).saturating_mul(d);
+    let limit = size.saturating_add(pad);
+    if limit <= ext {
+        return (0, 0);
+    }
+    // Need o*s >= pad and o*s + ext < size + pad.
+    let hi = ((limit - ext - 1) / s + 1).min(out);
+    (pad.div_ceil(s).min(hi), hi)
 }
 
 /// Arguments of a convolution call. `x` is `[n,h,w,c]`, `y` and `residual` are `[n,oh,ow,o]`.

@@ -39,6 +39,7 @@
 use core::arch::x86_64::*;
 
 use super::{ConvArgs, ConvGeom};
+use crate::kernels::f32_conv::interior;
 use crate::kernels::f32_eltwise::avx512::{activation_16c, apply_act, vectorised};
 use crate::kernels::f32_eltwise::scalar::activation;
 use crate::kernels::Act;
@@ -104,21 +105,6 @@ fn check_lengths(a: &ConvArgs<'_>) -> bool {
         assert!(r.len() >= out, "dwconv: residual too short");
     }
     true
-}
-
-/// Output positions `[lo, hi)` along one axis whose taps all fall inside the input.
-fn interior(out: usize, s: usize, d: usize, k: usize, pad: usize, size: usize) -> (usize, usize) {
-    if s == 0 || k == 0 {
-        return (0, 0);
-    }
-    let ext = (k - 1).saturating_mul(d);
-    let limit = size.saturating_add(pad);
-    if limit <= ext {
-        return (0, 0);
-    }
-    // Need o*s >= pad and o*s + ext < size + pad.
-    let hi = ((limit - ext - 1) / s + 1).min(out);
-    (pad.div_ceil(s).min(hi), hi)
 }
 
 /// Raw view of the operands (pointers proven in range by [`check_lengths`]).

@@ -9,7 +9,7 @@ use crate::kernels::{Act, BinOp};
 /// Lanes of a register.
 const LANES: usize = 8;
 
-pub use super::avx512::vectorised;
+pub use super::vectorised;
 
 /// `act(v)` for a [`vectorised`] activation; other activations return `v` unchanged.
 ///

@@ -9,23 +9,7 @@ use crate::kernels::{Act, BinOp};
 /// Lanes of a register.
 const LANES: usize = 16;
 
-/// Whether [`apply_act`] computes `act` in registers (the others fall back to the scalar
-/// [`scalar::activation`] on the stored values).
-pub fn vectorised(act: Act) -> bool {
-    matches!(
-        act,
-        Act::None
-            | Act::Relu
-            | Act::Clip { .. }
-            | Act::LeakyRelu { .. }
-            | Act::HardSwish
-            | Act::HardSigmoid { .. }
-            | Act::Abs
-            | Act::Neg
-            | Act::Sigmoid
-            | Act::Silu
-    )
-}
+pub use super::vectorised;
 
 /// `act(v)` for a [`vectorised`] activation; other activations return `v` unchanged.
 ///

@@ -27,3 +27,21 @@ pub type ActivationFn = fn(act: Act, x: &mut [f32]);
 /// `(i / inner) % c` (`inner == 1` for channels-last).
 pub type AffineFn =
     fn(x: &[f32], scale: &[f32], shift: &[f32], c: usize, inner: usize, y: &mut [f32]);
+
+/// Whether the SIMD tiers' `apply_act` computes `act` in registers (the others fall back to
+/// [`scalar::activation`] on the stored values).
+pub fn vectorised(act: Act) -> bool {
+    matches!(
+        act,
+        Act::None
+            | Act::Relu
+            | Act::Clip { .. }
+            | Act::LeakyRelu { .. }
+            | Act::HardSwish
+            | Act::HardSigmoid { .. }
+            | Act::Abs
+            | Act::Neg
+            | Act::Sigmoid
+            | Act::Silu
+    )
+}
