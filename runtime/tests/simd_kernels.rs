@@ -293,8 +293,8 @@ fn check_gemm(name: &str, f: GemmFn, mr: usize, nt: usize) {
         check_gemm_case(name, f, &c, &acts, seed);
         seed += 1;
     }
-    // Large K: several column blocks of packed B.
-    // ... and single rows (batch-1 fully connected layers) wider than the row-vector tiles.
+    // Large K: strips of B one register tile wide (small K, above, makes strips of many
+    // panels), and single rows (batch-1 fully connected layers) wider than the row-vector tiles.
     for (m, n, k) in [
         (13, 40, 2048),
         (7, 37, 3000),
