@@ -1,10 +1,13 @@
 //! Ferrolite vs tract vs ONNX Runtime on the same ONNX files, one thread, batch 1:
-//! `cargo run --release -p ferrolite-bench --bin compare -- [--runs N] [--rounds R] MODEL.onnx...`
+//! `cargo run --release -p ferrolite-bench --bin compare -- [--runs N] [--rounds R] [--cpu N|any] MODEL.onnx...`
 //!
 //! Rounds alternate between the three runtimes so drift in machine speed hits all alike;
 //! each time is the median over rounds of the per-round median, and each ratio the median
 //! over rounds of the per-round ratio (so a noisy round moves both sides of its ratio).
-//! `--rounds R` (default 7) sets the number of rounds, `--runs N` the timed runs in all. tract runs in process;
+//! `--rounds R` (default 7) sets the number of rounds, `--runs N` the timed runs in all.
+//! The process (and so the ONNX Runtime child) is pinned to one CPU, the last one it may
+//! run on unless `--cpu N` names another (`--cpu any` leaves it free), which takes thread
+//! migration out of the noise. tract runs in process;
 //! ONNX Runtime runs through `bench/peers/ort_bench.py` (needs `pip install onnxruntime`),
 //! and its column reads "n/a" when that is unavailable. Prints a markdown table.
 
@@ -13,6 +16,8 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use ferrolite_bench::{time, FerroliteRunner, TractRunner};
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+use nix::unistd::Pid;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -58,13 +63,39 @@ fn ort_round(model: &str, shape: &[usize], runs: usize) -> Result<Option<f64>> {
     Ok(v["median_ms"].as_f64())
 }
 
+/// Pin this process to `cpu`, or to the last CPU of its current set when `None`.
+fn pin(cpu: Option<usize>) -> Result<usize> {
+    let allowed = sched_getaffinity(Pid::from_raw(0)).context("reading the CPU affinity")?;
+    let cpu = match cpu {
+        Some(c) => c,
+        None => (0..CpuSet::count())
+            .rev()
+            .find(|&c| allowed.is_set(c).unwrap_or(false))
+            .context("no CPU in this process's affinity set")?,
+    };
+    let mut set = CpuSet::new();
+    set.set(cpu)
+        .with_context(|| format!("CPU {cpu} is out of range"))?;
+    sched_setaffinity(Pid::from_raw(0), &set).with_context(|| format!("pinning to CPU {cpu}"))?;
+    Ok(cpu)
+}
+
 fn main() -> Result<()> {
     let mut runs = 30usize;
     let mut rounds = 7usize;
+    let mut cpu = Some(None);
     let mut models = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        if a == "--runs" {
+        if a == "--cpu" {
+            cpu = match args.next().as_deref() {
+                Some("any") => None,
+                Some(v) => Some(Some(v.parse().with_context(|| {
+                    format!("--cpu takes a CPU number or 'any', not {v:?}")
+                })?)),
+                None => bail!("--cpu takes a CPU number or 'any'"),
+            };
+        } else if a == "--runs" {
             runs = args.next().and_then(|v| v.parse().ok()).unwrap_or(runs);
         } else if a == "--rounds" {
             rounds = args
@@ -77,7 +108,10 @@ fn main() -> Result<()> {
         }
     }
     if models.is_empty() {
-        bail!("usage: compare [--runs N] [--rounds R] MODEL.onnx...");
+        bail!("usage: compare [--runs N] [--rounds R] [--cpu N|any] MODEL.onnx...");
+    }
+    if let Some(c) = cpu {
+        eprintln!("pinned to CPU {}", pin(c)?);
     }
     let per_round = runs.div_ceil(rounds).max(1);
     println!("| model | ferrolite ms | tract ms | ONNX Runtime ms | ferrolite / tract | ferrolite / ORT |");
