@@ -39,8 +39,9 @@ fn fails(args: &[&str], expect: &str) {
     );
 }
 
-fn scratch() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ferrolite-cli-{}", std::process::id()));
+/// A scratch folder of its own for each test (tests run in parallel threads).
+fn scratch(test: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ferrolite-cli-{}/{test}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -139,7 +140,7 @@ fn classify_json_lines() {
 
 #[test]
 fn classify_bad_inputs() {
-    let dir = scratch();
+    let dir = scratch("classify_bad_inputs");
     let text = dir.join("not_an_image.jpg");
     std::fs::write(&text, "hello").unwrap();
     fails(&["classify", s(&text)], "cannot decode image");
@@ -159,7 +160,7 @@ fn classify_bad_inputs() {
 
 #[test]
 fn convert_inspect_run_match_tract() {
-    let dir = scratch();
+    let dir = scratch("convert_inspect_run_match_tract");
     let onnx = small_cnn(&dir);
     let bundle = dir.join("small.flb");
     let out = ok(&[
@@ -220,7 +221,7 @@ fn convert_inspect_run_match_tract() {
 
 #[test]
 fn run_bad_inputs() {
-    let dir = scratch();
+    let dir = scratch("run_bad_inputs");
     let onnx = small_cnn(&dir);
     let x = dir.join("wrong.npy");
     write_npy(&x, &[1, 3, 9, 8], &values(3 * 72));
@@ -244,7 +245,7 @@ fn run_bad_inputs() {
 
 #[test]
 fn corrupt_and_unsupported_models() {
-    let dir = scratch();
+    let dir = scratch("corrupt_and_unsupported_models");
     let onnx = small_cnn(&dir);
     let bundle = dir.join("corrupt.flb");
     ok(&["convert", s(&onnx), "-o", s(&bundle)]);
@@ -270,7 +271,7 @@ fn corrupt_and_unsupported_models() {
 
 #[test]
 fn convert_never_clobbers_on_error() {
-    let dir = scratch();
+    let dir = scratch("convert_never_clobbers_on_error");
     let target = dir.join("keep.flb");
     std::fs::write(&target, "precious").unwrap();
     let junk = dir.join("junk2.onnx");
@@ -284,7 +285,7 @@ fn convert_never_clobbers_on_error() {
 
 #[test]
 fn bench_reports_statistics_profile_and_peer() {
-    let dir = scratch();
+    let dir = scratch("bench_reports_statistics_profile_and_peer");
     let onnx = small_cnn(&dir);
     let out = ok(&[
         "bench",
@@ -336,5 +337,184 @@ fn bench_reports_statistics_profile_and_peer() {
     fails(
         &["bench", s(&onnx), "--threads", "4"],
         "only single-threaded",
+    );
+}
+
+/// A pointwise-heavy model whose weights have large fan-ins (so fp16 stores them as half).
+fn wide_pointwise(dir: &Path, name: &str, round: fn(f32) -> f32) -> PathBuf {
+    let w: Vec<f32> = values(128 * 64).into_iter().map(round).collect();
+    let fw: Vec<f32> = values(10 * 128).into_iter().map(round).collect();
+    let mut b = OnnxBuilder::new();
+    let x = b.input("image", &[1, 64, 6, 6]);
+    let w = b.constant("w", &[128, 64, 1, 1], w);
+    let c = b.node("Conv", &[&x, &w], &[]);
+    let r = b.node("Relu", &[&c], &[]);
+    let p = b.node("GlobalAveragePool", &[&r], &[]);
+    let f = b.node("Flatten", &[&p], &[]);
+    let fw = b.constant("fw", &[10, 128], fw);
+    let y = b.node("Gemm", &[&f, &fw], &[("transB", Attr::Int(1))]);
+    b.output(&y);
+    let path = dir.join(name);
+    b.save(&path).unwrap();
+    path
+}
+
+fn tract_run(onnx: &Path, shape: &[usize], input: &[f32]) -> Vec<f32> {
+    tract_onnx::onnx()
+        .model_for_path(onnx)
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap()
+        .run(tvec![Tensor::from_shape(shape, input).unwrap().into()])
+        .unwrap()[0]
+        .to_plain_array_view::<f32>()
+        .unwrap()
+        .iter()
+        .copied()
+        .collect()
+}
+
+#[test]
+fn convert_fp16_halves_the_weights_and_matches_rounded_weights() {
+    let dir = scratch("convert_fp16_halves_the_weights_and_matches_rounded_weights");
+    let onnx = wide_pointwise(&dir, "wide.onnx", |v| v);
+    // The same network with every weight rounded to half precision: what an fp16 bundle
+    // must compute exactly (up to f32 summation order).
+    let rounded = wide_pointwise(&dir, "wide_rounded.onnx", |v| {
+        half::f16::from_f32(v).to_f32()
+    });
+    let (b32, b16) = (dir.join("w32.flb"), dir.join("w16.flb"));
+    ok(&["convert", s(&onnx), "-o", s(&b32)]);
+    let out = ok(&["convert", s(&onnx), "-o", s(&b16), "--precision", "fp16"]);
+    assert!(out.contains("Fp16"), "{out}");
+    let (n32, n16) = (
+        std::fs::metadata(&b32).unwrap().len(),
+        std::fs::metadata(&b16).unwrap().len(),
+    );
+    // 9472 weights: 37.9 KB as f32, 18.9 KB as f16; the rest of the bundle is shared.
+    assert!(n32 - n16 >= 18_000, "fp32 {n32} B, fp16 {n16} B");
+    assert!(ok(&["inspect", s(&b16)]).contains("Fp16"));
+
+    let input = values(64 * 36);
+    let x = dir.join("x.npy");
+    write_npy(&x, &[1, 64, 6, 6], &input);
+    let y = dir.join("y.npy");
+    ok(&["run", s(&b16), "--input", s(&x), "--output", s(&y)]);
+    let (_, ours) = read_npy(&y);
+    let exact = tract_run(&rounded, &[1, 64, 6, 6], &input);
+    let fp32 = tract_run(&onnx, &[1, 64, 6, 6], &input);
+    let max_ref = exact.iter().fold(0f32, |m, v| m.max(v.abs()));
+    for (a, b) in ours.iter().zip(&exact) {
+        assert!((a - b).abs() <= 1e-5 * max_ref, "{ours:?} vs {exact:?}");
+    }
+    assert_ne!(exact, fp32, "rounding to f16 must change something");
+    fails(
+        &["convert", s(&onnx), "-o", s(&b16), "--precision", "int8"],
+        "invalid value 'int8'",
+    );
+}
+
+#[test]
+fn eval_reports_accuracy_and_agreement() {
+    let dir = scratch("eval_reports_accuracy_and_agreement");
+    let classes = dir.join("classes.tsv");
+    std::fs::write(
+        &classes,
+        "index\twnid\tname\n319\tn02268443\tdragonfly\n388\tn02510455\tgiant panda\n\
+         920\tn06874185\ttraffic light\n954\tn07753592\tbanana\n",
+    )
+    .unwrap();
+    let samples = "models/samples";
+    // Independent count: classify's top-1 index against the class list.
+    let truth = [
+        ("n02268443", 319),
+        ("n02510455", 388),
+        ("n06874185", 920),
+        ("n07753592", 954),
+    ];
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(samples))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+    files.sort();
+    let mut args = vec!["classify", "--json", "--top", "1"];
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    args.extend(names.iter().map(String::as_str));
+    let mut hits = 0;
+    for (line, file) in ok(&args).lines().zip(&files) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let name = file.file_name().unwrap().to_str().unwrap();
+        let want = truth.iter().find(|(w, _)| name.starts_with(w)).unwrap().1;
+        hits += usize::from(v["top"][0]["index"] == want);
+    }
+
+    let bundle = "models/efficientnet_lite0.flb";
+    let out = ok(&[
+        "eval",
+        bundle,
+        "--images",
+        samples,
+        "--classes",
+        s(&classes),
+        "--reference",
+        bundle,
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["images"], 4, "{out}");
+    assert_eq!(v["labeled"], 4, "{out}");
+    assert_eq!(v["top1"].as_f64().unwrap(), hits as f64 / 4.0, "{out}");
+    assert!(v["top5"].as_f64().unwrap() >= v["top1"].as_f64().unwrap());
+    assert_eq!(v["agreement"].as_f64(), Some(1.0), "{out}");
+
+    // Sub-folder labels matched to the class list, images without a known label.
+    let folders = dir.join("folders");
+    std::fs::create_dir_all(folders.join("banana")).unwrap();
+    std::fs::create_dir_all(folders.join("unknown")).unwrap();
+    let banana = files
+        .iter()
+        .find(|f| f.to_str().unwrap().contains("banana"))
+        .unwrap();
+    std::fs::copy(banana, folders.join("banana/a.jpg")).unwrap();
+    std::fs::copy(banana, folders.join("unknown/b.jpg")).unwrap();
+    let text = ok(&[
+        "eval",
+        bundle,
+        "--images",
+        s(&folders),
+        "--classes",
+        s(&classes),
+    ]);
+    assert!(text.contains("2 images, 1 with a known label"), "{text}");
+    assert!(!text.contains("agreement"), "{text}");
+
+    // Bad inputs.
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    fails(
+        &["eval", bundle, "--images", s(&empty)],
+        "no JPEG or PNG images",
+    );
+    fails(
+        &["eval", bundle, "--images", s(&dir.join("missing"))],
+        "cannot read image folder",
+    );
+    let broken = dir.join("broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(broken.join("n07753592_1.jpg"), b"not a jpeg").unwrap();
+    fails(&["eval", bundle, "--images", s(&broken)], "n07753592_1.jpg");
+    fails(
+        &[
+            "eval",
+            bundle,
+            "--images",
+            samples,
+            "--classes",
+            s(&dir.join("none.tsv")),
+        ],
+        "cannot read class list",
     );
 }

@@ -2,6 +2,7 @@
 //! IR, applies the graph fusions and produces a [`Model`] ready to be written as a bundle.
 
 pub mod fuse;
+pub mod half_precision;
 pub mod import;
 pub mod onnx_builder;
 pub mod work;
@@ -23,14 +24,23 @@ pub struct ConvertOptions {
     pub labels: Vec<String>,
     /// Model name; defaults to the file stem.
     pub model_name: Option<String>,
+    /// Storage precision of the weights ([`Precision::Int8`] is refused: not implemented).
+    pub precision: Precision,
 }
 
-/// Convert an ONNX file into an fp32 Ferrolite model held in memory.
+/// Convert an ONNX file into a Ferrolite model held in memory, with weights stored at
+/// `opts.precision`.
 pub fn convert_onnx(path: &Path, opts: &ConvertOptions) -> Result<Model> {
+    if opts.precision == Precision::Int8 {
+        anyhow::bail!("int8 conversion is not implemented yet: use --precision fp32 or fp16");
+    }
     let typed = import::load_onnx(path, opts.input_shape.as_deref())?;
     let mut work =
         import::lower(&typed).with_context(|| format!("cannot convert {}", path.display()))?;
     fuse::fuse(&mut work);
+    if opts.precision == Precision::Fp16 {
+        half_precision::store_weights_as_f16(&mut work);
+    }
     let (graph, weights) = work.finish();
     let name = opts.model_name.clone().unwrap_or_else(|| {
         path.file_stem()
@@ -62,7 +72,7 @@ pub fn convert_onnx(path: &Path, opts: &ConvertOptions) -> Result<Model> {
     let meta = Metadata {
         model_name: name,
         producer: format!("ferrolite {}", env!("CARGO_PKG_VERSION")),
-        precision: Precision::Fp32,
+        precision: opts.precision,
         inputs,
         outputs,
         labels: opts.labels.clone(),

@@ -10,7 +10,8 @@ use ferrolite_runtime::AlignedBytes;
 #[derive(Debug, Default, Clone)]
 pub struct WorkGraph {
     pub tensors: Vec<Tensor>,
-    /// Constant data by tensor id (f32 only during conversion).
+    /// Constant data by tensor id, as f32 during conversion (a tensor marked f16 is rounded
+    /// to half floats when [`WorkGraph::finish`] writes it).
     pub consts: HashMap<TensorId, Vec<f32>>,
     /// Nodes in execution order; `None` marks a node removed by a fusion.
     pub nodes: Vec<Option<Node>>,
@@ -136,7 +137,13 @@ impl WorkGraph {
                 continue;
             }
             if let Some(data) = self.consts.get(&old) {
-                let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+                let bytes: Vec<u8> = if t.dtype == DType::F16 {
+                    data.iter()
+                        .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                        .collect()
+                } else {
+                    data.iter().flat_map(|v| v.to_le_bytes()).collect()
+                };
                 t.data = Some(weights.push_aligned(&bytes));
             }
             remap[old] = tensors.len();

@@ -3,11 +3,10 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
-use ferrolite_runtime::exec::Session;
-use ferrolite_runtime::preprocess::{prepare_into, RgbImage};
+use anyhow::Result;
 
-use super::{decode, load, ModelSource};
+use super::image_model::ImageModel;
+use super::{load, ModelSource};
 
 /// Arguments of `ferrolite classify`.
 #[derive(clap::Args, Debug)]
@@ -67,40 +66,14 @@ pub fn run(a: ClassifyArgs) -> Result<()> {
         Some(p) => ModelSource::Path(p.clone()),
         None => ModelSource::Default,
     };
-    let model = load::open(&source, None)?;
-    let pp = model
-        .meta
-        .inputs
-        .first()
-        .and_then(|i| i.preprocess.clone())
-        .with_context(|| {
-            "the model has no image preprocessing in its metadata: convert it with \
-             --mean/--std/--resize/--crop"
-        })?;
-    let mut session = Session::new(model.clone())?;
-    let shapes = session.input_shapes();
-    if shapes.len() != 1 {
-        bail!(
-            "classify needs a model with one image input, this one has {}",
-            shapes.len()
-        );
-    }
-    let input_shape = shapes[0].clone();
-    let mut input = vec![0f32; input_shape.iter().product()];
-    let labels = &model.meta.labels;
+    let mut classifier = ImageModel::new(load::open(&source, None)?, None)?;
+    let labels = classifier.model.meta.labels.clone();
     for path in &a.images {
-        let rgb = decode::decode(path)?;
-        let view = RgbImage {
-            width: rgb.width() as usize,
-            height: rgb.height() as usize,
-            pixels: rgb.as_raw(),
-        };
-        prepare_into(&view, &pp, &input_shape, &mut input)
-            .with_context(|| format!("cannot preprocess {}", path.display()))?;
+        classifier.load_image(path)?;
         let start = Instant::now();
-        session.run(&[&input])?;
+        let scores = classifier.run()?;
         let latency_ms = start.elapsed().as_secs_f64() * 1e3;
-        let probs = probabilities(session.output(0));
+        let probs = probabilities(scores);
         let top: Vec<Scored> = top_k(&probs, a.top)
             .into_iter()
             .map(|i| Scored {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use ferrolite_quantize::{convert_onnx, read_labels, ConvertOptions};
 use ferrolite_runtime::bundle;
-use ferrolite_runtime::meta::{ColorOrder, Preprocess};
+use ferrolite_runtime::meta::{ColorOrder, Precision, Preprocess};
 
 use super::{parse_list, parse_shape};
 
@@ -41,6 +41,25 @@ pub struct ConvertArgs {
     /// Model name stored in the bundle (default: the file stem).
     #[arg(long)]
     name: Option<String>,
+    /// Storage precision of the weights: fp32, or fp16 (half the size; widened to f32 at load).
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Fp32)]
+    precision: PrecisionArg,
+}
+
+/// Weight precisions `convert` can write.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum PrecisionArg {
+    Fp32,
+    Fp16,
+}
+
+impl From<PrecisionArg> for Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::Fp32 => Precision::Fp32,
+            PrecisionArg::Fp16 => Precision::Fp16,
+        }
+    }
 }
 
 fn triple(v: &Option<Vec<f32>>, default: f32, what: &str) -> Result<[f32; 3]> {
@@ -91,6 +110,7 @@ pub fn run(a: ConvertArgs) -> Result<()> {
         preprocess,
         labels,
         model_name: a.name.clone(),
+        precision: a.precision.into(),
     };
     let model = convert_onnx(&a.model, &opts)?;
     bundle::save(&model, &a.output)

@@ -5,6 +5,8 @@ mod classify;
 #[cfg(feature = "onnx")]
 mod convert;
 mod decode;
+mod eval;
+mod image_model;
 mod inspect;
 mod load;
 mod run;
@@ -35,6 +37,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Measure latency (median, p90, min), per op with --profile, against tract with --compare.
     Bench(bench::BenchArgs),
+    /// Accuracy on labeled image folders (top-1, top-5) and agreement with a reference model.
+    Eval(eval::EvalArgs),
 }
 
 /// Execute the parsed command.
@@ -46,6 +50,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Classify(a) => classify::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Eval(a) => eval::run(a),
     }
 }
 

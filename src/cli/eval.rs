@@ -1,0 +1,200 @@
+//! `ferrolite eval`: accuracy of an image classifier on labeled folders (top-1, top-5) and,
+//! against a reference model, how often both pick the same class (top-1 agreement), which
+//! is what a lower-precision bundle is judged by.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::classify::top_k;
+use super::image_model::ImageModel;
+use super::{load, ModelSource};
+
+/// Arguments of `ferrolite eval`.
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    /// Model bundle (or ONNX file) with image preprocessing.
+    model: PathBuf,
+    /// Folders of images (JPEG or PNG). The label of an image is the WordNet id its file name
+    /// starts with (`n01443537_2625.jpg`) or the name of its sub-folder; images whose label is
+    /// not a known class count only for agreement.
+    #[arg(long, required = true, num_args = 1..)]
+    images: Vec<PathBuf>,
+    /// Reference model (e.g. the fp32 bundle) for top-1 agreement; without preprocessing of
+    /// its own it uses the model's.
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// Class list `index<TAB>wnid<TAB>name` (imagenet_classes.tsv), to map WordNet ids and
+    /// names to output indices; without it, sub-folder names are matched to the model's labels.
+    #[arg(long)]
+    classes: Option<PathBuf>,
+    /// Print one JSON object: images, labeled, top1, top5, agreement (fractions or null).
+    #[arg(long)]
+    json: bool,
+}
+
+/// What `eval` measured.
+#[derive(serde::Serialize, Debug, Default)]
+struct Report {
+    images: usize,
+    labeled: usize,
+    top1: Option<f64>,
+    top5: Option<f64>,
+    agreement: Option<f64>,
+}
+
+/// Output index by WordNet id and by class name.
+fn class_index(args: &EvalArgs, labels: &[String]) -> Result<HashMap<String, usize>> {
+    let mut index = HashMap::new();
+    match &args.classes {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read class list {}", path.display()))?;
+            for (n, line) in text.lines().enumerate() {
+                let fields: Vec<&str> = line.split('\t').map(str::trim).collect();
+                let Ok(i) = fields[0].parse::<usize>() else {
+                    continue; // a header line
+                };
+                if fields.len() < 2 {
+                    bail!(
+                        "{} line {}: expected index<TAB>wnid[<TAB>name]",
+                        path.display(),
+                        n + 1
+                    );
+                }
+                for key in &fields[1..] {
+                    index.insert(key.to_string(), i);
+                }
+            }
+        }
+        None => {
+            for (i, name) in labels.iter().enumerate() {
+                index.insert(name.clone(), i);
+            }
+        }
+    }
+    Ok(index)
+}
+
+fn is_image(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+}
+
+/// The WordNet id a file name starts with (`n` and eight digits).
+fn wnid_prefix(path: &Path) -> Option<&str> {
+    let name = path.file_name()?.to_str()?;
+    let id = name.get(..9)?;
+    (id.starts_with('n') && id[1..].bytes().all(|b| b.is_ascii_digit())).then_some(id)
+}
+
+/// Every image under the folders (and their direct sub-folders), sorted, with its label
+/// when it names a known class.
+fn collect_images(
+    dirs: &[PathBuf],
+    classes: &HashMap<String, usize>,
+) -> Result<Vec<(PathBuf, Option<usize>)>> {
+    let mut out = Vec::new();
+    for dir in dirs {
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read image folder {}", dir.display()))?;
+        let mut paths: Vec<PathBuf> = entries
+            .map(|e| e.map(|e| e.path()))
+            .collect::<std::io::Result<_>>()
+            .with_context(|| format!("cannot list {}", dir.display()))?;
+        paths.sort();
+        for p in paths {
+            if p.is_dir() {
+                let folder = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                let label = classes.get(folder).copied();
+                let mut inner: Vec<PathBuf> = std::fs::read_dir(&p)
+                    .with_context(|| format!("cannot read image folder {}", p.display()))?
+                    .map(|e| e.map(|e| e.path()))
+                    .collect::<std::io::Result<_>>()
+                    .with_context(|| format!("cannot list {}", p.display()))?;
+                inner.sort();
+                for f in inner.into_iter().filter(|f| is_image(f)) {
+                    let own = wnid_prefix(&f).and_then(|w| classes.get(w).copied());
+                    out.push((f, own.or(label)));
+                }
+            } else if is_image(&p) {
+                let label = wnid_prefix(&p).and_then(|w| classes.get(w).copied());
+                out.push((p, label));
+            }
+        }
+    }
+    if out.is_empty() {
+        bail!("no JPEG or PNG images found in the given folders");
+    }
+    Ok(out)
+}
+
+fn fraction(hits: usize, of: usize) -> Option<f64> {
+    (of > 0).then(|| hits as f64 / of as f64)
+}
+
+/// Evaluate the model (and the reference) on every image.
+pub fn run(a: EvalArgs) -> Result<()> {
+    let mut model = ImageModel::new(load::open(&ModelSource::Path(a.model.clone()), None)?, None)?;
+    let mut reference = match &a.reference {
+        Some(p) => Some(ImageModel::new(
+            load::open(&ModelSource::Path(p.clone()), None)?,
+            Some(model.preprocess()),
+        )?),
+        None => None,
+    };
+    let classes = class_index(&a, &model.model.meta.labels)?;
+    let images = collect_images(&a.images, &classes)?;
+    let bar = ProgressBar::new(images.len() as u64).with_style(
+        ProgressStyle::with_template("eval {bar:40} {pos}/{len} images  {elapsed} < {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let (mut report, mut top1, mut top5, mut agree) = (Report::default(), 0, 0, 0);
+    for (path, label) in &images {
+        model.load_image(path)?;
+        let ranked = top_k(model.run()?, 5);
+        if let Some(truth) = label {
+            report.labeled += 1;
+            top1 += usize::from(ranked.first() == Some(truth));
+            top5 += usize::from(ranked.contains(truth));
+        }
+        if let Some(r) = reference.as_mut() {
+            r.load_image(path)?;
+            let want = top_k(r.run()?, 1);
+            agree += usize::from(ranked.first() == want.first());
+        }
+        report.images += 1;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    report.top1 = fraction(top1, report.labeled);
+    report.top5 = fraction(top5, report.labeled);
+    if reference.is_some() {
+        report.agreement = fraction(agree, report.images);
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    println!(
+        "{}: {} images, {} with a known label",
+        model.model.meta.model_name, report.images, report.labeled
+    );
+    let pct =
+        |hits: usize, of: usize| format!("{hits}/{of} = {:.1} %", 100.0 * hits as f64 / of as f64);
+    if report.labeled > 0 {
+        println!("top-1      {}", pct(top1, report.labeled));
+        println!("top-5      {}", pct(top5, report.labeled));
+    }
+    if let Some(r) = &a.reference {
+        println!(
+            "agreement  {}  (same top-1 as {})",
+            pct(agree, report.images),
+            r.display()
+        );
+    }
+    Ok(())
+}
