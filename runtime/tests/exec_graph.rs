@@ -757,10 +757,10 @@ fn conv_pool_fc_softmax_chain() {
     let steps = s.plan().steps();
     assert_eq!(steps[0].kernel, "f32_conv::scalar::conv_direct");
     assert_eq!(steps[1].kernel, "f32_dwconv::scalar::dwconv_generic");
-    assert_eq!(steps[2].kernel, "f32_gemm::scalar::gemm_4x8");
+    assert_eq!(steps[2].kernel, "f32_gemm::scalar::gemm_4x16");
     // grouped 1x1 convs run as one strided GEMM per group
-    assert_eq!(steps[4].kernel, "f32_gemm::scalar::gemm_4x8");
-    assert_eq!(steps[5].kernel, "f32_gemm::scalar::gemm_4x8");
+    assert_eq!(steps[4].kernel, "f32_gemm::scalar::gemm_4x16");
+    assert_eq!(steps[5].kernel, "f32_gemm::scalar::gemm_4x16");
     assert_eq!(steps[0].macs, (2 * 6 * s1[2] * s1[3] * 3 * 9) as u64);
     assert_eq!(steps[0].params, (6 * 3 * 9 + 6) as u64);
     let gp_step = steps

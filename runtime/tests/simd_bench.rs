@@ -29,7 +29,8 @@ fn best_time(mut f: impl FnMut(), budget: Duration) -> Duration {
 }
 
 fn gemm_kernels() -> Vec<(&'static str, GemmFn)> {
-    let mut v: Vec<(&'static str, GemmFn)> = vec![("scalar::gemm_4x8", f32_gemm::scalar::gemm_4x8)];
+    let mut v: Vec<(&'static str, GemmFn)> =
+        vec![("scalar::gemm_4x16", f32_gemm::scalar::gemm_4x16)];
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         v.push(("avx2::gemm_6x16", f32_gemm::avx2::gemm_6x16));
     }

@@ -205,7 +205,7 @@ fn gemm_ref(c: &GemmCase, d: &GemmData, i: usize, j: usize) -> (f64, f64) {
 fn check_gemm_case(name: &str, f: GemmFn, c: &GemmCase, acts: &[Act], seed: u64) {
     let d = gemm_data(c, seed);
     let pre = run_gemm(f, c, &d, Act::None);
-    let pre_scalar = run_gemm(f32_gemm::scalar::gemm_4x8, c, &d, Act::None);
+    let pre_scalar = run_gemm(f32_gemm::scalar::gemm_4x16, c, &d, Act::None);
     let ctx = format!(
         "{name} m={} n={} k={} lda={} ldc={} bias={} res={}",
         c.m, c.n, c.k, c.lda, c.ldc, c.bias, c.residual
@@ -227,7 +227,7 @@ fn check_gemm_case(name: &str, f: GemmFn, c: &GemmCase, acts: &[Act], seed: u64)
     }
     for &act in acts {
         let fused = run_gemm(f, c, &d, act);
-        let scalar = run_gemm(f32_gemm::scalar::gemm_4x8, c, &d, act);
+        let scalar = run_gemm(f32_gemm::scalar::gemm_4x16, c, &d, act);
         let mut unfused = pre.clone();
         for i in 0..c.m {
             activation(act, &mut unfused[i * c.ldc..i * c.ldc + c.n]);
@@ -369,7 +369,7 @@ fn simd_gemm_hand_computed() {
     let res = [0.0, 1.0, 0.0, 0.0, 0.0, 10.0];
     // A·B = [[7, -2, 4], [-1.5, -0.5, -5.5]]; + bias + res = [[7.5, -1, 3], [-1, -0.5, 3.5]].
     let want = [6.0, 0.0, 3.0, 0.0, 0.0, 3.5];
-    let mut fns: Vec<(&str, GemmFn)> = vec![("scalar", f32_gemm::scalar::gemm_4x8)];
+    let mut fns: Vec<(&str, GemmFn)> = vec![("scalar", f32_gemm::scalar::gemm_4x16)];
     if has_avx2() {
         fns.push(("avx2", f32_gemm::avx2::gemm_6x16));
     }
@@ -776,5 +776,5 @@ fn simd_slots_are_installed_per_tier() {
         eprintln!("SKIP avx512 slots: tier not supported");
     }
     let k = for_isa(Isa::Scalar);
-    assert_eq!(k.f32_gemm.name, "f32_gemm::scalar::gemm_4x8");
+    assert_eq!(k.f32_gemm.name, "f32_gemm::scalar::gemm_4x16");
 }

@@ -131,7 +131,7 @@ macro_rules! slot {
 pub fn generic() -> Kernels {
     Kernels {
         isa: Isa::Scalar,
-        f32_gemm: slot!(f32_gemm::scalar::gemm_4x8),
+        f32_gemm: slot!(f32_gemm::scalar::gemm_4x16),
         f32_dwconv: slot!(f32_dwconv::scalar::dwconv_generic),
         f32_conv: slot!(f32_conv::scalar::conv_direct),
         f32_maxpool: slot!(f32_pool::scalar::maxpool),

@@ -1,11 +1,11 @@
-//! AVX2 + FMA GEMM: 6x16 register tiles (6 rows of A broadcast against two 8-column packed B
-//! panels, 12 accumulators), with 1..5-row and single-panel edge tiles. Bias, residual and
+//! AVX2 + FMA GEMM: 6x16 register tiles (6 rows of A broadcast against the two 8-column
+//! halves of a packed B panel, 12 accumulators), with 1..5-row and 8-column edge tiles. Bias, residual and
 //! the cheap activations are applied in registers before the single store of each tile.
 
 use core::arch::x86_64::*;
 
-use super::{packed_len, GemmParams, NR};
-use crate::kernels::f32_eltwise::avx2::{apply_act, lane_mask, vectorised};
+use super::{packed_len, GemmParams, NR as PANEL};
+use crate::kernels::f32_eltwise::avx2::{apply_act, apply_act_all, lane_mask, vectorised};
 use crate::kernels::f32_eltwise::scalar::activation;
 use crate::kernels::Act;
 
@@ -13,7 +13,10 @@ use crate::kernels::Act;
 const STRIP_BYTES: usize = 16 * 1024;
 /// Rows per register tile.
 const MR: usize = 6;
-/// Packed panels per register tile (2 x 8 = 16 columns).
+/// Columns per register, and per column group: the tiles below count B in groups of 8
+/// columns, the halves of a 16-column packed panel.
+const NR: usize = 8;
+/// Column groups per register tile (2 x 8 = 16 columns: one packed panel).
 const PR: usize = 2;
 
 /// AVX2 GEMM with 6x16 tiles (see [`super::GemmParams`]).
@@ -24,7 +27,7 @@ const PR: usize = 2;
 pub fn gemm_6x16(p: GemmParams<'_>) {
     if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
     {
-        return super::scalar::gemm_4x8(p);
+        return super::scalar::gemm_4x16(p);
     }
     if p.m == 0 || p.n == 0 {
         return;
@@ -94,20 +97,20 @@ unsafe fn gemm(p: GemmParams<'_>) {
         ldc: p.ldc,
         act: p.act,
     };
-    let panels = o.n.div_ceil(NR);
+    let groups = o.n.div_ceil(NR);
     if o.m == 1 {
-        // SAFETY: row 0 and panels 0..panels are inside the checked extents.
-        unsafe { row_vector(&o, panels) };
+        // SAFETY: row 0 and groups 0..groups are inside the checked extents.
+        unsafe { row_vector(&o, groups) };
         return;
     }
-    // One strip of B (whole register tiles of panels, about 16 KiB) at a time against every
+    // One strip of B (whole packed panels, about 16 KiB) at a time against every
     // row tile: the strip stays in L1 while the rows of A stream past it, and the first row
     // tile prefetches the next strip into L2. Measured in-model against running each row tile
     // across a 256 KiB block of B: the strip order 4-7 % faster, the prefetch another 5 %.
     let strip = (STRIP_BYTES / (o.k.max(1) * NR * 4) / PR).max(1) * PR;
     let mut p0 = 0;
-    while p0 < panels {
-        let p1 = (p0 + strip).min(panels);
+    while p0 < groups {
+        let p1 = (p0 + strip).min(groups);
         // Rows split into ceil(m / MR) tiles of nearly equal height (49 rows run as 7x7,
         // not 6x8 + 1), so no thin, latency-bound edge tile remains.
         let tiles = o.m.div_ceil(MR);
@@ -115,16 +118,16 @@ unsafe fn gemm(p: GemmParams<'_>) {
         let mut i = 0;
         for t in 0..tiles {
             let rows = base + usize::from(t < taller);
-            // SAFETY: rows i..i+rows (rows <= MR, summing to m) and panels p0..p1 are inside
+            // SAFETY: rows i..i+rows (rows <= MR, summing to m) and groups p0..p1 are inside
             // the checked extents.
             unsafe {
                 match rows {
-                    MR => row_tile::<MR>(&o, i, p0, p1, t == 0 && p1 < panels),
-                    5 => row_tile::<5>(&o, i, p0, p1, t == 0 && p1 < panels),
-                    4 => row_tile::<4>(&o, i, p0, p1, t == 0 && p1 < panels),
-                    3 => row_tile::<3>(&o, i, p0, p1, t == 0 && p1 < panels),
-                    2 => row_tile::<2>(&o, i, p0, p1, t == 0 && p1 < panels),
-                    1 => row_tile::<1>(&o, i, p0, p1, t == 0 && p1 < panels),
+                    MR => row_tile::<MR>(&o, i, p0, p1, t == 0 && p1 < groups),
+                    5 => row_tile::<5>(&o, i, p0, p1, t == 0 && p1 < groups),
+                    4 => row_tile::<4>(&o, i, p0, p1, t == 0 && p1 < groups),
+                    3 => row_tile::<3>(&o, i, p0, p1, t == 0 && p1 < groups),
+                    2 => row_tile::<2>(&o, i, p0, p1, t == 0 && p1 < groups),
+                    1 => row_tile::<1>(&o, i, p0, p1, t == 0 && p1 < groups),
                     _ => {}
                 }
             }
@@ -134,7 +137,7 @@ unsafe fn gemm(p: GemmParams<'_>) {
     }
 }
 
-/// Rows `i..i+R` against panels `p0..p1`, two panels at a time.
+/// Rows `i..i+R` against column groups `p0..p1`, two groups (one panel) at a time.
 ///
 /// # Safety
 /// As [`gemm`], with `i + R <= m` and `p1 <= ceil(n / NR)`.
@@ -143,7 +146,7 @@ unsafe fn gemm(p: GemmParams<'_>) {
 unsafe fn row_tile<const R: usize>(o: &Ops, i: usize, p0: usize, p1: usize, prefetch: bool) {
     let mut p = p0;
     while p + PR <= p1 {
-        // SAFETY: forwarded caller contract; panels p, p+1 exist.
+        // SAFETY: forwarded caller contract; groups p, p+1 exist.
         unsafe {
             if prefetch {
                 tile::<R, PR, true>(o, i, p)
@@ -154,28 +157,28 @@ unsafe fn row_tile<const R: usize>(o: &Ops, i: usize, p0: usize, p1: usize, pref
         p += PR;
     }
     if p < p1 {
-        // SAFETY: forwarded caller contract; panel p exists.
+        // SAFETY: forwarded caller contract; group p exists.
         unsafe { tile::<R, 1, false>(o, i, p) };
     }
 }
 
 /// A single row (matrix-vector product, e.g. a fully connected layer at batch 1): eight
-/// panels per tile so eight independent accumulators hide the FMA latency.
+/// column groups per tile so eight independent accumulators hide the FMA latency.
 ///
 /// # Safety
-/// As [`gemm`], with `m == 1` and `panels == ceil(n / NR)`.
+/// As [`gemm`], with `m == 1` and `groups == ceil(n / NR)`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn row_vector(o: &Ops, panels: usize) {
+unsafe fn row_vector(o: &Ops, groups: usize) {
     const WIDE: usize = 8;
     let mut p = 0;
-    while p + WIDE <= panels {
-        // SAFETY: forwarded caller contract; panels p..p+8 exist.
+    while p + WIDE <= groups {
+        // SAFETY: forwarded caller contract; groups p..p+8 exist.
         unsafe { tile::<1, WIDE, false>(o, 0, p) };
         p += WIDE;
     }
-    while p < panels {
-        // SAFETY: forwarded caller contract; panel p exists.
+    while p < groups {
+        // SAFETY: forwarded caller contract; group p exists.
         unsafe { tile::<1, 1, false>(o, 0, p) };
         p += 1;
     }
@@ -184,27 +187,35 @@ unsafe fn row_vector(o: &Ops, panels: usize) {
 /// One `R x (P*8)` tile: accumulate over `k`, then bias, residual, activation and store.
 ///
 /// # Safety
-/// As [`gemm`], with `i + R <= m` and panels `p..p+P` inside B.
+/// As [`gemm`], with `i + R <= m` and groups `p..p+P` inside B.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn tile<const R: usize, const P: usize, const PREFETCH: bool>(o: &Ops, i: usize, p: usize) {
+    let full = (p + P) * NR <= o.n;
     let mut acc = [[_mm256_setzero_ps(); P]; R];
-    // SAFETY: row r of A holds k elements at a + (i+r)*lda (check_lengths); panel q holds
-    // k*NR elements at b + (p+q)*k*NR (packed_len).
+    if let (true, Some(b)) = (full, o.bias) {
+        // SAFETY: a full tile's columns p*NR..(p+P)*NR are < n, inside the bias.
+        let bv: [__m256; P] =
+            std::array::from_fn(|q| unsafe { _mm256_loadu_ps(b.add((p + q) * NR)) });
+        acc = [bv; R];
+    }
+    // SAFETY: row r of A holds k elements at a + (i+r)*lda (check_lengths); column group g
+    // is half g % 2 of packed panel g / 2, which holds k*PANEL elements (packed_len).
     unsafe {
         let a = o.a.add(i * o.lda);
-        let b = o.b.add(p * o.k * NR);
-        // The PR panels after this tile's (k * 16 floats, contiguous) are pulled
-        // into L2 one 64-byte line (16 floats) per k step, so the next strip's weights
-        // arrive from memory while this one computes.
-        let next = b.wrapping_add(PR * o.k * NR);
+        let group = |g: usize| o.b.add((g / 2) * o.k * PANEL + (g % 2) * NR);
+        let b: [*const f32; P] = std::array::from_fn(|q| group(p + q));
+        // The panel after this tile's (k * 16 floats, contiguous; tiles that prefetch start
+        // on a panel) is pulled into L2 one 64-byte line (16 floats) per k step, so the next
+        // strip's weights arrive from memory while this one computes.
+        let next = o.b.wrapping_add((p / 2 + 1) * o.k * PANEL);
         for kk in 0..o.k {
             if PREFETCH {
-                _mm_prefetch::<_MM_HINT_T1>(next.wrapping_add(kk * 16) as *const i8);
+                _mm_prefetch::<_MM_HINT_T1>(next.wrapping_add(kk * PANEL) as *const i8);
             }
             let mut bv = [_mm256_setzero_ps(); P];
             for (q, v) in bv.iter_mut().enumerate() {
-                *v = _mm256_loadu_ps(b.add(q * o.k * NR + kk * NR));
+                *v = _mm256_loadu_ps(b[q].add(kk * PANEL));
             }
             for (r, row) in acc.iter_mut().enumerate() {
                 let av = _mm256_set1_ps(*a.add(r * o.lda + kk));
@@ -214,9 +225,54 @@ unsafe fn tile<const R: usize, const P: usize, const PREFETCH: bool>(o: &Ops, i:
             }
         }
     }
+    if full {
+        // SAFETY: all P*8 columns from p*NR are < n, so inside C / residual.
+        unsafe { store_tile(o, i, p * NR, acc) };
+        return;
+    }
     for (r, row) in acc.iter().enumerate() {
         // SAFETY: columns p*NR.. of row i+r, clipped to n, are inside C / residual / bias.
         unsafe { store_row::<P>(o, i + r, p * NR, row) };
+    }
+}
+
+/// Epilogue of a tile whose `P*8` columns from `j0` are all inside C, with the bias already
+/// in the accumulators: the activation chosen once for the tile (in registers, or in place
+/// in C for the activations without a vector form), no masks.
+///
+/// # Safety
+/// As [`gemm`], with rows `i..i+R < m` and `j0 + P*8 <= n`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn store_tile<const R: usize, const P: usize>(
+    o: &Ops,
+    i: usize,
+    j0: usize,
+    mut acc: [[__m256; P]; R],
+) {
+    // SAFETY: columns j0..j0+P*8 of rows i..i+R are inside residual / C (caller).
+    unsafe {
+        if let Some(res) = o.residual {
+            for (r, row) in acc.iter_mut().enumerate() {
+                let src = res.add((i + r) * o.ldc + j0);
+                for (q, v) in row.iter_mut().enumerate() {
+                    *v = _mm256_add_ps(*v, _mm256_loadu_ps(src.add(q * NR)));
+                }
+            }
+        }
+        let in_registers = vectorised(o.act);
+        if in_registers {
+            apply_act_all(o.act, acc.as_flattened_mut());
+        }
+        for (r, row) in acc.iter().enumerate() {
+            let dst = o.c.add((i + r) * o.ldc + j0);
+            for (q, v) in row.iter().enumerate() {
+                _mm256_storeu_ps(dst.add(q * NR), *v);
+            }
+            if !in_registers {
+                activation(o.act, std::slice::from_raw_parts_mut(dst, P * NR));
+            }
+        }
     }
 }
 

@@ -1,11 +1,11 @@
-//! AVX-512 GEMM: 8x32 register tiles (8 rows of A broadcast against four 8-column packed B
-//! panels joined pairwise into 16-lane registers, 16 accumulators), with 1..7-row and
-//! 1..3-panel edge tiles. Bias, residual and the cheap activations are applied in registers
+//! AVX-512 GEMM: 8x32 register tiles (8 rows of A broadcast against two 16-column packed B
+//! panels, one 16-lane register each, 16 accumulators), with 1..7-row and 8..24-column edge
+//! tiles. Bias, residual and the cheap activations are applied in registers
 //! (masked loads/stores for the column tail) before the single store of each tile.
 
 use core::arch::x86_64::*;
 
-use super::{packed_len, GemmParams, NR};
+use super::{packed_len, GemmParams, NR as PANEL};
 use crate::kernels::f32_eltwise::avx512::{apply_act, lane_mask, vectorised};
 use crate::kernels::f32_eltwise::scalar::activation;
 use crate::kernels::Act;
@@ -14,10 +14,13 @@ use crate::kernels::Act;
 const STRIP_BYTES: usize = 16 * 1024;
 /// Rows per register tile.
 const MR: usize = 8;
-/// Packed panels per register tile (4 x 8 = 32 columns, two 16-lane registers).
+/// Column groups per register tile (4 x 8 = 32 columns: two panels, two 16-lane registers).
 const PR: usize = 4;
 /// Lanes of a register.
 const LANES: usize = 16;
+/// Columns per column group: tiles count B in groups of 8 columns, the halves of a
+/// 16-column packed panel (so edge tiles can be 8 columns wide).
+const NR: usize = 8;
 
 /// AVX-512 GEMM with 8x32 tiles (see [`super::GemmParams`]).
 ///
@@ -26,13 +29,13 @@ const LANES: usize = 16;
 /// Panics (like the scalar kernel) when a slice is too short for the given dimensions.
 pub fn gemm_8x32(p: GemmParams<'_>) {
     if !std::arch::is_x86_feature_detected!("avx512f") {
-        return super::scalar::gemm_4x8(p);
+        return super::scalar::gemm_4x16(p);
     }
     if p.m == 0 || p.n == 0 {
         return;
     }
     // Where 256-bit tiles measure faster on 512-bit-double-pumping cores (Zen 4): a single
-    // row (FC at batch 1: eight panel streams beat wider 512-bit tiles), narrow outputs (the
+    // row (FC at batch 1: eight column-group streams beat wider 512-bit tiles), narrow outputs (the
     // 32-column tile would be a quarter or more empty) and short reductions (the epilogue
     // dominates). `gemm_6x16` needs AVX2+FMA, which every AVX-512 CPU has.
     if p.m == 1 || p.n <= 24 || p.k <= 32 {
@@ -86,32 +89,38 @@ struct Ops {
     act: Act,
 }
 
+impl Ops {
+    fn new(p: GemmParams<'_>) -> Ops {
+        Ops {
+            m: p.m,
+            n: p.n,
+            k: p.k,
+            a: p.a.as_ptr(),
+            lda: p.lda,
+            b: p.b.as_ptr(),
+            bias: p.bias.map(|b| b.as_ptr()),
+            residual: p.residual.map(|r| r.as_ptr()),
+            c: p.c.as_mut_ptr(),
+            ldc: p.ldc,
+            act: p.act,
+        }
+    }
+}
+
 /// # Safety
 /// AVX-512F must be available and `check_lengths(p)` must hold with `m, n > 0`.
 #[target_feature(enable = "avx512f")]
 unsafe fn gemm(p: GemmParams<'_>) {
-    let o = Ops {
-        m: p.m,
-        n: p.n,
-        k: p.k,
-        a: p.a.as_ptr(),
-        lda: p.lda,
-        b: p.b.as_ptr(),
-        bias: p.bias.map(|b| b.as_ptr()),
-        residual: p.residual.map(|r| r.as_ptr()),
-        c: p.c.as_mut_ptr(),
-        ldc: p.ldc,
-        act: p.act,
-    };
-    let panels = o.n.div_ceil(NR);
+    let o = Ops::new(p);
+    let groups = o.n.div_ceil(NR);
     // One strip of B (whole register tiles of panels, about 16 KiB) at a time against every
     // row tile: the strip stays in L1 while the rows of A stream past it, and the first row
     // tile prefetches the next strip into L2. Measured in-model against running each row tile
     // across a 256 KiB block of B: the strip order 4-7 % faster, the prefetch another 5 %.
     let strip = (STRIP_BYTES / (o.k.max(1) * NR * 4) / PR).max(1) * PR;
     let mut p0 = 0;
-    while p0 < panels {
-        let p1 = (p0 + strip).min(panels);
+    while p0 < groups {
+        let p1 = (p0 + strip).min(groups);
         // Rows split into ceil(m / MR) tiles of nearly equal height (49 rows run as 7x7,
         // not 6x8 + 1), so no thin, latency-bound edge tile remains.
         let tiles = o.m.div_ceil(MR);
@@ -119,18 +128,18 @@ unsafe fn gemm(p: GemmParams<'_>) {
         let mut i = 0;
         for t in 0..tiles {
             let rows = base + usize::from(t < taller);
-            // SAFETY: rows i..i+rows (rows <= MR, summing to m) and panels p0..p1 are inside
+            // SAFETY: rows i..i+rows (rows <= MR, summing to m) and groups p0..p1 are inside
             // the checked extents.
             unsafe {
                 match rows {
-                    MR => row_tile::<MR>(&o, i, p0, p1, t == 0 && p1 < panels),
-                    7 => row_tile::<7>(&o, i, p0, p1, t == 0 && p1 < panels),
-                    6 => row_tile::<6>(&o, i, p0, p1, t == 0 && p1 < panels),
-                    5 => row_tile::<5>(&o, i, p0, p1, t == 0 && p1 < panels),
-                    4 => row_tile::<4>(&o, i, p0, p1, t == 0 && p1 < panels),
-                    3 => row_tile::<3>(&o, i, p0, p1, t == 0 && p1 < panels),
-                    2 => row_tile::<2>(&o, i, p0, p1, t == 0 && p1 < panels),
-                    1 => row_tile::<1>(&o, i, p0, p1, t == 0 && p1 < panels),
+                    MR => row_tile::<MR>(&o, i, p0, p1, t == 0 && p1 < groups),
+                    7 => row_tile::<7>(&o, i, p0, p1, t == 0 && p1 < groups),
+                    6 => row_tile::<6>(&o, i, p0, p1, t == 0 && p1 < groups),
+                    5 => row_tile::<5>(&o, i, p0, p1, t == 0 && p1 < groups),
+                    4 => row_tile::<4>(&o, i, p0, p1, t == 0 && p1 < groups),
+                    3 => row_tile::<3>(&o, i, p0, p1, t == 0 && p1 < groups),
+                    2 => row_tile::<2>(&o, i, p0, p1, t == 0 && p1 < groups),
+                    1 => row_tile::<1>(&o, i, p0, p1, t == 0 && p1 < groups),
                     _ => {}
                 }
             }
@@ -140,7 +149,7 @@ unsafe fn gemm(p: GemmParams<'_>) {
     }
 }
 
-/// Rows `i..i+R` against panels `p0..p1`, four panels at a time.
+/// Rows `i..i+R` against groups `p0..p1`, four groups at a time.
 ///
 /// # Safety
 /// As [`gemm`], with `i + R <= m` and `p1 <= ceil(n / NR)`.
@@ -149,7 +158,7 @@ unsafe fn gemm(p: GemmParams<'_>) {
 unsafe fn row_tile<const R: usize>(o: &Ops, i: usize, p0: usize, p1: usize, prefetch: bool) {
     let mut p = p0;
     while p + PR <= p1 {
-        // SAFETY: forwarded caller contract; panels p..p+4 exist.
+        // SAFETY: forwarded caller contract; groups p..p+4 exist.
         unsafe {
             if prefetch {
                 tile::<R, PR, true>(o, i, p)
@@ -159,7 +168,7 @@ unsafe fn row_tile<const R: usize>(o: &Ops, i: usize, p0: usize, p1: usize, pref
         };
         p += PR;
     }
-    // SAFETY: forwarded caller contract; panels p..p1 exist.
+    // SAFETY: forwarded caller contract; groups p..p1 exist.
     unsafe {
         match p1 - p {
             3 => tile::<R, 3, false>(o, i, p),
@@ -171,25 +180,27 @@ unsafe fn row_tile<const R: usize>(o: &Ops, i: usize, p0: usize, p1: usize, pref
 }
 
 /// One `R x (P*8)` tile: accumulate over `k`, then bias, residual, activation and store.
-/// Register `z` holds panel `2z` in its low half and panel `2z+1` (or zeros) in its high half.
+/// Register `z` holds column groups `2z` and `2z+1` (one packed panel).
 ///
 /// # Safety
-/// As [`gemm`], with `i + R <= m` and panels `p..p+P` inside B.
+/// As [`gemm`], with `i + R <= m` and groups `p..p+P` inside B.
 #[target_feature(enable = "avx512f")]
 #[inline]
 unsafe fn tile<const R: usize, const P: usize, const PREFETCH: bool>(o: &Ops, i: usize, p: usize) {
     let z_regs = P.div_ceil(2);
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
-    // SAFETY: row r of A holds k elements at a + (i+r)*lda (check_lengths); panel q holds
-    // k*NR elements at b + (p+q)*k*NR (packed_len).
+    // SAFETY: row r of A holds k elements at a + (i+r)*lda (check_lengths). Tiles start on
+    // an even column group, so register z is packed panel p/2 + z, which holds k*PANEL
+    // elements (packed_len); a tile with an odd group count is the last of B, whose panel
+    // pads its second half with zeros.
     unsafe {
         let a = o.a.add(i * o.lda);
-        let b = o.b.add(p * o.k * NR);
-        let stride = o.k * NR;
-        // The PR panels after this tile's (k * 32 floats, contiguous) are pulled
-        // into L2 two 64-byte lines per k step, so the next strip's weights arrive
-        // from memory while this one computes.
-        let next = b.wrapping_add(PR * stride);
+        let b = o.b.add((p / 2) * o.k * PANEL);
+        let stride = o.k * PANEL;
+        // The two panels after this tile's (k * 32 floats, contiguous) are pulled into L2
+        // two 64-byte lines per k step, so the next strip's weights arrive from memory while
+        // this one computes.
+        let next = b.wrapping_add(2 * stride);
         for kk in 0..o.k {
             if PREFETCH {
                 _mm_prefetch::<_MM_HINT_T1>(next.wrapping_add(kk * 32) as *const i8);
@@ -197,16 +208,7 @@ unsafe fn tile<const R: usize, const P: usize, const PREFETCH: bool>(o: &Ops, i:
             }
             let mut bv = [_mm512_setzero_ps(); 2];
             for (z, v) in bv.iter_mut().enumerate().take(z_regs) {
-                let lo = _mm256_loadu_ps(b.add(2 * z * stride + kk * NR));
-                *v = if 2 * z + 1 < P {
-                    let hi = _mm256_loadu_ps(b.add((2 * z + 1) * stride + kk * NR));
-                    _mm512_castpd_ps(_mm512_insertf64x4::<1>(
-                        _mm512_castpd256_pd512(_mm256_castps_pd(lo)),
-                        _mm256_castps_pd(hi),
-                    ))
-                } else {
-                    _mm512_zextps256_ps512(lo)
-                };
+                *v = _mm512_loadu_ps(b.add(z * stride + kk * PANEL));
             }
             for (r, row) in acc.iter_mut().enumerate() {
                 let av = _mm512_set1_ps(*a.add(r * o.lda + kk));

@@ -13,7 +13,7 @@ pub mod scalar;
 use super::Act;
 
 /// Width of a packed B panel.
-pub const NR: usize = 8;
+pub const NR: usize = 16;
 
 /// Arguments of a GEMM call. Rows of A, C and residual are strided (`lda`, `ldc`).
 pub struct GemmParams<'a> {

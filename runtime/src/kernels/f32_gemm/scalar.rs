@@ -1,4 +1,4 @@
-//! Portable GEMM: 4x8 register tiles over packed B panels, rows blocked for cache.
+//! Portable GEMM: 4x16 register tiles over packed B panels, rows blocked for cache.
 
 use super::{GemmParams, NR};
 use crate::kernels::f32_eltwise::scalar::activation;
@@ -49,7 +49,7 @@ fn run_tile<const R: usize>(p: &mut GemmParams<'_>, i0: usize, panel: usize) {
 }
 
 /// Scalar GEMM with 4x8 tiles (see [`super::GemmParams`]).
-pub fn gemm_4x8(mut p: GemmParams<'_>) {
+pub fn gemm_4x16(mut p: GemmParams<'_>) {
     let (m, n) = (p.m, p.n);
     if m == 0 || n == 0 {
         return;
