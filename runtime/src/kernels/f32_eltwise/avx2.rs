@@ -53,27 +53,6 @@ pub fn apply_act(act: Act, v: __m256) -> __m256 {
     }
 }
 
-/// [`apply_act`] on many registers, choosing the activation once rather than per register
-/// (GEMM epilogues apply it to whole tiles).
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA (called from this tier's `#[target_feature]` kernels).
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-pub fn apply_act_all(act: Act, vs: &mut [__m256]) {
-    let zero = _mm256_setzero_ps();
-    match act {
-        Act::None => {}
-        Act::Relu => vs.iter_mut().for_each(|v| *v = _mm256_max_ps(*v, zero)),
-        Act::Clip { min, max } => {
-            let (lo, hi) = (_mm256_set1_ps(min), _mm256_set1_ps(max));
-            vs.iter_mut()
-                .for_each(|v| *v = _mm256_min_ps(_mm256_max_ps(*v, lo), hi));
-        }
-        _ => vs.iter_mut().for_each(|v| *v = apply_act(act, *v)),
-    }
-}
-
 /// `e^x` per lane: range reduction by `ln 2`, degree-6 Taylor polynomial on
 /// `|r| <= ln(2)/2` (relative error about 1.2e-7), scaled by `2^n` built in the exponent
 /// bits. Inputs are clamped to the range where the result is a normal float.

@@ -5,7 +5,7 @@
 use core::arch::x86_64::*;
 
 use super::{packed_len, GemmParams, NR as PANEL};
-use crate::kernels::f32_eltwise::avx2::{apply_act, apply_act_all, lane_mask, vectorised};
+use crate::kernels::f32_eltwise::avx2::{apply_act, lane_mask, vectorised};
 use crate::kernels::f32_eltwise::scalar::activation;
 use crate::kernels::Act;
 
@@ -190,6 +190,7 @@ unsafe fn row_vector(o: &Ops, groups: usize) {
 /// As [`gemm`], with `i + R <= m` and groups `p..p+P` inside B.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
+#[allow(clippy::needless_range_loop)] // index loops keep `acc` in registers (see the epilogue)
 unsafe fn tile<const R: usize, const P: usize, const PREFETCH: bool>(o: &Ops, i: usize, p: usize) {
     let full = (p + P) * NR <= o.n;
     let mut acc = [[_mm256_setzero_ps(); P]; R];
@@ -226,53 +227,67 @@ unsafe fn tile<const R: usize, const P: usize, const PREFETCH: bool>(o: &Ops, i:
         }
     }
     if full {
-        // SAFETY: all P*8 columns from p*NR are < n, so inside C / residual.
-        unsafe { store_tile(o, i, p * NR, acc) };
-        return;
-    }
-    for (r, row) in acc.iter().enumerate() {
-        // SAFETY: columns p*NR.. of row i+r, clipped to n, are inside C / residual / bias.
-        unsafe { store_row::<P>(o, i + r, p * NR, row) };
-    }
-}
-
-/// Epilogue of a tile whose `P*8` columns from `j0` are all inside C, with the bias already
-/// in the accumulators: the activation chosen once for the tile (in registers, or in place
-/// in C for the activations without a vector form), no masks.
-///
-/// # Safety
-/// As [`gemm`], with rows `i..i+R < m` and `j0 + P*8 <= n`.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn store_tile<const R: usize, const P: usize>(
-    o: &Ops,
-    i: usize,
-    j0: usize,
-    mut acc: [[__m256; P]; R],
-) {
-    // SAFETY: columns j0..j0+P*8 of rows i..i+R are inside residual / C (caller).
-    unsafe {
-        if let Some(res) = o.residual {
-            for (r, row) in acc.iter_mut().enumerate() {
-                let src = res.add((i + r) * o.ldc + j0);
-                for (q, v) in row.iter_mut().enumerate() {
-                    *v = _mm256_add_ps(*v, _mm256_loadu_ps(src.add(q * NR)));
+        // Whole-tile epilogue, written out here rather than called so the accumulators stay
+        // in registers: the bias is already in them, the activation is chosen once for the
+        // tile (in place in C for the activations without a vector form), no masks.
+        let j0 = p * NR;
+        let in_registers = vectorised(o.act);
+        // SAFETY: all P*8 columns from j0 are < n, so inside C / residual, for rows i..i+R.
+        unsafe {
+            // Index loops, not iterators: references into `acc` made LLVM keep it in memory,
+            // with a store per FMA in the k loop above.
+            if let Some(res) = o.residual {
+                for r in 0..R {
+                    let src = res.add((i + r) * o.ldc + j0);
+                    for q in 0..P {
+                        acc[r][q] = _mm256_add_ps(acc[r][q], _mm256_loadu_ps(src.add(q * NR)));
+                    }
+                }
+            }
+            match o.act {
+                Act::None => {}
+                Act::Relu => {
+                    let zero = _mm256_setzero_ps();
+                    for r in 0..R {
+                        for q in 0..P {
+                            acc[r][q] = _mm256_max_ps(acc[r][q], zero);
+                        }
+                    }
+                }
+                Act::Clip { min, max } => {
+                    let (lo, hi) = (_mm256_set1_ps(min), _mm256_set1_ps(max));
+                    for r in 0..R {
+                        for q in 0..P {
+                            acc[r][q] = _mm256_min_ps(_mm256_max_ps(acc[r][q], lo), hi);
+                        }
+                    }
+                }
+                act if in_registers => {
+                    for r in 0..R {
+                        for q in 0..P {
+                            acc[r][q] = apply_act(act, acc[r][q]);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            for r in 0..R {
+                let dst = o.c.add((i + r) * o.ldc + j0);
+                for q in 0..P {
+                    _mm256_storeu_ps(dst.add(q * NR), acc[r][q]);
+                }
+                if !in_registers {
+                    activation(o.act, std::slice::from_raw_parts_mut(dst, P * NR));
                 }
             }
         }
-        let in_registers = vectorised(o.act);
-        if in_registers {
-            apply_act_all(o.act, acc.as_flattened_mut());
-        }
-        for (r, row) in acc.iter().enumerate() {
-            let dst = o.c.add((i + r) * o.ldc + j0);
-            for (q, v) in row.iter().enumerate() {
-                _mm256_storeu_ps(dst.add(q * NR), *v);
-            }
-            if !in_registers {
-                activation(o.act, std::slice::from_raw_parts_mut(dst, P * NR));
-            }
-        }
+        return;
+    }
+    for (r, row) in acc.into_iter().enumerate() {
+        // By value: a reference into `acc` here made LLVM store the accumulators to memory on
+        // every k step.
+        // SAFETY: columns p*NR.. of row i+r, clipped to n, are inside C / residual / bias.
+        unsafe { store_row::<P>(o, i + r, p * NR, &row) };
     }
 }
 

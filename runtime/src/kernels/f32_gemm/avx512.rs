@@ -179,16 +179,29 @@ unsafe fn row_tile<const R: usize>(o: &Ops, i: usize, p0: usize, p1: usize, pref
     }
 }
 
-/// One `R x (P*8)` tile: accumulate over `k`, then bias, residual, activation and store.
-/// Register `z` holds column groups `2z` and `2z+1` (one packed panel).
+/// One `R x (P*8)` tile: accumulate over `k` (from the bias when the tile's columns are
+/// all inside C), then residual, activation and store. Register `z` holds column groups `2z`
+/// and `2z+1` (one packed panel).
 ///
 /// # Safety
 /// As [`gemm`], with `i + R <= m` and groups `p..p+P` inside B.
 #[target_feature(enable = "avx512f")]
 #[inline]
+#[allow(clippy::needless_range_loop)] // index loops keep `acc` in registers (see the epilogue)
 unsafe fn tile<const R: usize, const P: usize, const PREFETCH: bool>(o: &Ops, i: usize, p: usize) {
     let z_regs = P.div_ceil(2);
+    let full = P == PR && (p + P) * NR <= o.n;
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
+    if let (true, Some(b)) = (full, o.bias) {
+        // SAFETY: a full tile's 32 columns from p*NR are < n, inside the bias.
+        let bv = unsafe {
+            [
+                _mm512_loadu_ps(b.add(p * NR)),
+                _mm512_loadu_ps(b.add(p * NR + LANES)),
+            ]
+        };
+        acc = [bv; R];
+    }
     // SAFETY: row r of A holds k elements at a + (i+r)*lda (check_lengths). Tiles start on
     // an even column group, so register z is packed panel p/2 + z, which holds k*PANEL
     // elements (packed_len); a tile with an odd group count is the last of B, whose panel
@@ -218,9 +231,67 @@ unsafe fn tile<const R: usize, const P: usize, const PREFETCH: bool>(o: &Ops, i:
             }
         }
     }
-    for (r, row) in acc.iter().enumerate() {
+    if full {
+        // Whole-tile epilogue, written out here with index loops: references into `acc` made
+        // LLVM keep it in memory, with a store per FMA in the k loop above. The bias is
+        // already in the accumulators; the activation is chosen once for the tile (in place
+        // in C for the activations without a vector form); no masks.
+        let j0 = p * NR;
+        let in_registers = vectorised(o.act);
+        // SAFETY: all 32 columns from j0 are < n, so inside C / residual, for rows i..i+R.
+        unsafe {
+            if let Some(res) = o.residual {
+                for r in 0..R {
+                    let src = res.add((i + r) * o.ldc + j0);
+                    for z in 0..2 {
+                        acc[r][z] = _mm512_add_ps(acc[r][z], _mm512_loadu_ps(src.add(z * LANES)));
+                    }
+                }
+            }
+            match o.act {
+                Act::None => {}
+                Act::Relu => {
+                    let zero = _mm512_setzero_ps();
+                    for r in 0..R {
+                        for z in 0..2 {
+                            acc[r][z] = _mm512_max_ps(acc[r][z], zero);
+                        }
+                    }
+                }
+                Act::Clip { min, max } => {
+                    let (lo, hi) = (_mm512_set1_ps(min), _mm512_set1_ps(max));
+                    for r in 0..R {
+                        for z in 0..2 {
+                            acc[r][z] = _mm512_min_ps(_mm512_max_ps(acc[r][z], lo), hi);
+                        }
+                    }
+                }
+                act if in_registers => {
+                    for r in 0..R {
+                        for z in 0..2 {
+                            acc[r][z] = apply_act(act, acc[r][z]);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            for r in 0..R {
+                let dst = o.c.add((i + r) * o.ldc + j0);
+                for z in 0..2 {
+                    _mm512_storeu_ps(dst.add(z * LANES), acc[r][z]);
+                }
+                if !in_registers {
+                    activation(o.act, std::slice::from_raw_parts_mut(dst, P * NR));
+                }
+            }
+        }
+        return;
+    }
+    for (r, row) in acc.into_iter().enumerate() {
+        // By value: a reference into `acc` here made LLVM store the accumulators to memory on
+        // every k step.
         // SAFETY: columns p*NR.. of row i+r, clipped to n, are inside C / residual / bias.
-        unsafe { store_row(o, i + r, p * NR, P * NR, row) };
+        unsafe { store_row(o, i + r, p * NR, P * NR, &row) };
     }
 }
 
