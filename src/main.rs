@@ -8,6 +8,15 @@ use clap::Parser;
 fn main() {
     let args = cli::Cli::parse();
     if let Err(e) = cli::run(args) {
+        let closed_pipe = e
+            .chain()
+            .filter_map(|c| c.downcast_ref::<std::io::Error>())
+            .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe);
+        if closed_pipe {
+            // The reader of our output went away (`ferrolite inspect m.flb | head`): stop
+            // quietly, as Unix tools do.
+            std::process::exit(0);
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

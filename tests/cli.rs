@@ -518,3 +518,26 @@ fn eval_reports_accuracy_and_agreement() {
         "cannot read class list",
     );
 }
+
+#[test]
+fn closed_stdout_ends_quietly() {
+    // A reader that goes away at once (`ferrolite inspect m.flb | head -0`): the write
+    // fails with a broken pipe, which must end the command quietly, not in a panic.
+    for args in [
+        &["inspect", "models/efficientnet_lite0.flb"][..],
+        &["classify", "models/samples/n07753592_862_banana.jpg"][..],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrolite"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(out.status.success(), "{args:?}: {stderr}");
+    }
+}

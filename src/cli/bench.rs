@@ -196,37 +196,50 @@ pub fn run(a: BenchArgs) -> Result<()> {
         ratio_vs_tract: tract.map(|t| st.median_ms / t.median_ms),
     };
     if a.json {
-        println!("{}", serde_json::to_string(&report)?);
+        out!("{}", serde_json::to_string(&report)?)?;
         return Ok(());
     }
-    println!(
+    out!(
         "{}  (cpu tier {}, {} thread, {} runs after {} warm-up)",
-        report.model, report.isa, a.threads, a.runs, a.warmup
-    );
-    println!(
+        report.model,
+        report.isa,
+        a.threads,
+        a.runs,
+        a.warmup
+    )?;
+    out!(
         "ferrolite  median {:8.3} ms   p90 {:8.3} ms   min {:8.3} ms",
-        st.median_ms, st.p90_ms, st.min_ms
-    );
+        st.median_ms,
+        st.p90_ms,
+        st.min_ms
+    )?;
     if let Some(t) = tract {
-        println!(
+        out!(
             "tract      median {:8.3} ms   p90 {:8.3} ms   min {:8.3} ms",
-            t.median_ms, t.p90_ms, t.min_ms
-        );
-        println!("ferrolite / tract = {:.2}", st.median_ms / t.median_ms);
+            t.median_ms,
+            t.p90_ms,
+            t.min_ms
+        )?;
+        out!("ferrolite / tract = {:.2}", st.median_ms / t.median_ms)?;
     }
     if a.profile {
-        print_profile(&session, &per_step, a.runs);
+        print_profile(&session, &per_step, a.runs)?;
     }
     Ok(())
 }
 
-fn print_profile(session: &Session, per_step: &[Duration], runs: usize) {
+fn print_profile(session: &Session, per_step: &[Duration], runs: usize) -> Result<()> {
     let total: f64 = per_step.iter().map(|d| d.as_secs_f64()).sum::<f64>() / runs as f64;
-    println!();
-    println!(
+    out!()?;
+    out!(
         "{:>4}  {:<15} {:<36} {:>9} {:>7} {:>8}  kernel",
-        "#", "op", "node", "ms", "share", "GFLOP/s"
-    );
+        "#",
+        "op",
+        "node",
+        "ms",
+        "share",
+        "GFLOP/s"
+    )?;
     for (i, (s, d)) in session.plan().steps().iter().zip(per_step).enumerate() {
         let secs = d.as_secs_f64() / runs as f64;
         let gflops = if secs > 0.0 {
@@ -247,7 +260,7 @@ fn print_profile(session: &Session, per_step: &[Duration], runs: usize) {
                     .collect::<String>()
             );
         }
-        println!(
+        out!(
             "{:>4}  {:<15} {:<36} {:>9.3} {:>6.1}% {:>8.2}  {}",
             i,
             s.op,
@@ -256,6 +269,7 @@ fn print_profile(session: &Session, per_step: &[Duration], runs: usize) {
             100.0 * secs / total.max(1e-12),
             gflops,
             s.kernel
-        );
+        )?;
     }
+    Ok(())
 }

@@ -92,11 +92,11 @@ pub fn run(a: ClassifyArgs) -> Result<()> {
                 top,
                 latency_ms,
             };
-            println!("{}", serde_json::to_string(&report)?);
+            out!("{}", serde_json::to_string(&report)?)?;
         } else {
-            println!("{name}  ({latency_ms:.1} ms)");
+            out!("{name}  ({latency_ms:.1} ms)")?;
             for s in &top {
-                println!("  {:6.2}%  {:4}  {}", s.score * 100.0, s.index, s.label);
+                out!("  {:6.2}%  {:4}  {}", s.score * 100.0, s.index, s.label)?;
             }
         }
     }

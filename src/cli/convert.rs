@@ -116,13 +116,13 @@ pub fn run(a: ConvertArgs) -> Result<()> {
     bundle::save(&model, &a.output)
         .with_context(|| format!("cannot write bundle {}", a.output.display()))?;
     let size = std::fs::metadata(&a.output).map(|m| m.len()).unwrap_or(0);
-    println!(
+    out!(
         "wrote {} ({:.2} MB): {} ops, {:.2} MB of weights, precision {:?}",
         a.output.display(),
         size as f64 / 1e6,
         model.graph.nodes.len(),
         model.weights.bytes().len() as f64 / 1e6,
         model.meta.precision
-    );
+    )?;
     Ok(())
 }

@@ -176,25 +176,27 @@ pub fn run(a: EvalArgs) -> Result<()> {
         report.agreement = fraction(agree, report.images);
     }
     if a.json {
-        println!("{}", serde_json::to_string(&report)?);
+        out!("{}", serde_json::to_string(&report)?)?;
         return Ok(());
     }
-    println!(
+    out!(
         "{}: {} images, {} with a known label",
-        model.model.meta.model_name, report.images, report.labeled
-    );
+        model.model.meta.model_name,
+        report.images,
+        report.labeled
+    )?;
     let pct =
         |hits: usize, of: usize| format!("{hits}/{of} = {:.1} %", 100.0 * hits as f64 / of as f64);
     if report.labeled > 0 {
-        println!("top-1      {}", pct(top1, report.labeled));
-        println!("top-5      {}", pct(top5, report.labeled));
+        out!("top-1      {}", pct(top1, report.labeled))?;
+        out!("top-5      {}", pct(top5, report.labeled))?;
     }
     if let Some(r) = &a.reference {
-        println!(
+        out!(
             "agreement  {}  (same top-1 as {})",
             pct(agree, report.images),
             r.display()
-        );
+        )?;
     }
     Ok(())
 }

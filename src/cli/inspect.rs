@@ -33,28 +33,38 @@ pub fn run(a: InspectArgs) -> Result<()> {
     )?;
     let session = Session::new(model.clone())?;
     let m = &model.meta;
-    println!("model      {}", m.model_name);
-    println!("producer   {}", m.producer);
-    println!("precision  {:?}", m.precision);
-    println!("cpu tier   {}", session.isa());
+    out!("model      {}", m.model_name)?;
+    out!("producer   {}", m.producer)?;
+    out!("precision  {:?}", m.precision)?;
+    out!("cpu tier   {}", session.isa())?;
     for i in &m.inputs {
-        println!("input      {} {:?}", i.name, i.shape);
+        out!("input      {} {:?}", i.name, i.shape)?;
         if let Some(p) = &i.preprocess {
-            println!(
+            out!(
                 "           resize shorter {:?}, crop {:?}, mean {:?}, std {:?}, {:?}, {:?}",
-                p.resize_shorter, p.crop, p.mean, p.std, p.color, p.layout
-            );
+                p.resize_shorter,
+                p.crop,
+                p.mean,
+                p.std,
+                p.color,
+                p.layout
+            )?;
         }
     }
     for o in &m.outputs {
-        println!("output     {} {:?}", o.name, o.shape);
+        out!("output     {} {:?}", o.name, o.shape)?;
     }
-    println!("labels     {}", m.labels.len());
-    println!();
-    println!(
+    out!("labels     {}", m.labels.len())?;
+    out!()?;
+    out!(
         "{:>4}  {:<16} {:<40} {:<22} {:>9} {:>9}  kernel",
-        "#", "op", "node", "output", "params", "MACs"
-    );
+        "#",
+        "op",
+        "node",
+        "output",
+        "params",
+        "MACs"
+    )?;
     let plan = session.plan();
     let (mut params, mut macs) = (0u64, 0u64);
     for (i, s) in plan.steps().iter().enumerate() {
@@ -64,7 +74,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
         if node.len() > 40 {
             node = format!("…{}", &node[node.len() - 39..]);
         }
-        println!(
+        out!(
             "{:>4}  {:<16} {:<40} {:<22} {:>9} {:>9}  {}",
             i,
             s.op,
@@ -73,20 +83,20 @@ pub fn run(a: InspectArgs) -> Result<()> {
             human(s.params),
             human(s.macs),
             s.kernel
-        );
+        )?;
     }
-    println!();
-    println!("ops            {}", plan.steps().len());
-    println!("parameters     {}", human(params));
-    println!("MACs           {}", human(macs));
-    println!(
+    out!()?;
+    out!("ops            {}", plan.steps().len())?;
+    out!("parameters     {}", human(params))?;
+    out!("MACs           {}", human(macs))?;
+    out!(
         "weight bytes   {}",
         human(model.weights.bytes().len() as u64)
-    );
-    println!(
+    )?;
+    out!(
         "arena bytes    {} (sum of all activations: {})",
         human(plan.arena_bytes() as u64),
         human(plan.naive_bytes() as u64)
-    );
+    )?;
     Ok(())
 }

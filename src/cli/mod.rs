@@ -1,5 +1,14 @@
 //! Command-line interface: argument definitions and one module per command.
 
+/// `println!` that returns an error instead of panicking when stdout is gone (a reader such
+/// as `head` closed the pipe); `main` ends quietly on that error.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*).map_err(anyhow::Error::from)
+    }};
+}
+
 mod bench;
 mod classify;
 #[cfg(feature = "onnx")]
