@@ -48,7 +48,7 @@ fn run_tile<const R: usize>(p: &mut GemmParams<'_>, i0: usize, panel: usize) {
     store::<R>(p, i0, panel * NR, &acc);
 }
 
-/// Scalar GEMM with 4x8 tiles (see [`super::GemmParams`]).
+/// Scalar GEMM with 4x16 tiles (see [`super::GemmParams`]).
 pub fn gemm_4x16(mut p: GemmParams<'_>) {
     let (m, n) = (p.m, p.n);
     if m == 0 || n == 0 {
