@@ -3,21 +3,56 @@
 //! why, when the shared images are not beside the repo.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The repo root.
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared` paths the test needs, or `None` after saying why it skips when one is missing
+/// (shared data exists only in the project workplace).
+fn shared<const N: usize>(paths: [&str; N]) -> Option<[PathBuf; N]> {
+    let full = paths.map(|p| root().join("../shared").join(p));
+    match full.iter().find(|p| !p.exists()) {
+        Some(missing) => {
+            eprintln!(
+                "SKIP: {} not found (shared data exists only in the project workplace)",
+                missing.display()
+            );
+            None
+        }
+        None => Some(full),
+    }
+}
+
+/// Run the CLI, assert it succeeded, and return its stdout.
+fn ferrolite<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(args: I) -> String {
+    let args: Vec<S> = args.into_iter().collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrolite"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ferrolite {:?}: {}",
+        args.iter().map(|a| a.as_ref()).collect::<Vec<_>>(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
 
 #[test]
 fn default_bundle_top1_on_labeled_images() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let images = root.join("../shared/images/labeled");
-    let classes = root.join("../shared/data/imagenet_classes.tsv");
-    if !images.is_dir() || !classes.is_file() {
-        eprintln!(
-            "SKIP: {} not found (shared data exists only in the project workplace)",
-            images.display()
-        );
+    let Some([images, classes]) = shared(["images/labeled", "data/imagenet_classes.tsv"]) else {
         return;
-    }
+    };
     let wnid_index: HashMap<String, usize> = std::fs::read_to_string(&classes)
         .unwrap()
         .lines()
@@ -36,22 +71,13 @@ fn default_bundle_top1_on_labeled_images() {
         .collect();
     files.sort();
     assert_eq!(files.len(), 50);
-    let out = Command::new(env!("CARGO_BIN_EXE_ferrolite"))
-        .arg("classify")
-        .arg("--json")
-        .arg("--model")
-        .arg(root.join("models/efficientnet_lite0.flb"))
-        .args(&files)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let bundle = root().join("models/efficientnet_lite0.flb");
+    let mut args = vec!["classify", "--json", "--model", s(&bundle)];
+    args.extend(files.iter().map(|f| s(f)));
+    let stdout = ferrolite(args);
     let mut top1 = 0;
     let mut top5 = 0;
-    for (line, file) in String::from_utf8(out.stdout).unwrap().lines().zip(&files) {
+    for (line, file) in stdout.lines().zip(&files) {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         let wnid = file
             .file_name()
@@ -79,36 +105,21 @@ fn default_bundle_top1_on_labeled_images() {
 /// as it on at least 99.5 % of the 300 shared images. Skips, saying why, without `../shared`.
 #[test]
 fn fp16_bundle_is_half_the_size_and_agrees_with_fp32() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let shared = root.join("../shared");
-    let onnx = shared.join("models/efficientnet_lite0.onnx");
-    if !onnx.is_file() {
-        eprintln!(
-            "SKIP: {} not found (shared data exists only in the project workplace)",
-            onnx.display()
-        );
+    let Some([onnx, labeled, calib, classes]) = shared([
+        "models/efficientnet_lite0.onnx",
+        "images/labeled",
+        "images/calib",
+        "data/imagenet_classes.tsv",
+    ]) else {
         return;
-    }
-    let fp32 = root.join("models/efficientnet_lite0.flb");
-    let fp16 = std::env::temp_dir().join(format!("ferrolite-fp16-{}.flb", std::process::id()));
-    let ferrolite = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_ferrolite"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ferrolite {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
     };
-    let classes = shared.join("data/imagenet_classes.tsv");
-    ferrolite(&[
+    let fp32 = root().join("models/efficientnet_lite0.flb");
+    let fp16 = std::env::temp_dir().join(format!("ferrolite-fp16-{}.flb", std::process::id()));
+    ferrolite([
         "convert",
-        onnx.to_str().unwrap(),
+        s(&onnx),
         "-o",
-        fp16.to_str().unwrap(),
+        s(&fp16),
         "--resize",
         "256",
         "--crop",
@@ -118,22 +129,22 @@ fn fp16_bundle_is_half_the_size_and_agrees_with_fp32() {
         "--std",
         "128,128,128",
         "--labels",
-        classes.to_str().unwrap(),
+        s(&classes),
         "--precision",
         "fp16",
     ]);
     let size = |p: &PathBuf| std::fs::metadata(p).unwrap().len() as f64;
     let ratio = size(&fp16) / size(&fp32);
-    let out = ferrolite(&[
+    let out = ferrolite([
         "eval",
-        fp16.to_str().unwrap(),
+        s(&fp16),
         "--images",
-        shared.join("images/labeled").to_str().unwrap(),
-        shared.join("images/calib").to_str().unwrap(),
+        s(&labeled),
+        s(&calib),
         "--classes",
-        classes.to_str().unwrap(),
+        s(&classes),
         "--reference",
-        fp32.to_str().unwrap(),
+        s(&fp32),
         "--json",
     ]);
     std::fs::remove_file(&fp16).ok();

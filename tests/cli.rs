@@ -196,22 +196,7 @@ fn convert_inspect_run_match_tract() {
         ok(&["run", s(model), "--input", s(&x), "--output", s(&y)]);
         let (shape, ours) = read_npy(&y);
         assert_eq!(shape, vec![1, 3]);
-        let reference: Vec<f32> = tract_onnx::onnx()
-            .model_for_path(&onnx)
-            .unwrap()
-            .into_optimized()
-            .unwrap()
-            .into_runnable()
-            .unwrap()
-            .run(tvec![Tensor::from_shape(&[1, 3, 8, 8], &input)
-                .unwrap()
-                .into()])
-            .unwrap()[0]
-            .to_plain_array_view::<f32>()
-            .unwrap()
-            .iter()
-            .copied()
-            .collect();
+        let reference = tract_run(&onnx, &[1, 3, 8, 8], &input);
         let max_ref = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
         for (a, b) in ours.iter().zip(&reference) {
             assert!((a - b).abs() <= 1e-4 * max_ref, "{ours:?} vs {reference:?}");

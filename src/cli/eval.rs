@@ -91,6 +91,17 @@ fn wnid_prefix(path: &Path) -> Option<&str> {
     (id.starts_with('n') && id[1..].bytes().all(|b| b.is_ascii_digit())).then_some(id)
 }
 
+/// The entries of a folder, sorted by path.
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read image folder {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("cannot list {}", dir.display()))?;
+    paths.sort();
+    Ok(paths)
+}
+
 /// Every image under the folders (and their direct sub-folders), sorted, with its label
 /// when it names a known class.
 fn collect_images(
@@ -99,24 +110,11 @@ fn collect_images(
 ) -> Result<Vec<(PathBuf, Option<usize>)>> {
     let mut out = Vec::new();
     for dir in dirs {
-        let entries = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot read image folder {}", dir.display()))?;
-        let mut paths: Vec<PathBuf> = entries
-            .map(|e| e.map(|e| e.path()))
-            .collect::<std::io::Result<_>>()
-            .with_context(|| format!("cannot list {}", dir.display()))?;
-        paths.sort();
-        for p in paths {
+        for p in sorted_entries(dir)? {
             if p.is_dir() {
                 let folder = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
                 let label = classes.get(folder).copied();
-                let mut inner: Vec<PathBuf> = std::fs::read_dir(&p)
-                    .with_context(|| format!("cannot read image folder {}", p.display()))?
-                    .map(|e| e.map(|e| e.path()))
-                    .collect::<std::io::Result<_>>()
-                    .with_context(|| format!("cannot list {}", p.display()))?;
-                inner.sort();
-                for f in inner.into_iter().filter(|f| is_image(f)) {
+                for f in sorted_entries(&p)?.into_iter().filter(|f| is_image(f)) {
                     let own = wnid_prefix(&f).and_then(|w| classes.get(w).copied());
                     out.push((f, own.or(label)));
                 }

@@ -4,7 +4,7 @@
 
 use core::arch::x86_64::*;
 
-use super::{packed_len, GemmParams, NR as PANEL};
+use super::{check_lengths, GemmParams, Ops, NR as PANEL};
 use crate::kernels::f32_eltwise::avx2::{apply_act, lane_mask, vectorised};
 use crate::kernels::f32_eltwise::scalar::activation;
 use crate::kernels::Act;
@@ -40,63 +40,11 @@ pub fn gemm_6x16(p: GemmParams<'_>) {
     unsafe { gemm(p) }
 }
 
-/// Assert that every slice covers the region the kernel touches (the pointer arithmetic in
-/// [`gemm`] relies on it).
-fn check_lengths(p: &GemmParams<'_>) {
-    let rows = |ld: usize, cols: usize| {
-        (p.m - 1)
-            .checked_mul(ld)
-            .and_then(|v| v.checked_add(cols))
-            .expect("gemm: matrix extent overflows usize")
-    };
-    if p.k > 0 {
-        assert!(p.a.len() >= rows(p.lda, p.k), "gemm: A too short");
-        assert!(
-            p.b.len() >= packed_len(p.k, p.n),
-            "gemm: packed B too short"
-        );
-    }
-    assert!(p.c.len() >= rows(p.ldc, p.n), "gemm: C too short");
-    if let Some(r) = p.residual {
-        assert!(r.len() >= rows(p.ldc, p.n), "gemm: residual too short");
-    }
-    if let Some(b) = p.bias {
-        assert!(b.len() >= p.n, "gemm: bias too short");
-    }
-}
-
-/// Raw view of the operands (pointers proven in range by [`check_lengths`]).
-struct Ops {
-    m: usize,
-    n: usize,
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    bias: Option<*const f32>,
-    residual: Option<*const f32>,
-    c: *mut f32,
-    ldc: usize,
-    act: Act,
-}
-
 /// # Safety
 /// AVX2 and FMA must be available and `check_lengths(p)` must hold with `m, n > 0`.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gemm(p: GemmParams<'_>) {
-    let o = Ops {
-        m: p.m,
-        n: p.n,
-        k: p.k,
-        a: p.a.as_ptr(),
-        lda: p.lda,
-        b: p.b.as_ptr(),
-        bias: p.bias.map(|b| b.as_ptr()),
-        residual: p.residual.map(|r| r.as_ptr()),
-        c: p.c.as_mut_ptr(),
-        ldc: p.ldc,
-        act: p.act,
-    };
+    let o = Ops::new(p);
     let groups = o.n.div_ceil(NR);
     if o.m == 1 {
         // SAFETY: row 0 and groups 0..groups are inside the checked extents.

@@ -38,6 +38,65 @@ pub struct GemmParams<'a> {
 /// Signature of a GEMM kernel.
 pub type GemmFn = fn(GemmParams<'_>);
 
+/// Assert that every slice covers the region a SIMD kernel touches (its pointer
+/// arithmetic relies on it).
+pub(super) fn check_lengths(p: &GemmParams<'_>) {
+    let rows = |ld: usize, cols: usize| {
+        (p.m - 1)
+            .checked_mul(ld)
+            .and_then(|v| v.checked_add(cols))
+            .expect("gemm: matrix extent overflows usize")
+    };
+    if p.k > 0 {
+        assert!(p.a.len() >= rows(p.lda, p.k), "gemm: A too short");
+        assert!(
+            p.b.len() >= packed_len(p.k, p.n),
+            "gemm: packed B too short"
+        );
+    }
+    assert!(p.c.len() >= rows(p.ldc, p.n), "gemm: C too short");
+    if let Some(r) = p.residual {
+        assert!(r.len() >= rows(p.ldc, p.n), "gemm: residual too short");
+    }
+    if let Some(b) = p.bias {
+        assert!(b.len() >= p.n, "gemm: bias too short");
+    }
+}
+
+/// Raw view of the operands (pointers proven in range by [`check_lengths`]).
+pub(super) struct Ops {
+    pub(super) m: usize,
+    pub(super) n: usize,
+    pub(super) k: usize,
+    pub(super) a: *const f32,
+    pub(super) lda: usize,
+    pub(super) b: *const f32,
+    pub(super) bias: Option<*const f32>,
+    pub(super) residual: Option<*const f32>,
+    pub(super) c: *mut f32,
+    pub(super) ldc: usize,
+    pub(super) act: Act,
+}
+
+impl Ops {
+    /// The raw view of `p` (check it with [`check_lengths`] before dereferencing).
+    pub(super) fn new(p: GemmParams<'_>) -> Ops {
+        Ops {
+            m: p.m,
+            n: p.n,
+            k: p.k,
+            a: p.a.as_ptr(),
+            lda: p.lda,
+            b: p.b.as_ptr(),
+            bias: p.bias.map(|b| b.as_ptr()),
+            residual: p.residual.map(|r| r.as_ptr()),
+            c: p.c.as_mut_ptr(),
+            ldc: p.ldc,
+            act: p.act,
+        }
+    }
+}
+
 /// Number of floats of a packed B for `k x n`.
 pub fn packed_len(k: usize, n: usize) -> usize {
     n.div_ceil(NR) * k * NR
