@@ -12,6 +12,9 @@ pub mod f32_eltwise;
 pub mod f32_gemm;
 pub mod f32_pool;
 pub mod f32_softmax;
+pub mod qs8_dwconv;
+pub mod qs8_gemm;
+pub mod requant;
 pub mod walk;
 
 use crate::error::Result;
@@ -110,6 +113,10 @@ pub struct Kernels {
     pub f32_copy: Slot<f32_copy::CopyFn>,
     /// Pairwise interleave of strided rows (two-group channel shuffle).
     pub f32_interleave2: Slot<f32_copy::Interleave2Fn>,
+    /// int8 packed-B GEMM with requantization (pointwise conv, FC, im2col conv).
+    pub qs8_gemm: Slot<qs8_gemm::QGemmFn>,
+    /// int8 depthwise convolution, NHWC.
+    pub qs8_dwconv: Slot<qs8_dwconv::QDwConvFn>,
 }
 
 macro_rules! slot {
@@ -145,6 +152,8 @@ pub fn generic() -> Kernels {
         f32_softmax: slot!(f32_softmax::scalar::softmax_strided),
         f32_copy: slot!(f32_copy::scalar::copy_strided),
         f32_interleave2: slot!(f32_copy::scalar::interleave2),
+        qs8_gemm: slot!(qs8_gemm::scalar::qgemm_1x16),
+        qs8_dwconv: slot!(qs8_dwconv::scalar::qdwconv_generic),
     }
 }
 
@@ -216,6 +225,8 @@ impl Kernels {
             ("f32_softmax", self.f32_softmax.name),
             ("f32_copy", self.f32_copy.name),
             ("f32_interleave2", self.f32_interleave2.name),
+            ("qs8_gemm", self.qs8_gemm.name),
+            ("qs8_dwconv", self.qs8_dwconv.name),
         ]
     }
 }
