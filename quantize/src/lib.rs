@@ -1,10 +1,13 @@
 //! Ferrolite converter (host side): imports ONNX through tract, lowers it to the Ferrolite
 //! IR, applies the graph fusions and produces a [`Model`] ready to be written as a bundle.
 
+pub mod calibrate;
 pub mod fuse;
 pub mod half_precision;
 pub mod import;
+pub mod int8;
 pub mod onnx_builder;
+pub mod report;
 pub mod work;
 
 use std::path::Path;
@@ -24,7 +27,8 @@ pub struct ConvertOptions {
     pub labels: Vec<String>,
     /// Model name; defaults to the file stem.
     pub model_name: Option<String>,
-    /// Storage precision of the weights ([`Precision::Int8`] is refused: not implemented).
+    /// Storage precision of the weights ([`Precision::Int8`] is refused here: int8 needs
+    /// calibration data, see [`int8::quantize_model`]).
     pub precision: Precision,
 }
 
@@ -32,7 +36,7 @@ pub struct ConvertOptions {
 /// `opts.precision`.
 pub fn convert_onnx(path: &Path, opts: &ConvertOptions) -> Result<Model> {
     if opts.precision == Precision::Int8 {
-        anyhow::bail!("int8 conversion is not implemented yet: use --precision fp32 or fp16");
+        anyhow::bail!("int8 conversion needs calibration: convert to fp32, calibrate, quantize");
     }
     let typed = import::load_onnx(path, opts.input_shape.as_deref())?;
     let mut work =

@@ -39,7 +39,7 @@ impl std::fmt::Debug for Session {
 }
 
 /// Read access to every tensor except the one being written.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     lo: &'a [f32],
     hi: &'a [f32],
     hi_start: usize,
@@ -47,7 +47,7 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn get(&self, l: Loc) -> Result<&'a [f32]> {
+    pub(crate) fn get(&self, l: Loc) -> Result<&'a [f32]> {
         let bad = || {
             Error::Unsupported(format!(
                 "internal: tensor region {l:?} overlaps the output being written"
@@ -67,7 +67,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Split the arena into the output region (mutable) and everything else (readable).
-fn split<'a>(
+pub(crate) fn split<'a>(
     arena: &'a mut [f32],
     consts: &'a [f32],
     out: Loc,
@@ -117,6 +117,12 @@ impl Session {
                 let p = plan.places[t].as_ref().ok_or_else(|| {
                     Error::graph("", format!("model input/output tensor {t} has no storage"))
                 })?;
+                let byte = model.graph.tensors.get(t).is_some_and(crate::plan::is_byte);
+                if is_in && byte {
+                    return Err(Error::Unsupported(
+                        "8-bit model inputs (feed f32 and quantize inside the model)".into(),
+                    ));
+                }
                 let rm = row_major_strides(&p.shape);
                 let w = if is_in {
                     Walk::new(&p.shape, [&p.strides, &rm])
@@ -241,6 +247,24 @@ impl Session {
             let Some(p) = plan.places[t].as_ref() else {
                 continue;
             };
+            let byte = self
+                .model
+                .graph
+                .tensors
+                .get(t)
+                .map(|t| (crate::plan::is_byte(t), t.dtype));
+            if let (Some((true, dtype)), Buf::Arena) = (byte, p.loc.buf) {
+                let bytes: &[u8] = bytemuck::cast_slice(&arena[p.loc.off..]);
+                let signed = dtype == crate::ir::DType::I8;
+                let out = &mut self.outputs[i];
+                self.out_walks[i].run(|[d, s], n, [sd, ss]| {
+                    for j in 0..n {
+                        let b = bytes[s + j * ss];
+                        out[d + j * sd] = if signed { b as i8 as f32 } else { b as f32 };
+                    }
+                });
+                continue;
+            }
             let src = match p.loc.buf {
                 Buf::Arena => &arena[p.loc.off..p.loc.off + p.loc.len],
                 Buf::Const => &plan.consts[p.loc.off..p.loc.off + p.loc.len],
@@ -585,17 +609,27 @@ fn exec_step(
             x,
             out,
         } => {
-            let (rd, y) = split(arena, consts, *out)?;
-            let x = rd.get(*x)?;
-            for (i, (y, &v)) in y.iter_mut().zip(x).enumerate() {
-                let ch = (i / stride) % dim;
-                *y = if *quantize {
-                    ((v / scales[ch]).round_ties_even() + zps[ch]).clamp(*lo, *hi)
-                } else {
-                    (v - zps[ch]) * scales[ch]
-                };
+            let signed = *lo < 0.0;
+            if *quantize {
+                let (rd, y) = crate::exec_q8::split_bytes(arena, consts, *out)?;
+                let x = rd.get(*x)?;
+                for (i, (y, &v)) in y.iter_mut().zip(x).enumerate() {
+                    let ch = (i / stride) % dim;
+                    let q = ((v / scales[ch]).round_ties_even() + zps[ch]).clamp(*lo, *hi);
+                    *y = if signed { q as i8 as u8 } else { q as u8 };
+                }
+            } else {
+                let (rd, y) = split(arena, consts, *out)?;
+                let x = rd.bytes(*x)?;
+                for (i, (y, &b)) in y.iter_mut().zip(x).enumerate() {
+                    let ch = (i / stride) % dim;
+                    let q = if signed { b as i8 as f32 } else { b as f32 };
+                    *y = (q - zps[ch]) * scales[ch];
+                }
             }
         }
+        Step::Bytes(inner) => crate::exec_q8::exec_bytes(inner, arena, consts, scratch)?,
+        Step::Q8(q) => crate::exec_q8::exec_q8(k, q, arena, consts, scratch)?,
     }
     Ok(())
 }

@@ -40,9 +40,80 @@ pub enum Quant {
     /// One scale and zero point per index along `axis`.
     PerChannel {
         axis: usize,
+        /// Stored in bundles as base64 of little-endian f32 (a JSON array is read too).
+        #[serde(with = "compact_f32")]
         scales: Vec<f32>,
+        /// Omitted in bundles when all zero (symmetric weights); readers restore the zeros.
+        #[serde(default, skip_serializing_if = "all_zero")]
         zero_points: Vec<i32>,
     },
+}
+
+impl Quant {
+    /// Restore omitted all-zero per-channel zero points (after reading a bundle).
+    pub fn fill_zero_points(&mut self) {
+        if let Quant::PerChannel {
+            scales,
+            zero_points,
+            ..
+        } = self
+        {
+            if zero_points.is_empty() {
+                zero_points.resize(scales.len(), 0);
+            }
+        }
+    }
+}
+
+fn all_zero(v: &[i32]) -> bool {
+    v.iter().all(|&z| z == 0)
+}
+
+/// Per-channel scales as base64 of their little-endian bytes: a quantized model has tens of
+/// thousands of them, and decimal JSON would take a tenth of an int8 bundle.
+mod compact_f32 {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use serde::de::{Error, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
+        let bytes: Vec<u8> = v.iter().flat_map(|f| f.to_le_bytes()).collect();
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    struct F32s;
+
+    impl<'de> Visitor<'de> for F32s {
+        type Value = Vec<f32>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("base64 of little-endian f32 values, or an array of numbers")
+        }
+
+        fn visit_str<E: Error>(self, s: &str) -> Result<Vec<f32>, E> {
+            let bytes = STANDARD.decode(s).map_err(E::custom)?;
+            if bytes.len() % 4 != 0 {
+                return Err(E::custom("scale bytes are not a multiple of 4"));
+            }
+            Ok(bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect())
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Vec<f32>, A::Error> {
+            let mut v = Vec::new();
+            while let Some(x) = a.next_element::<f32>()? {
+                v.push(x);
+            }
+            Ok(v)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+        d.deserialize_any(F32s)
+    }
 }
 
 /// Where a constant tensor's bytes live inside the weights blob.

@@ -4,12 +4,14 @@
 pub mod bundle;
 pub mod error;
 pub mod exec;
+mod exec_q8;
 mod fused;
 pub mod ir;
 pub mod kernels;
 pub mod meta;
 pub mod plan;
 pub mod preprocess;
+mod qplan;
 pub mod stats;
 pub mod validate;
 pub mod weights;

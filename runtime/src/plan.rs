@@ -240,7 +240,12 @@ pub(crate) enum Step {
         value: f32,
         out: Loc,
     },
-    /// f32 <-> 8-bit affine conversion (quantized values are held as integral f32).
+    /// A data movement step (`Copy`, `Interleave`, `CopyVia`) on 8-bit tensors: its regions
+    /// hold bytes.
+    Bytes(Box<Step>),
+    /// A quantized compute step.
+    Q8(Box<crate::qplan::QStep>),
+    /// f32 <-> 8-bit affine conversion (the 8-bit side holds bytes).
     Quant {
         quantize: bool,
         /// Per element channel: `(i / stride) % dim`; `dim == 1` for per-tensor.
@@ -379,6 +384,20 @@ fn physical_strides(t: &Tensor) -> Vec<usize> {
     }
 }
 
+/// Whether a tensor's elements are stored as bytes (8-bit quantized).
+pub(crate) fn is_byte(t: &Tensor) -> bool {
+    matches!(t.dtype, DType::I8 | DType::U8)
+}
+
+/// Arena slots (f32-sized) a runtime tensor occupies: 8-bit tensors pack four per slot.
+fn slots(t: &Tensor) -> usize {
+    if is_byte(t) {
+        t.numel().div_ceil(4)
+    } else {
+        t.numel()
+    }
+}
+
 /// Whether a view enumerates its elements in logical row-major order densely.
 fn is_row_major(shape: &[usize], strides: &[usize]) -> bool {
     let rm = row_major_strides(shape);
@@ -394,9 +413,9 @@ fn walk2(node: &str, shape: &[usize], a: &[usize], b: &[usize]) -> Result<Walk<2
         .ok_or_else(|| Error::graph(node, "rank too large for the strided walker"))
 }
 
-struct Planner<'m> {
-    model: &'m Model,
-    k: Kernels,
+pub(crate) struct Planner<'m> {
+    pub(crate) model: &'m Model,
+    pub(crate) k: Kernels,
     places: Vec<Option<Place>>,
     consts: Vec<f32>,
     scratch_len: usize,
@@ -413,7 +432,7 @@ impl<'m> Planner<'m> {
         })
     }
 
-    fn tensor(&self, t: TensorId) -> Result<&'m Tensor> {
+    pub(crate) fn tensor(&self, t: TensorId) -> Result<&'m Tensor> {
         self.model
             .graph
             .tensors
@@ -448,14 +467,14 @@ impl<'m> Planner<'m> {
         }
     }
 
-    fn place(&self, t: TensorId) -> Result<&Place> {
+    pub(crate) fn place(&self, t: TensorId) -> Result<&Place> {
         self.places
             .get(t)
             .and_then(|p| p.as_ref())
             .ok_or_else(|| Error::graph("", format!("tensor {t} is used before it is produced")))
     }
 
-    fn scratch(&mut self, len: usize) -> usize {
+    pub(crate) fn scratch(&mut self, len: usize) -> usize {
         let off = self.scratch_len.div_ceil(ALIGN) * ALIGN;
         self.scratch_len = off + len;
         off
@@ -566,8 +585,8 @@ impl<'m> Planner<'m> {
         let mut naive = 0usize;
         for (t, tensor) in g.tensors.iter().enumerate() {
             if is_act(tensor) && life[root[t]].is_some() {
-                size[root[t]] = size[root[t]].max(tensor.numel());
-                naive += tensor.numel();
+                size[root[t]] = size[root[t]].max(slots(tensor));
+                naive += slots(tensor);
             }
         }
         // --- 3. greedy placement: largest first, lowest offset not overlapping a live group.
@@ -803,6 +822,54 @@ impl<'m> Planner<'m> {
     fn lower(&mut self, i: usize) -> Result<(Step, &'static str, u64, u64)> {
         let node = &self.model.graph.nodes[i];
         let name = node.name.as_str();
+        let x_id = *node
+            .inputs
+            .first()
+            .ok_or_else(|| Error::graph(name, "missing input 0"))?;
+        let float_op = !matches!(
+            node.op,
+            Op::Concat { .. }
+                | Op::Split { .. }
+                | Op::Slice { .. }
+                | Op::Reshape
+                | Op::Transpose { .. }
+                | Op::Pad { .. }
+                | Op::ChannelShuffle { .. }
+                | Op::Quantize
+                | Op::Dequantize
+        );
+        if float_op && is_byte(self.tensor(x_id)?) {
+            let (q, kname, macs, params) = self.lower_q8(i)?;
+            return Ok((Step::Q8(Box::new(q)), kname, macs, params));
+        }
+        if !float_op
+            && !matches!(node.op, Op::Quantize | Op::Dequantize)
+            && is_byte(self.tensor(x_id)?)
+        {
+            let (step, _, macs, params) = self.lower_moves(i)?;
+            return match step {
+                Step::Copy { act: Act::None, .. }
+                | Step::Interleave { .. }
+                | Step::CopyVia { .. } => Ok((
+                    Step::Bytes(Box::new(step)),
+                    "u8_copy::scalar::copy_strided",
+                    macs,
+                    params,
+                )),
+                Step::Nop => Ok((Step::Nop, "alias", macs, params)),
+                _ => Err(Error::Unsupported(format!(
+                    "node {name:?}: {} of an 8-bit tensor is not implemented",
+                    node.op.name()
+                ))),
+            };
+        }
+        self.lower_moves(i)
+    }
+
+    /// Lower node `i` once its dtype route is settled.
+    fn lower_moves(&mut self, i: usize) -> Result<(Step, &'static str, u64, u64)> {
+        let node = &self.model.graph.nodes[i];
+        let name = node.name.as_str();
         let inp = |j: usize| {
             node.inputs
                 .get(j)
@@ -816,24 +883,6 @@ impl<'m> Planner<'m> {
         let out = self.place(out_id)?.clone();
         let x_id = inp(0)?;
         let k = self.k;
-        let float_op = !matches!(
-            node.op,
-            Op::Concat { .. }
-                | Op::Split { .. }
-                | Op::Slice { .. }
-                | Op::Reshape
-                | Op::Transpose { .. }
-                | Op::Pad { .. }
-                | Op::ChannelShuffle { .. }
-                | Op::Quantize
-                | Op::Dequantize
-        );
-        if float_op && self.tensor(x_id)?.dtype != DType::F32 {
-            return Err(Error::Unsupported(format!(
-                "node {name:?}: quantized {} is not implemented",
-                node.op.name()
-            )));
-        }
         match &node.op {
             Op::Conv2d {
                 window,

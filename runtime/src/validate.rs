@@ -770,9 +770,11 @@ fn check_dtypes(op: &Op, ins: &[&Tensor], outs: &[&Tensor], node: &str) -> Resul
                     return Err(bad(format!("input {i}"), t));
                 }
             }
+            // A quantized convolution or FC may write f32 directly (a dequantizing last layer).
+            let f32_out = matches!(op, Op::Conv2d { .. } | Op::FullyConnected { .. });
             for t in outs {
                 let ok = if quantized {
-                    is_q8(t.dtype) && t.quant.is_some()
+                    (is_q8(t.dtype) && t.quant.is_some()) || (f32_out && t.dtype == DType::F32)
                 } else {
                     t.dtype == DType::F32
                 };

@@ -3,11 +3,19 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use ferrolite_quantize::calibrate::{calibrate, CalibMethod};
+use ferrolite_quantize::int8::quantize_model;
+use ferrolite_quantize::report::compare;
 use ferrolite_quantize::{convert_onnx, read_labels, ConvertOptions};
 use ferrolite_runtime::bundle;
 use ferrolite_runtime::meta::{ColorOrder, Precision, Preprocess};
+use ferrolite_runtime::preprocess::{prepare_into, RgbImage};
+use ferrolite_runtime::Model;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::Path;
 
-use super::{parse_list, parse_shape};
+use super::eval::collect_images;
+use super::{decode, parse_list, parse_shape};
 
 /// Arguments of `ferrolite convert`.
 #[derive(clap::Args, Debug)]
@@ -41,9 +49,43 @@ pub struct ConvertArgs {
     /// Model name stored in the bundle (default: the file stem).
     #[arg(long)]
     name: Option<String>,
-    /// Storage precision of the weights: fp32, or fp16 (half the size; widened to f32 at load).
+    /// Storage precision: fp32; fp16 (half the size, widened to f32 at load); int8
+    /// (a quarter of the size, int8 kernels; needs --calib).
     #[arg(long, value_enum, default_value_t = PrecisionArg::Fp32)]
     precision: PrecisionArg,
+    /// int8: folder of calibration images (JPEG or PNG, sub-folders included).
+    #[arg(long)]
+    calib: Option<PathBuf>,
+    /// int8: how many calibration images to use (the first N in path order).
+    #[arg(long, default_value_t = 100)]
+    calib_count: usize,
+    /// int8: how activation ranges are chosen from the calibration data.
+    #[arg(long, value_enum, default_value_t = CalibArg::Minmax)]
+    calib_method: CalibArg,
+    /// int8: compare with the fp32 model on the images of this folder (top-1 agreement,
+    /// per-layer SQNR) and store the result in the bundle (`inspect` shows it).
+    #[arg(long)]
+    eval: Option<PathBuf>,
+}
+
+/// Calibration methods (see `ferrolite_quantize::calibrate`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum CalibArg {
+    Minmax,
+    Percentile,
+    Mse,
+    Kl,
+}
+
+impl From<CalibArg> for CalibMethod {
+    fn from(c: CalibArg) -> Self {
+        match c {
+            CalibArg::Minmax => CalibMethod::MinMax,
+            CalibArg::Percentile => CalibMethod::Percentile,
+            CalibArg::Mse => CalibMethod::Mse,
+            CalibArg::Kl => CalibMethod::Kl,
+        }
+    }
 }
 
 /// Weight precisions `convert` can write.
@@ -51,6 +93,7 @@ pub struct ConvertArgs {
 enum PrecisionArg {
     Fp32,
     Fp16,
+    Int8,
 }
 
 impl From<PrecisionArg> for Precision {
@@ -58,6 +101,7 @@ impl From<PrecisionArg> for Precision {
         match p {
             PrecisionArg::Fp32 => Precision::Fp32,
             PrecisionArg::Fp16 => Precision::Fp16,
+            PrecisionArg::Int8 => Precision::Int8,
         }
     }
 }
@@ -69,6 +113,135 @@ fn triple(v: &Option<Vec<f32>>, default: f32, what: &str) -> Result<[f32; 3]> {
         Some([a, b, c]) => Ok([*a, *b, *c]),
         Some(other) => bail!("--{what} takes 1 or 3 values, got {}", other.len()),
     }
+}
+
+/// The first `count` images (JPEG or PNG) under `dir`, in path order.
+fn image_files(dir: &Path, count: usize) -> Result<Vec<PathBuf>> {
+    Ok(collect_images(&[dir.to_path_buf()], &Default::default())?
+        .into_iter()
+        .map(|(p, _)| p)
+        .take(count)
+        .collect())
+}
+
+fn progress(what: &str, len: usize) -> ProgressBar {
+    ProgressBar::new(len as u64).with_style(
+        ProgressStyle::with_template(&format!(
+            "{what} {{bar:40}} {{pos}}/{{len}}  {{elapsed}} < {{eta}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    )
+}
+
+/// Decode and preprocess images into model inputs of `shape`.
+fn load_inputs(
+    images: &[PathBuf],
+    preprocess: &Preprocess,
+    shape: &[usize],
+    bar: &ProgressBar,
+) -> Result<Vec<Vec<f32>>> {
+    let mut inputs = Vec::with_capacity(images.len());
+    for p in images {
+        let rgb = decode::decode(p)?;
+        let view = RgbImage {
+            width: rgb.width() as usize,
+            height: rgb.height() as usize,
+            pixels: rgb.as_raw(),
+        };
+        let mut input = vec![0f32; shape.iter().product()];
+        prepare_into(&view, preprocess, shape, &mut input)
+            .with_context(|| format!("cannot preprocess {}", p.display()))?;
+        inputs.push(input);
+        bar.inc(1);
+    }
+    Ok(inputs)
+}
+
+/// Calibrate the fp32 `model` on the images in `dir` and quantize it to int8.
+fn quantize_int8(model: Model, dir: &Path, a: &ConvertArgs) -> Result<Model> {
+    let preprocess = model
+        .meta
+        .inputs
+        .first()
+        .and_then(|i| i.preprocess.clone())
+        .context(
+            "int8 calibration feeds images: give the preprocessing (--mean/--std/--resize/--crop)",
+        )?;
+    let shape = model
+        .graph
+        .inputs
+        .first()
+        .map(|&t| model.graph.tensors[t].shape.clone());
+    let shape = shape.context("the model has no input")?;
+    let method: CalibMethod = a.calib_method.into();
+    let passes = if method == CalibMethod::MinMax { 1 } else { 2 };
+    let images = image_files(dir, a.calib_count.max(1))?;
+    let bar = progress("calibrate", images.len() * (passes + 1));
+    let inputs = load_inputs(&images, &preprocess, &shape, &bar)?;
+    let ranges = calibrate(&model, &inputs, method, || bar.inc(1))?;
+    bar.finish_and_clear();
+    let q = quantize_model(&model, &ranges)?;
+    for k in &q.kept_float {
+        out!("kept fp32: {} {} ({})", k.op, k.node, k.reason)?;
+    }
+    let mut m = q.model;
+    if !q.kept_float.is_empty() {
+        let kept: Vec<_> = q
+            .kept_float
+            .iter()
+            .map(|k| serde_json::json!({"node": k.node, "op": k.op, "reason": k.reason}))
+            .collect();
+        m.meta
+            .records
+            .insert("int8_kept_fp32".into(), serde_json::Value::Array(kept));
+    }
+    if let Some(eval_dir) = &a.eval {
+        let images = image_files(eval_dir, usize::MAX)?;
+        let bar = progress("compare", images.len() * 2);
+        let inputs = load_inputs(&images, &preprocess, &shape, &bar)?;
+        let c = compare(&model, &m, &inputs, || bar.inc(1))?;
+        bar.finish_and_clear();
+        let worst = c
+            .layers
+            .iter()
+            .min_by(|x, y| x.sqnr_db.total_cmp(&y.sqnr_db));
+        out!(
+            "int8 vs fp32 on {} images: top-1 agreement {}/{} = {:.1} %{}",
+            c.images,
+            c.agreement,
+            c.images,
+            100.0 * c.agreement as f64 / c.images as f64,
+            worst.map_or(String::new(), |w| format!(
+                ", lowest layer SQNR {:.1} dB ({})",
+                w.sqnr_db, w.node
+            ))
+        )?;
+        m.meta.records.insert(
+            "int8_vs_fp32".into(),
+            serde_json::json!({
+                "images": c.images,
+                "agreement": c.agreement as f64 / c.images as f64,
+                "folder": eval_dir.display().to_string(),
+            }),
+        );
+        let layers: Vec<_> = c
+            .layers
+            .iter()
+            .map(|l| serde_json::json!({"node": l.node, "sqnr_db": (l.sqnr_db * 10.0).round() / 10.0}))
+            .collect();
+        m.meta
+            .records
+            .insert("int8_sqnr_db".into(), serde_json::Value::Array(layers));
+    }
+    m.meta.records.insert(
+        "calibration".into(),
+        serde_json::json!({
+            "method": method.name(),
+            "images": images.len(),
+            "folder": dir.display().to_string(),
+        }),
+    );
+    Ok(m)
 }
 
 /// Run the conversion and write the bundle.
@@ -105,14 +278,22 @@ pub fn run(a: ConvertArgs) -> Result<()> {
         Some(p) => read_labels(p)?,
         None => Vec::new(),
     };
+    let precision: Precision = a.precision.into();
+    let int8 = precision == Precision::Int8;
+    if int8 != a.calib.is_some() || (a.eval.is_some() && !int8) {
+        bail!("--calib DIR is required with --precision int8, and --calib / --eval are only used with it");
+    }
     let opts = ConvertOptions {
         input_shape: a.input_shape.clone(),
         preprocess,
         labels,
         model_name: a.name.clone(),
-        precision: a.precision.into(),
+        precision: if int8 { Precision::Fp32 } else { precision },
     };
-    let model = convert_onnx(&a.model, &opts)?;
+    let mut model = convert_onnx(&a.model, &opts)?;
+    if let Some(dir) = &a.calib {
+        model = quantize_int8(model, dir, &a)?;
+    }
     bundle::save(&model, &a.output)
         .with_context(|| format!("cannot write bundle {}", a.output.display()))?;
     let size = std::fs::metadata(&a.output).map(|m| m.len()).unwrap_or(0);

@@ -104,7 +104,7 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Every image under the folders (and their direct sub-folders), sorted, with its label
 /// when it names a known class.
-fn collect_images(
+pub(super) fn collect_images(
     dirs: &[PathBuf],
     classes: &HashMap<String, usize>,
 ) -> Result<Vec<(PathBuf, Option<usize>)>> {

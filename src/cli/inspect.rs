@@ -98,5 +98,30 @@ pub fn run(a: InspectArgs) -> Result<()> {
         human(plan.arena_bytes() as u64),
         human(plan.naive_bytes() as u64)
     )?;
+    for (key, value) in &m.records {
+        out!()?;
+        match value {
+            serde_json::Value::Array(rows) => {
+                out!("{key}:")?;
+                for r in rows {
+                    out!("  {}", record_line(r))?;
+                }
+            }
+            other => out!("{key}: {}", record_line(other))?,
+        }
+    }
     Ok(())
+}
+
+/// One record as `field value, field value` (strings unquoted).
+fn record_line(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(fields) => fields
+            .iter()
+            .map(|(k, v)| format!("{k} {}", record_line(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }

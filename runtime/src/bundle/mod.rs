@@ -93,8 +93,11 @@ fn parse(bytes: &[u8]) -> Result<(Metadata, Graph, std::ops::Range<usize>)> {
     let layout = format::parse(bytes)?;
     let meta: Metadata = serde_json::from_slice(&bytes[layout.metadata])
         .map_err(|e| Error::Bundle(format!("METADATA section is not valid metadata JSON: {e}")))?;
-    let graph: Graph = serde_json::from_slice(&bytes[layout.graph])
+    let mut graph: Graph = serde_json::from_slice(&bytes[layout.graph])
         .map_err(|e| Error::Bundle(format!("GRAPH section is not valid graph JSON: {e}")))?;
+    for q in graph.tensors.iter_mut().filter_map(|t| t.quant.as_mut()) {
+        q.fill_zero_points();
+    }
     Ok((meta, graph, layout.weights))
 }
 

@@ -1,0 +1,568 @@
+//! int8 post-training quantization of a converted fp32 model (scheme in
+//! docs/quantization.md):
+//! - weights of convolutions and fully connected layers: symmetric int8, one scale per
+//!   output channel (`scale = max|w| / 127`);
+//! - activations: unsigned 8-bit, one scale and zero point per tensor, from the calibrated
+//!   range widened to include zero;
+//! - biases: int32 at scale `input scale * weight scale[c]`;
+//! - data movement (reshape, channel shuffle, concat, split, slice, transpose) and max
+//!   pooling keep their operands' quantization, so one range covers all tensors they link;
+//! - a convolution or FC producing a model output writes f32 directly.
+//!
+//! Nodes without an int8 kernel stay fp32, with Quantize / Dequantize where the two meet.
+//! [`quantize_model`] reports each of them and why.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Result};
+use ferrolite_runtime::ir::{
+    Activation, DType, DataRef, Graph, Node, Op, PoolKind, Quant, ReduceOp, Tensor, TensorId,
+};
+use ferrolite_runtime::meta::Precision;
+use ferrolite_runtime::{AlignedBytes, Model, Weights};
+
+use crate::calibrate::{Calibration, Ranges};
+
+/// An fp32 node left out of int8 and the reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeptFloat {
+    pub node: String,
+    pub op: &'static str,
+    pub reason: String,
+}
+
+/// Why a node cannot run in int8, or `None` when it can.
+fn int8_blocker(g: &Graph, n: &Node, ranges: &Ranges) -> Option<String> {
+    let x = n.inputs.first().and_then(|&t| g.tensors.get(t))?;
+    if x.is_const() || x.dtype != DType::F32 {
+        return Some("its input is a constant or not f32".into());
+    }
+    let fusable = |a: &Activation| {
+        matches!(
+            a,
+            Activation::None | Activation::Relu | Activation::Clip { .. }
+        )
+    };
+    let ok = match &n.op {
+        Op::Conv2d { activation, .. } | Op::FullyConnected { activation, .. } => {
+            if !fusable(activation) {
+                return Some(format!(
+                    "fused activation {activation:?} has no int8 form yet"
+                ));
+            }
+            let w = &g.tensors[n.inputs[1]];
+            if w.dtype != DType::F32 {
+                return Some("weights are not f32".into());
+            }
+            matches!(n.op, Op::FullyConnected { .. }) || x.shape.len() == 4
+        }
+        Op::Pool2d { kind, window } => match kind {
+            PoolKind::Max => true,
+            PoolKind::Avg { .. } => {
+                x.shape.len() == 4
+                    && window.kernel == [x.shape[2], x.shape[3]]
+                    && window.pads == [0; 4]
+            }
+        },
+        Op::Reduce {
+            op: ReduceOp::Mean,
+            axes,
+            ..
+        } => {
+            let mut a = axes.clone();
+            a.sort();
+            x.shape.len() == 4 && a == [2, 3]
+        }
+        other => return Some(format!("{} has no int8 kernel yet", other.name())),
+    };
+    if !ok {
+        return Some("this geometry has no int8 kernel yet".into());
+    }
+    let needs = n.inputs.first().into_iter().chain(n.outputs.first());
+    for &t in needs {
+        if ranges.get(t).copied().flatten().is_none() {
+            return Some(format!(
+                "no calibrated range for tensor {:?}",
+                g.tensors[t].name
+            ));
+        }
+    }
+    None
+}
+
+/// Whether an op only moves bytes (its outputs can share the inputs' quantization).
+fn moves_data(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Reshape
+            | Op::ChannelShuffle { .. }
+            | Op::Concat { .. }
+            | Op::Split { .. }
+            | Op::Slice { .. }
+            | Op::Transpose { .. }
+    )
+}
+
+fn find(parent: &mut [usize], mut t: usize) -> usize {
+    while parent[t] != t {
+        parent[t] = parent[parent[t]];
+        t = parent[t];
+    }
+    t
+}
+
+/// u8 per-tensor parameters covering `[lo, hi]` (widened to include zero).
+pub fn activation_quant(lo: f32, hi: f32) -> Quant {
+    let (lo, hi) = (lo.min(0.0), hi.max(0.0));
+    let span = (hi - lo).max(1e-6);
+    let scale = span / 255.0;
+    let zero_point = ((-lo / scale).round() as i32).clamp(0, 255);
+    Quant::PerTensor { scale, zero_point }
+}
+
+/// Symmetric per-row int8: `(values, scales)` for a weight of `rows` rows.
+pub fn quantize_rows(w: &[f32], rows: usize) -> (Vec<i8>, Vec<f32>) {
+    let len = w.len() / rows.max(1);
+    let mut q = Vec::with_capacity(w.len());
+    let mut scales = Vec::with_capacity(rows);
+    for row in w.chunks(len.max(1)).take(rows) {
+        let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let s = if max > 0.0 { max / 127.0 } else { 1.0 };
+        scales.push(s);
+        q.extend(
+            row.iter()
+                .map(|&v| (v / s).round_ties_even().clamp(-127.0, 127.0) as i8),
+        );
+    }
+    (q, scales)
+}
+
+/// Result of [`quantize_model`].
+pub struct Quantized {
+    pub model: Model,
+    /// Nodes left in fp32 and why.
+    pub kept_float: Vec<KeptFloat>,
+}
+
+/// Builds the int8 graph node by node, keeping an f32 and a quantized version of each
+/// original tensor as they become needed.
+struct Rewriter<'a> {
+    src: &'a Model,
+    tensors: Vec<Tensor>,
+    /// New constant bytes by new tensor id (others keep their source data).
+    data: HashMap<TensorId, Vec<u8>>,
+    nodes: Vec<Node>,
+    fver: HashMap<TensorId, TensorId>,
+    qver: HashMap<TensorId, TensorId>,
+    quant_of: Vec<Option<Quant>>,
+}
+
+impl Rewriter<'_> {
+    fn add(&mut self, t: Tensor) -> TensorId {
+        self.tensors.push(t);
+        self.tensors.len() - 1
+    }
+
+    /// The f32 version of original tensor `t`, dequantizing if only a q version exists.
+    fn f32_of(&mut self, t: TensorId) -> TensorId {
+        if let Some(&f) = self.fver.get(&t) {
+            return f;
+        }
+        let q = self.qver[&t];
+        let mut ft = self.src.graph.tensors[t].clone();
+        ft.name = format!("{}.f32", ft.name);
+        let f = self.add(ft);
+        self.nodes.push(Node {
+            name: format!("{}.dequantize", self.src.graph.tensors[t].name),
+            op: Op::Dequantize,
+            inputs: vec![q],
+            outputs: vec![f],
+        });
+        self.fver.insert(t, f);
+        f
+    }
+
+    /// The quantized version of original tensor `t`, quantizing its f32 version if needed.
+    fn q8_of(&mut self, t: TensorId) -> TensorId {
+        if let Some(&q) = self.qver.get(&t) {
+            return q;
+        }
+        let f = self.f32_of(t);
+        let q = self.new_q8(t, "q8");
+        self.nodes.push(Node {
+            name: format!("{}.quantize", self.src.graph.tensors[t].name),
+            op: Op::Quantize,
+            inputs: vec![f],
+            outputs: vec![q],
+        });
+        q
+    }
+
+    /// A fresh u8 tensor standing for original `t`, registered as its q version.
+    fn new_q8(&mut self, t: TensorId, suffix: &str) -> TensorId {
+        let mut qt = self.src.graph.tensors[t].clone();
+        qt.name = format!("{}.{suffix}", qt.name);
+        qt.dtype = DType::U8;
+        qt.quant = self.quant_of[t].clone();
+        qt.data = None;
+        let q = self.add(qt);
+        self.qver.insert(t, q);
+        q
+    }
+
+    fn new_const(
+        &mut self,
+        name: String,
+        shape: Vec<usize>,
+        dtype: DType,
+        q: Option<Quant>,
+        bytes: Vec<u8>,
+    ) -> TensorId {
+        let id = self.add(Tensor {
+            name,
+            shape,
+            dtype,
+            quant: q,
+            data: Some(DataRef { offset: 0, len: 0 }),
+        });
+        self.data.insert(id, bytes);
+        id
+    }
+}
+
+/// Quantize `model` (fp32, as converted) to int8 with what calibration measured.
+pub fn quantize_model(model: &Model, calib: &Calibration) -> Result<Quantized> {
+    let ranges = &calib.ranges;
+    let g = &model.graph;
+    let nt = g.tensors.len();
+    let blockers: Vec<Option<String>> =
+        g.nodes.iter().map(|n| int8_blocker(g, n, ranges)).collect();
+    // Which tensors have a q version: outputs of int8 nodes, then through data movement
+    // whose inputs all have one.
+    let mut has_q = vec![false; nt];
+    let mut moved = vec![false; g.nodes.len()];
+    for (i, n) in g.nodes.iter().enumerate() {
+        if blockers[i].is_none() {
+            for &t in &n.outputs {
+                has_q[t] = true;
+            }
+        } else if moves_data(&n.op) && n.inputs.iter().all(|&t| has_q[t]) {
+            moved[i] = true;
+            for &t in &n.outputs {
+                has_q[t] = true;
+            }
+        }
+    }
+    // Data movement and max pooling link tensors into one quantization class.
+    let mut parent: Vec<usize> = (0..nt).collect();
+    for (i, n) in g.nodes.iter().enumerate() {
+        let links = moved[i]
+            || (blockers[i].is_none()
+                && matches!(
+                    n.op,
+                    Op::Pool2d {
+                        kind: PoolKind::Max,
+                        ..
+                    }
+                ));
+        if links {
+            let r = find(&mut parent, n.inputs[0]);
+            for &t in n.inputs.iter().chain(&n.outputs) {
+                let rt = find(&mut parent, t);
+                parent[rt] = r;
+            }
+        }
+    }
+    let mut class_range: HashMap<usize, (f32, f32)> = HashMap::new();
+    for t in 0..nt {
+        if let Some((lo, hi)) = ranges.get(t).copied().flatten() {
+            let r = find(&mut parent, t);
+            let e = class_range.entry(r).or_insert((lo, hi));
+            *e = (e.0.min(lo), e.1.max(hi));
+        }
+    }
+    let quant_of: Vec<Option<Quant>> = (0..nt)
+        .map(|t| {
+            let r = find(&mut parent, t);
+            class_range
+                .get(&r)
+                .map(|&(lo, hi)| activation_quant(lo, hi))
+        })
+        .collect();
+    let mut rw = Rewriter {
+        src: model,
+        tensors: Vec::new(),
+        data: HashMap::new(),
+        nodes: Vec::new(),
+        fver: HashMap::new(),
+        qver: HashMap::new(),
+        quant_of,
+    };
+    for (t, tensor) in g.tensors.iter().enumerate() {
+        if tensor.is_const() || g.inputs.contains(&t) {
+            let id = rw.add(tensor.clone());
+            rw.fver.insert(t, id);
+        }
+    }
+    let mut kept_float = Vec::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        if blockers[i].is_none() {
+            quantize_node(&mut rw, n, calib)?;
+        } else if moved[i] {
+            let inputs = n.inputs.iter().map(|&t| rw.q8_of(t)).collect();
+            let outputs = n.outputs.iter().map(|&t| rw.new_q8(t, "q8")).collect();
+            rw.nodes.push(Node {
+                inputs,
+                outputs,
+                ..n.clone()
+            });
+        } else {
+            let inputs = n.inputs.iter().map(|&t| rw.f32_of(t)).collect();
+            let outputs = n
+                .outputs
+                .iter()
+                .map(|&t| {
+                    let id = rw.add(g.tensors[t].clone());
+                    rw.fver.insert(t, id);
+                    id
+                })
+                .collect();
+            rw.nodes.push(Node {
+                inputs,
+                outputs,
+                ..n.clone()
+            });
+            if !matches!(n.op, Op::Quantize | Op::Dequantize) {
+                kept_float.push(KeptFloat {
+                    node: n.name.clone(),
+                    op: n.op.name(),
+                    reason: blockers[i].clone().unwrap_or_default(),
+                });
+            }
+        }
+    }
+    let inputs: Vec<TensorId> = g.inputs.iter().map(|t| rw.fver[t]).collect();
+    let outputs: Vec<TensorId> = g.outputs.iter().map(|&t| rw.f32_of(t)).collect();
+    for (&o, &src) in outputs.iter().zip(&g.outputs) {
+        rw.tensors[o].name = g.tensors[src].name.clone();
+    }
+    let graph = Graph {
+        tensors: rw.tensors,
+        nodes: rw.nodes,
+        inputs,
+        outputs,
+    };
+    let (graph, weights) = compact(graph, &rw.data, &model.weights)?;
+    let mut meta = model.meta.clone();
+    meta.precision = Precision::Int8;
+    let out = Model {
+        meta,
+        graph,
+        weights: Weights::Owned(weights),
+    };
+    ferrolite_runtime::validate::validate_model(&out)?;
+    Ok(Quantized {
+        model: out,
+        kept_float,
+    })
+}
+
+/// Rewrite one int8-capable node: quantized activations, int8 weights, int32 bias.
+fn quantize_node(rw: &mut Rewriter<'_>, n: &Node, calib: &Calibration) -> Result<()> {
+    let g = &rw.src.graph;
+    let x = rw.q8_of(n.inputs[0]);
+    let sx = match rw.tensors[x].quant {
+        Some(Quant::PerTensor { scale, .. }) => scale,
+        _ => bail!(
+            "internal: input of {:?} lacks per-tensor parameters",
+            n.name
+        ),
+    };
+    let mut inputs = vec![x];
+    let mut op = n.op.clone();
+    if let Op::Conv2d { has_bias, .. } | Op::FullyConnected { has_bias, .. } = &mut op {
+        let wt = &g.tensors[n.inputs[1]];
+        let w = rw.src.weights.f32s(wt)?;
+        let rows = wt.shape[0];
+        let (q, scales) = quantize_rows(w, rows);
+        let mut bias: Vec<f64> = if *has_bias {
+            rw.src
+                .weights
+                .f32s(&g.tensors[n.inputs[2]])?
+                .iter()
+                .map(|&b| b as f64)
+                .collect()
+        } else {
+            vec![0.0; rows]
+        };
+        if let Some(means) = calib
+            .channel_means
+            .get(n.inputs[0])
+            .and_then(|m| m.as_ref())
+        {
+            let cg = wt.shape.get(1).copied().unwrap_or(0);
+            let taps = wt.shape.iter().skip(2).product();
+            correct_bias(&mut bias, (&q, &scales), w, means, cg, taps);
+        }
+        let bias: Vec<i32> = bias
+            .iter()
+            .zip(&scales)
+            .map(|(&b, &s)| {
+                (b / (sx as f64 * s as f64))
+                    .round()
+                    .clamp(i32::MIN as f64, i32::MAX as f64) as i32
+            })
+            .collect();
+        let had_bias = *has_bias;
+        *has_bias = true;
+        let wq = Quant::PerChannel {
+            axis: 0,
+            scales,
+            zero_points: vec![0; rows],
+        };
+        let wid = rw.new_const(
+            format!("{}.i8", wt.name),
+            wt.shape.clone(),
+            DType::I8,
+            Some(wq),
+            q.iter().map(|&v| v as u8).collect(),
+        );
+        inputs.push(wid);
+        {
+            let name = if had_bias {
+                g.tensors[n.inputs[2]].name.clone()
+            } else {
+                format!("{}.bias", n.name)
+            };
+            let bid = rw.new_const(
+                format!("{name}.i32"),
+                vec![rows],
+                DType::I32,
+                None,
+                bias.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            );
+            inputs.push(bid);
+        }
+        if let Op::Conv2d {
+            has_residual: true, ..
+        } = &n.op
+        {
+            let r = *n.inputs.last().unwrap_or(&n.inputs[0]);
+            inputs.push(rw.q8_of(r));
+        }
+    }
+    let out = n.outputs[0];
+    let is_model_output = g.outputs.contains(&out);
+    let dequantizing = is_model_output
+        && matches!(
+            n.op,
+            Op::Conv2d {
+                has_residual: false,
+                ..
+            } | Op::FullyConnected { .. }
+        );
+    let y = if dequantizing {
+        let id = rw.add(g.tensors[out].clone());
+        rw.fver.insert(out, id);
+        id
+    } else {
+        rw.new_q8(out, "q8")
+    };
+    rw.nodes.push(Node {
+        name: n.name.clone(),
+        op,
+        inputs,
+        outputs: vec![y],
+    });
+    Ok(())
+}
+
+/// Empirical bias correction (Nagel et al., "Data-Free Quantization", 2019): rounding the
+/// weights shifts each output's expectation by `Σ (w_q - w) · E[x]`; subtract that shift.
+/// `means` are the calibrated per-channel means of the input (padding is ignored).
+/// The weight is `[o][cg][taps]` (conv OIHW or FC `[o][k]` with `taps = 1`).
+fn correct_bias(
+    bias: &mut [f64],
+    (q, scales): (&[i8], &[f32]),
+    w: &[f32],
+    means: &[f32],
+    cg: usize,
+    taps: usize,
+) {
+    let rows = bias.len();
+    let c = means.len();
+    if rows == 0 || cg == 0 || taps == 0 || !c.is_multiple_of(cg) || w.len() != rows * cg * taps {
+        return;
+    }
+    let groups = c / cg;
+    if !rows.is_multiple_of(groups) {
+        return;
+    }
+    let og = rows / groups;
+    let fan_in = cg * taps;
+    for o in 0..rows {
+        let g = o / og;
+        let mut shift = 0f64;
+        for ic in 0..cg {
+            let m = means[g * cg + ic] as f64;
+            for t in 0..taps {
+                let i = o * fan_in + ic * taps + t;
+                shift += (q[i] as f64 * scales[o] as f64 - w[i] as f64) * m;
+            }
+        }
+        bias[o] -= shift;
+    }
+}
+
+/// Drop unreferenced tensors and lay every constant out in a fresh weights blob.
+fn compact(
+    graph: Graph,
+    new_data: &HashMap<TensorId, Vec<u8>>,
+    src: &Weights,
+) -> Result<(Graph, AlignedBytes)> {
+    let mut used = vec![false; graph.tensors.len()];
+    for &t in graph.inputs.iter().chain(&graph.outputs) {
+        used[t] = true;
+    }
+    for n in &graph.nodes {
+        for &t in n.inputs.iter().chain(&n.outputs) {
+            used[t] = true;
+        }
+    }
+    let mut remap = vec![usize::MAX; graph.tensors.len()];
+    let mut tensors = Vec::new();
+    let mut weights = AlignedBytes::new();
+    for (old, mut t) in graph.tensors.into_iter().enumerate() {
+        if !used[old] {
+            continue;
+        }
+        if let Some(r) = t.data {
+            let bytes = match new_data.get(&old) {
+                Some(b) => b.clone(),
+                None => src.get(r)?.to_vec(),
+            };
+            t.data = Some(weights.push_aligned(&bytes));
+        }
+        remap[old] = tensors.len();
+        tensors.push(t);
+    }
+    weights.align();
+    let map = |ids: &[TensorId]| ids.iter().map(|&t| remap[t]).collect::<Vec<_>>();
+    Ok((
+        Graph {
+            nodes: graph
+                .nodes
+                .into_iter()
+                .map(|n| Node {
+                    inputs: map(&n.inputs),
+                    outputs: map(&n.outputs),
+                    ..n
+                })
+                .collect(),
+            inputs: map(&graph.inputs),
+            outputs: map(&graph.outputs),
+            tensors,
+        },
+        weights,
+    ))
+}

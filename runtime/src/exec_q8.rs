@@ -1,0 +1,280 @@
+//! Execution of quantized steps and of data movement on 8-bit tensors, which view their
+//! arena regions as bytes.
+
+use crate::error::{Error, Result};
+use crate::exec::{split, Reader};
+use crate::kernels::qs8_dwconv::QDwArgs;
+use crate::kernels::qs8_gemm::{QGemmParams, QOut, QResidual};
+use crate::kernels::walk::Walk;
+use crate::kernels::Kernels;
+use crate::plan::{Loc, Step};
+use crate::qplan::{Im2col, QGemm, QStep};
+
+/// The f32 slots holding a byte region.
+fn slots(l: Loc) -> Loc {
+    Loc {
+        len: l.len.div_ceil(4),
+        ..l
+    }
+}
+
+impl<'a> Reader<'a> {
+    /// The bytes of an 8-bit tensor region.
+    pub(crate) fn bytes(&self, l: Loc) -> Result<&'a [u8]> {
+        Ok(&bytemuck::cast_slice(self.get(slots(l))?)[..l.len])
+    }
+}
+
+/// Split the arena around an 8-bit output region, returning it as bytes.
+pub(crate) fn split_bytes<'a>(
+    arena: &'a mut [f32],
+    consts: &'a [f32],
+    out: Loc,
+) -> Result<(Reader<'a>, &'a mut [u8])> {
+    let (rd, y) = split(arena, consts, slots(out))?;
+    Ok((rd, &mut bytemuck::cast_slice_mut(y)[..out.len]))
+}
+
+/// Copy a strided view of bytes; `walk` is over `[dst strides, src strides]`.
+pub(crate) fn copy_view_bytes(walk: &Walk<2>, src: &[u8], so: usize, dst: &mut [u8], d0: usize) {
+    walk.run(|[d, s], n, [sd, ss]| {
+        let (x, y) = (&src[so + s..], &mut dst[d0 + d..]);
+        if ss == 1 && sd == 1 {
+            y[..n].copy_from_slice(&x[..n]);
+        } else {
+            for i in 0..n {
+                y[i * sd] = x[i * ss];
+            }
+        }
+    });
+}
+
+/// Run a data movement step whose regions hold bytes.
+pub(crate) fn exec_bytes(
+    step: &Step,
+    arena: &mut [f32],
+    consts: &[f32],
+    scratch: &mut [f32],
+) -> Result<()> {
+    match step {
+        Step::Copy { parts, .. } => {
+            for p in parts {
+                let (rd, y) = split_bytes(arena, consts, p.dst)?;
+                copy_view_bytes(&p.walk, rd.bytes(p.src)?, p.src_off, y, p.dst_off);
+            }
+        }
+        Step::Interleave { parts } => {
+            for p in parts {
+                let (rd, y) = split_bytes(arena, consts, p.out)?;
+                let (a, b) = (rd.bytes(p.a)?, rd.bytes(p.b)?);
+                for px in 0..p.pixels {
+                    let ar = &a[p.a_off + px * p.sa..][..p.n];
+                    let br = &b[p.b_off + px * p.sb..][..p.n];
+                    let yr = &mut y[px * p.sy..][..2 * p.n];
+                    for (j, pair) in yr.chunks_exact_mut(2).enumerate() {
+                        pair[0] = ar[j];
+                        pair[1] = br[j];
+                    }
+                }
+            }
+        }
+        Step::CopyVia {
+            gather,
+            scatter,
+            out,
+        } => {
+            let (rd, y) = split_bytes(arena, consts, *out)?;
+            let sb: &mut [u8] = bytemuck::cast_slice_mut(scratch);
+            copy_view_bytes(
+                &gather.walk,
+                rd.bytes(gather.loc)?,
+                gather.off,
+                &mut sb[gather.scratch * 4..],
+                0,
+            );
+            copy_view_bytes(&scatter.walk, &sb[scatter.scratch * 4..], 0, y, scatter.off);
+        }
+        other => {
+            return Err(Error::Unsupported(format!(
+                "internal: byte data movement for {other:?}"
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// Gather one group's convolution windows into byte rows (padding reads the zero point).
+fn im2col(im: &Im2col, x: &[u8], rows: &mut [u8]) {
+    let g = &im.geom;
+    let row_len = g.kh * g.kw * im.cg;
+    let mut at = 0;
+    for b in 0..g.n {
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                let row = &mut rows[at..at + row_len];
+                at += row_len;
+                for ky in 0..g.kh {
+                    for kx in 0..g.kw {
+                        let dst = &mut row[(ky * g.kw + kx) * im.cg..][..im.cg];
+                        match (g.in_y(oy, ky), g.in_x(ox, kx)) {
+                            (Some(iy), Some(ix)) => {
+                                let src = ((b * g.h + iy) * g.w + ix) * g.c + im.c0;
+                                dst.copy_from_slice(&x[src..src + im.cg]);
+                            }
+                            _ => dst.fill(im.zero_point),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn run_gemm(
+    k: &Kernels,
+    q: &QGemm,
+    arena: &mut [f32],
+    consts: &[f32],
+    scratch: &mut [f32],
+) -> Result<()> {
+    let sb: &mut [u8] = bytemuck::cast_slice_mut(scratch);
+    let (rd, out) = if q.out_f32 {
+        let (rd, y) = split(arena, consts, q.out)?;
+        (
+            rd,
+            QOut::F32 {
+                c: &mut y[q.out_off..],
+                ldc: q.ldc,
+                scale: &q.scale,
+            },
+        )
+    } else {
+        let (rd, y) = split_bytes(arena, consts, q.out)?;
+        let residual = match q.residual {
+            Some((r, zero_point, scale)) => Some(QResidual {
+                r: &rd.bytes(r)?[q.out_off..],
+                zero_point,
+                scale,
+            }),
+            None => None,
+        };
+        (
+            rd,
+            QOut::U8 {
+                c: &mut y[q.out_off..],
+                ldc: q.ldc,
+                scale: &q.scale,
+                rq: q.rq,
+                residual,
+            },
+        )
+    };
+    let x = rd.bytes(q.x)?;
+    let a: &[u8] = match &q.pre {
+        Some(im) => {
+            let rows = &mut sb[im.scratch * 4..][..q.m * q.k];
+            im2col(im, x, rows);
+            rows
+        }
+        None => &x[q.a_off..],
+    };
+    (k.qs8_gemm.f)(QGemmParams {
+        m: q.m,
+        n: q.n,
+        k: q.k,
+        a,
+        lda: q.lda,
+        b: &q.b,
+        bias: &q.bias,
+        out,
+    });
+    Ok(())
+}
+
+/// Run one quantized step.
+pub(crate) fn exec_q8(
+    k: &Kernels,
+    step: &QStep,
+    arena: &mut [f32],
+    consts: &[f32],
+    scratch: &mut [f32],
+) -> Result<()> {
+    match step {
+        QStep::Gemm(gemms) => {
+            for q in gemms {
+                run_gemm(k, q, arena, consts, scratch)?;
+            }
+        }
+        QStep::Dw {
+            geom,
+            x,
+            x_zero_point,
+            w,
+            bias,
+            scale,
+            rq,
+            out,
+        } => {
+            let (rd, y) = split_bytes(arena, consts, *out)?;
+            (k.qs8_dwconv.f)(QDwArgs {
+                g: geom,
+                x: rd.bytes(*x)?,
+                x_zero_point: *x_zero_point,
+                w,
+                bias,
+                scale,
+                rq: *rq,
+                y,
+            });
+        }
+        QStep::GlobalAvg {
+            n,
+            hw,
+            c,
+            x,
+            x_zero_point,
+            scale,
+            rq,
+            out,
+        } => {
+            let (rd, y) = split_bytes(arena, consts, *out)?;
+            let x = rd.bytes(*x)?;
+            let mut acc = vec![0i32; *c];
+            for b in 0..*n {
+                acc.fill(-(*hw as i32) * x_zero_point);
+                for p in x[b * hw * c..(b + 1) * hw * c].chunks_exact(*c) {
+                    for (s, &v) in acc.iter_mut().zip(p) {
+                        *s += v as i32;
+                    }
+                }
+                for (yv, &s) in y[b * c..(b + 1) * c].iter_mut().zip(&acc) {
+                    *yv = rq.apply(s, *scale);
+                }
+            }
+        }
+        QStep::MaxPool { geom: g, x, out } => {
+            let (rd, y) = split_bytes(arena, consts, *out)?;
+            let x = rd.bytes(*x)?;
+            let c = g.c;
+            for b in 0..g.n {
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let ys = &mut y[((b * g.oh + oy) * g.ow + ox) * c..][..c];
+                        ys.fill(0);
+                        for ky in 0..g.kh {
+                            let Some(iy) = g.in_y(oy, ky) else { continue };
+                            for kx in 0..g.kw {
+                                let Some(ix) = g.in_x(ox, kx) else { continue };
+                                let xs = &x[((b * g.h + iy) * g.w + ix) * c..][..c];
+                                for (m, &v) in ys.iter_mut().zip(xs) {
+                                    *m = (*m).max(v);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
