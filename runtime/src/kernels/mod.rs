@@ -174,6 +174,7 @@ pub fn for_isa(isa: Isa) -> Kernels {
             k.f32_interleave2 = slot!(f32_copy::avx2::interleave2_8c);
             k.f32_binary = slot!(f32_eltwise::avx2::binary_8c);
             k.f32_binary_channel = slot!(f32_eltwise::avx2::binary_channel_8c);
+            k.qs8_dwconv = slot!(qs8_dwconv::avx2::qdwconv_32c);
         }
         Isa::Avx512 => {
             k.f32_conv = slot!(f32_conv::avx512::conv_direct_8x32);
@@ -190,6 +191,12 @@ pub fn for_isa(isa: Isa) -> Kernels {
             k.f32_interleave2 = slot!(f32_copy::avx2::interleave2_8c);
             k.f32_binary = slot!(f32_eltwise::avx512::binary_16c);
             k.f32_binary_channel = slot!(f32_eltwise::avx512::binary_channel_16c);
+            // The VNNI kernel; AVX-512 cores without VNNI keep the AVX2 one.
+            k.qs8_dwconv = if CpuFeatures::detect().avx512vnni {
+                slot!(qs8_dwconv::avx512::qdwconv_32c)
+            } else {
+                slot!(qs8_dwconv::avx2::qdwconv_32c)
+            };
         }
         _ => {}
     }
