@@ -610,7 +610,11 @@ fn exec_step(
             out,
         } => {
             let signed = *lo < 0.0;
-            if *quantize {
+            if *quantize && *dim == 1 {
+                let (rd, y) = crate::exec_q8::split_bytes(arena, consts, *out)?;
+                let zp = zps[0] as i32;
+                (k.qs8_quantize.f)(rd.get(*x)?, scales[0], zp, *lo as i32, *hi as i32, y);
+            } else if *quantize {
                 let (rd, y) = crate::exec_q8::split_bytes(arena, consts, *out)?;
                 let x = rd.get(*x)?;
                 for (i, (y, &v)) in y.iter_mut().zip(x).enumerate() {

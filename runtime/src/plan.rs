@@ -1641,7 +1641,9 @@ impl<'m> Planner<'m> {
                 };
                 Ok((
                     s,
-                    if quantize {
+                    if quantize && dim == 1 {
+                        self.k.qs8_quantize.name
+                    } else if quantize {
                         "quant::scalar::quantize"
                     } else {
                         "quant::scalar::dequantize"

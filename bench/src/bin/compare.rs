@@ -12,73 +12,9 @@
 //! and its column reads "n/a" when that is unavailable. Prints a markdown table.
 
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use ferrolite_bench::{time, FerroliteRunner, TractRunner};
-use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
-use nix::unistd::Pid;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// One round of ONNX Runtime timings; `None` when the peer cannot run here.
-fn ort_round(model: &str, shape: &[usize], runs: usize) -> Result<Option<f64>> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/ort_bench.py");
-    let shape = shape
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
-    let out = match Command::new("python3")
-        .arg(&script)
-        .arg(model)
-        .args([
-            "--shape",
-            &shape,
-            "--runs",
-            &runs.to_string(),
-            "--warmup",
-            "3",
-        ])
-        .output()
-    {
-        Ok(o) => o,
-        Err(_) => return Ok(None),
-    };
-    if !out.status.success() {
-        eprintln!(
-            "ONNX Runtime peer unavailable: {}",
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
-        );
-        return Ok(None);
-    }
-    let v: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("ONNX Runtime peer printed no JSON")?;
-    Ok(v["median_ms"].as_f64())
-}
-
-/// Pin this process to `cpu`, or to the last CPU of its current set when `None`.
-fn pin(cpu: Option<usize>) -> Result<usize> {
-    let allowed = sched_getaffinity(Pid::from_raw(0)).context("reading the CPU affinity")?;
-    let cpu = match cpu {
-        Some(c) => c,
-        None => (0..CpuSet::count())
-            .rev()
-            .find(|&c| allowed.is_set(c).unwrap_or(false))
-            .context("no CPU in this process's affinity set")?,
-    };
-    let mut set = CpuSet::new();
-    set.set(cpu)
-        .with_context(|| format!("CPU {cpu} is out of range"))?;
-    sched_setaffinity(Pid::from_raw(0), &set).with_context(|| format!("pinning to CPU {cpu}"))?;
-    Ok(cpu)
-}
+use ferrolite_bench::{median, ort_round, pin, time, FerroliteRunner, TractRunner};
 
 fn main() -> Result<()> {
     let mut runs = 30usize;

@@ -12,6 +12,7 @@ pub mod f32_eltwise;
 pub mod f32_gemm;
 pub mod f32_pool;
 pub mod f32_softmax;
+pub mod qs8_convert;
 pub mod qs8_dwconv;
 pub mod qs8_gemm;
 pub mod requant;
@@ -117,6 +118,8 @@ pub struct Kernels {
     pub qs8_gemm: Slot<qs8_gemm::QGemmFn>,
     /// int8 depthwise convolution, NHWC.
     pub qs8_dwconv: Slot<qs8_dwconv::QDwConvFn>,
+    /// f32 -> 8-bit per-tensor quantization (model inputs).
+    pub qs8_quantize: Slot<qs8_convert::QuantizeFn>,
 }
 
 macro_rules! slot {
@@ -154,6 +157,7 @@ pub fn generic() -> Kernels {
         f32_interleave2: slot!(f32_copy::scalar::interleave2),
         qs8_gemm: slot!(qs8_gemm::scalar::qgemm_1x16),
         qs8_dwconv: slot!(qs8_dwconv::scalar::qdwconv_generic),
+        qs8_quantize: slot!(qs8_convert::scalar::quantize),
     }
 }
 
@@ -175,6 +179,7 @@ pub fn for_isa(isa: Isa) -> Kernels {
             k.f32_binary = slot!(f32_eltwise::avx2::binary_8c);
             k.f32_binary_channel = slot!(f32_eltwise::avx2::binary_channel_8c);
             k.qs8_dwconv = slot!(qs8_dwconv::avx2::qdwconv_32c);
+            k.qs8_quantize = slot!(qs8_convert::avx2::quantize_8x);
         }
         Isa::Avx512 => {
             k.f32_conv = slot!(f32_conv::avx512::conv_direct_8x32);
@@ -192,6 +197,7 @@ pub fn for_isa(isa: Isa) -> Kernels {
             k.f32_binary = slot!(f32_eltwise::avx512::binary_16c);
             k.f32_binary_channel = slot!(f32_eltwise::avx512::binary_channel_16c);
             // The VNNI kernel; AVX-512 cores without VNNI keep the AVX2 one.
+            k.qs8_quantize = slot!(qs8_convert::avx2::quantize_8x);
             k.qs8_dwconv = if CpuFeatures::detect().avx512vnni {
                 slot!(qs8_dwconv::avx512::qdwconv_32c)
             } else {
@@ -234,6 +240,7 @@ impl Kernels {
             ("f32_interleave2", self.f32_interleave2.name),
             ("qs8_gemm", self.qs8_gemm.name),
             ("qs8_dwconv", self.qs8_dwconv.name),
+            ("qs8_quantize", self.qs8_quantize.name),
         ]
     }
 }
