@@ -174,6 +174,7 @@ pub fn for_isa(isa: Isa) -> Kernels {
             k.f32_interleave2 = slot!(f32_copy::avx2::interleave2_8c);
             k.f32_binary = slot!(f32_eltwise::avx2::binary_8c);
             k.f32_binary_channel = slot!(f32_eltwise::avx2::binary_channel_8c);
+            k.qs8_gemm = slot!(qs8_gemm::avx2::qgemm_6x8);
         }
         Isa::Avx512 => {
             k.f32_conv = slot!(f32_conv::avx512::conv_direct_8x32);
@@ -190,6 +191,11 @@ pub fn for_isa(isa: Isa) -> Kernels {
             k.f32_interleave2 = slot!(f32_copy::avx2::interleave2_8c);
             k.f32_binary = slot!(f32_eltwise::avx512::binary_16c);
             k.f32_binary_channel = slot!(f32_eltwise::avx512::binary_channel_16c);
+            k.qs8_gemm = if CpuFeatures::detect().avx512vnni {
+                slot!(qs8_gemm::avx512::qgemm_8x32)
+            } else {
+                slot!(qs8_gemm::avx2::qgemm_6x8)
+            };
         }
         _ => {}
     }
