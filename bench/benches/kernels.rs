@@ -1,10 +1,12 @@
 //! Kernel throughput on real MobileNet / EfficientNet layer shapes, for every kernel tier
-//! this CPU can run (the slots of `kernels::for_isa`). Throughput is reported in FLOP
-//! (2 per multiply-accumulate): `cargo bench -p ferrolite-bench --bench kernels`.
+//! this CPU can run (the slots of `kernels::for_isa`). Throughput is reported in FLOP (int8
+//! kernels: OP; 2 per multiply-accumulate): `cargo bench -p ferrolite-bench --bench kernels`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ferrolite_runtime::kernels::f32_conv::{ConvArgs, ConvGeom};
 use ferrolite_runtime::kernels::f32_gemm::{self, pack_b, GemmFn, GemmParams};
+use ferrolite_runtime::kernels::qs8_gemm::{self, pack_b_transposed, QGemmFn, QGemmParams, QOut};
+use ferrolite_runtime::kernels::requant::Requant;
 use ferrolite_runtime::kernels::{cpu, for_isa, Act, Isa, Kernels, Slot};
 
 fn tiers() -> Vec<Kernels> {
@@ -37,6 +39,25 @@ fn gemm_kernels() -> Vec<Slot<GemmFn>> {
     v
 }
 
+/// Every int8 GEMM kernel this CPU can run, once each: the scalar reference, the AVX2 one
+/// and the VNNI one (the AVX-512 tier installs the AVX2 kernel on CPUs without VNNI).
+fn qgemm_kernels() -> Vec<Slot<QGemmFn>> {
+    let mut v: Vec<Slot<QGemmFn>> = Vec::new();
+    for k in tiers() {
+        if !v.iter().any(|s| s.name == k.qs8_gemm.name) {
+            v.push(k.qs8_gemm);
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && !v.iter().any(|s| s.name.contains("avx2")) {
+        v.push(Slot {
+            f: qs8_gemm::avx2::qgemm_6x8,
+            name: "qs8_gemm::avx2::qgemm_6x8",
+        });
+    }
+    v
+}
+
 fn values(n: usize) -> Vec<f32> {
     (0..n)
         .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
@@ -50,6 +71,20 @@ const GEMM_SHAPES: &[(&str, usize, usize, usize)] = &[
     ("mbv2_expand_28x28_32to192", 784, 32, 192),
     ("mbv2_expand_14x14_64to384", 196, 64, 384),
     ("mbv2_project_14x14_384to64", 196, 384, 64),
+    ("effl0_project_7x7_1152to192", 49, 1152, 192),
+    ("classifier_1280to1000", 1, 1280, 1000),
+];
+
+/// (name, M pixels, K input channels, N output channels) of int8 pointwise convolutions and
+/// the classifier: MobileNetV2 and EfficientNet-Lite0 expand / project layers.
+const QGEMM_SHAPES: &[(&str, usize, usize, usize)] = &[
+    ("mbv2_expand_56x56_24to144", 3136, 24, 144),
+    ("mbv2_project_56x56_144to24", 3136, 144, 24),
+    ("mbv2_project_28x28_192to32", 784, 192, 32),
+    ("mbv2_expand_28x28_32to192", 784, 32, 192),
+    ("mbv2_project_14x14_384to64", 196, 384, 64),
+    ("mbv2_expand_14x14_64to384", 196, 64, 384),
+    ("mbv2_project_7x7_960to160", 49, 960, 160),
     ("effl0_project_7x7_1152to192", 49, 1152, 192),
     ("classifier_1280to1000", 1, 1280, 1000),
 ];
@@ -125,6 +160,43 @@ fn gemm(c: &mut Criterion) {
     group.finish();
 }
 
+fn qgemm(c: &mut Criterion) {
+    let mut group = c.benchmark_group("qs8_gemm");
+    for &(name, m, k, n) in QGEMM_SHAPES {
+        let a: Vec<u8> = (0..m * k).map(|i| (i * 37 % 251) as u8).collect();
+        let w: Vec<i8> = (0..n * k).map(|i| (i * 53 % 255) as i8).collect();
+        let b = pack_b_transposed(k, n, &w);
+        let bias: Vec<i32> = (0..n).map(|j| (j as i32 * 97) % 2001 - 1000).collect();
+        let scale: Vec<f32> = (0..n).map(|j| 1e-4 * (1.0 + (j % 7) as f32)).collect();
+        let mut out = vec![0u8; m * n];
+        group.throughput(Throughput::Elements((2 * m * k * n) as u64));
+        for f in qgemm_kernels() {
+            group.bench_function(BenchmarkId::new(f.name, name), |bench| {
+                bench.iter(|| {
+                    (f.f)(QGemmParams {
+                        m,
+                        n,
+                        k,
+                        a: &a,
+                        lda: k,
+                        b: &b,
+                        bias: &bias,
+                        out: QOut::U8 {
+                            c: &mut out,
+                            ldc: n,
+                            scale: &scale,
+                            // ReLU6-like bounds, as the fused expand layers use.
+                            rq: Requant::new(0, 0, 170),
+                            residual: None,
+                        },
+                    })
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
 /// Selects a window kernel (function and name) from a kernel table.
 type PickWindow = fn(&Kernels) -> (fn(ConvArgs<'_>), &'static str);
 
@@ -183,6 +255,6 @@ fn conv(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(300)).measurement_time(std::time::Duration::from_secs(1));
-    targets = gemm, dwconv, conv
+    targets = gemm, qgemm, dwconv, conv
 }
 criterion_main!(benches);

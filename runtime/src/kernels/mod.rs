@@ -180,6 +180,7 @@ pub fn for_isa(isa: Isa) -> Kernels {
             k.f32_binary_channel = slot!(f32_eltwise::avx2::binary_channel_8c);
             k.qs8_dwconv = slot!(qs8_dwconv::avx2::qdwconv_32c);
             k.qs8_quantize = slot!(qs8_convert::avx2::quantize_8x);
+            k.qs8_gemm = slot!(qs8_gemm::avx2::qgemm_6x8);
         }
         Isa::Avx512 => {
             k.f32_conv = slot!(f32_conv::avx512::conv_direct_8x32);
@@ -196,12 +197,18 @@ pub fn for_isa(isa: Isa) -> Kernels {
             k.f32_interleave2 = slot!(f32_copy::avx2::interleave2_8c);
             k.f32_binary = slot!(f32_eltwise::avx512::binary_16c);
             k.f32_binary_channel = slot!(f32_eltwise::avx512::binary_channel_16c);
-            // The VNNI kernel; AVX-512 cores without VNNI keep the AVX2 one.
             k.qs8_quantize = slot!(qs8_convert::avx2::quantize_8x);
-            k.qs8_dwconv = if CpuFeatures::detect().avx512vnni {
+            // The VNNI kernels; AVX-512 cores without VNNI keep the AVX2 ones.
+            let vnni = CpuFeatures::detect().avx512vnni;
+            k.qs8_dwconv = if vnni {
                 slot!(qs8_dwconv::avx512::qdwconv_32c)
             } else {
                 slot!(qs8_dwconv::avx2::qdwconv_32c)
+            };
+            k.qs8_gemm = if vnni {
+                slot!(qs8_gemm::avx512::qgemm_8x32)
+            } else {
+                slot!(qs8_gemm::avx2::qgemm_6x8)
             };
         }
         _ => {}

@@ -7,7 +7,14 @@
 //! `vpdpbusd` and `sdot`):
 //! `packed[p*kp*NR + (kk/KR)*NR*KR + j*KR + kk%KR] = B[kk][p*NR + j]`, zero-padded.
 //! The output stage is [`crate::kernels::requant`]'s rule.
+//!
+//! One file per ISA, all byte-identical to `scalar` (the reference): `avx2` (exact 16-bit
+//! products, `vpmaddwd`) and `avx512` (VNNI `vpdpbusd`).
 
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
 pub mod scalar;
 
 use super::requant::Requant;
@@ -134,6 +141,108 @@ pub fn check_lengths(p: &QGemmParams<'_>) {
         QOut::F32 { c, ldc, scale } => {
             assert!(c.len() >= rows(*ldc, p.n), "qgemm: C too short");
             assert!(scale.len() >= p.n, "qgemm: scale too short");
+        }
+    }
+}
+
+/// Where a SIMD kernel writes: the raw form of [`QOut`].
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(super) enum RawOut {
+    /// Requantized bytes; `res` is the residual `(r, zero point, scale)`.
+    U8 {
+        c: *mut u8,
+        scale: *const f32,
+        rq: Requant,
+        res: Option<(*const u8, i32, f32)>,
+    },
+    /// Dequantized floats.
+    F32 { c: *mut f32, scale: *const f32 },
+}
+
+/// Raw view of the operands for the SIMD kernels (pointers proven in range by
+/// [`check_lengths`]): their tiles address A, B and C by offset, and a shared view lets the
+/// AVX2 and AVX-512 files agree on one output stage layout.
+#[cfg(target_arch = "x86_64")]
+pub(super) struct QOps {
+    pub(super) m: usize,
+    pub(super) n: usize,
+    pub(super) k: usize,
+    pub(super) a: *const u8,
+    pub(super) lda: usize,
+    pub(super) b: *const i8,
+    pub(super) bias: *const i32,
+    pub(super) ldc: usize,
+    pub(super) out: RawOut,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl QOps {
+    /// The raw view of `p` (check it with [`check_lengths`] before dereferencing).
+    pub(super) fn new(p: QGemmParams<'_>) -> QOps {
+        let (ldc, out) = match p.out {
+            QOut::U8 {
+                c,
+                ldc,
+                scale,
+                rq,
+                residual,
+            } => (
+                ldc,
+                RawOut::U8 {
+                    c: c.as_mut_ptr(),
+                    scale: scale.as_ptr(),
+                    rq,
+                    res: residual.map(|r| (r.r.as_ptr(), r.zero_point, r.scale)),
+                },
+            ),
+            QOut::F32 { c, ldc, scale } => (
+                ldc,
+                RawOut::F32 {
+                    c: c.as_mut_ptr(),
+                    scale: scale.as_ptr(),
+                },
+            ),
+        };
+        QOps {
+            m: p.m,
+            n: p.n,
+            k: p.k,
+            a: p.a.as_ptr(),
+            lda: p.lda,
+            b: p.b.as_ptr(),
+            bias: p.bias.as_ptr(),
+            ldc,
+            out,
+        }
+    }
+
+    /// Bytes between two packed B panels.
+    pub(super) fn panel_stride(&self) -> usize {
+        padded_k(self.k) * NR
+    }
+
+    /// Bytes `4g..4g+4` of row `row` of A as one little-endian word, the tail group
+    /// (`4g + 4 > k`) zero-filled without reading past the row.
+    ///
+    /// # Safety
+    /// `row < m` and `4g < k`, with [`check_lengths`] holding.
+    #[inline(always)]
+    pub(super) unsafe fn a_word(&self, row: usize, g: usize) -> u32 {
+        let kk = g * KR;
+        // SAFETY: row `row` of A holds `k` bytes at `a + row*lda` (check_lengths); the
+        // four-byte read is used only when `kk + 4 <= k`, the tail reads bytes `kk..k`.
+        unsafe {
+            let src = self.a.add(row * self.lda + kk);
+            if kk + KR <= self.k {
+                (src as *const u32).read_unaligned()
+            } else {
+                let mut w = 0u32;
+                for t in 0..self.k - kk {
+                    w |= (*src.add(t) as u32) << (8 * t);
+                }
+                w
+            }
         }
     }
 }
