@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
-use nix::unistd::Pid;
 use ferrolite_runtime::exec::Session;
 pub use ferrolite_runtime::stats::LatencyStats;
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+use nix::unistd::Pid;
 use tract_onnx::prelude::*;
 
 /// Time `f` `runs` times after `warmup` untimed calls.
@@ -62,7 +62,9 @@ impl FerroliteRunner {
             .context("the bundle has no input")?
             .iter()
             .product();
-        let input = (0..n).map(|i| ((i * 31) % 255) as f32 / 127.5 - 1.0).collect();
+        let input = (0..n)
+            .map(|i| ((i * 31) % 255) as f32 / 127.5 - 1.0)
+            .collect();
         Ok(FerroliteRunner { session, input })
     }
 

@@ -107,12 +107,30 @@ pub(crate) fn exec_bytes(
 fn im2col(im: &Im2col, x: &[u8], rows: &mut [u8]) {
     let g = &im.geom;
     let row_len = g.kh * g.kw * im.cg;
+    // With all channels and no horizontal dilation, one kernel row of an interior window
+    // is one contiguous run of `kw * c` input bytes.
+    let runs = im.cg == g.c && g.dw == 1;
+    let (x_lo, x_hi) = g.interior_x();
+    let span = g.kw * g.c;
     let mut at = 0;
     for b in 0..g.n {
         for oy in 0..g.oh {
             for ox in 0..g.ow {
                 let row = &mut rows[at..at + row_len];
                 at += row_len;
+                if runs && (x_lo..x_hi).contains(&ox) {
+                    let ix0 = ox * g.sw - g.pl;
+                    for (ky, dst) in row.chunks_exact_mut(span).enumerate() {
+                        match g.in_y(oy, ky) {
+                            Some(iy) => {
+                                let src = ((b * g.h + iy) * g.w + ix0) * g.c;
+                                dst.copy_from_slice(&x[src..src + span]);
+                            }
+                            None => dst.fill(im.zero_point),
+                        }
+                    }
+                    continue;
+                }
                 for ky in 0..g.kh {
                     for kx in 0..g.kw {
                         let dst = &mut row[(ky * g.kw + kx) * im.cg..][..im.cg];

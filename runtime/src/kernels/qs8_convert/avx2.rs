@@ -35,13 +35,16 @@ unsafe fn quantize_body(x: &[f32], scale: f32, zero_point: i32, lo: i32, hi: i32
             let bytes = _mm256_shuffle_epi8(
                 q,
                 _mm256_setr_epi8(
-                    0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12,
-                    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                    0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1,
+                    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
                 ),
             );
             let lo4 = _mm256_cvtsi256_si32(bytes) as u32;
             let hi4 = _mm256_extract_epi32::<4>(bytes) as u32;
-            std::ptr::write_unaligned(ys.as_mut_ptr() as *mut u64, (lo4 as u64) | ((hi4 as u64) << 32));
+            std::ptr::write_unaligned(
+                ys.as_mut_ptr() as *mut u64,
+                (lo4 as u64) | ((hi4 as u64) << 32),
+            );
         }
     }
 }
