@@ -216,3 +216,32 @@ fn calibration_needs_inputs() {
     let e = calibrate(&fp32, &[], CalibMethod::MinMax, || {}).unwrap_err();
     assert!(e.to_string().contains("at least one input"));
 }
+
+/// The shipped int8 EfficientNet-Lite0 (3x3 and 5x5 depthwise at strides 1 and 2, the
+/// im2col stem, residual projections, a dequantizing classifier) gives the same bits on
+/// every tier.
+#[test]
+fn shipped_int8_bundle_is_identical_on_every_tier() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/efficientnet_lite0.flb");
+    let model = Arc::new(bundle::load(&path).expect("load the shipped bundle"));
+    assert_eq!(model.meta.precision, ferrolite_runtime::Precision::Int8);
+    for seed in [1, 2] {
+        let feed = [(vec![1, 3, 224, 224], random(3 * 224 * 224, seed))];
+        let mut first: Option<Vec<f32>> = None;
+        for isa in runnable_tiers() {
+            let out = ferrolite_run_tier(model.clone(), isa, &feed).remove(0);
+            match &first {
+                None => first = Some(out),
+                Some(f) => {
+                    let same = f
+                        .iter()
+                        .zip(&out)
+                        .filter(|(a, b)| a.to_bits() == b.to_bits())
+                        .count();
+                    assert_eq!(same, f.len(), "{} differs from scalar", isa.name());
+                }
+            }
+        }
+    }
+}
