@@ -98,7 +98,57 @@ fn default_bundle_top1_on_labeled_images() {
         top5 += usize::from(ranked.contains(&truth));
     }
     eprintln!("top-1 {top1}/50, top-5 {top5}/50");
-    assert!(top1 >= 37, "top-1 {top1}/50 < 37");
+    // The shipped bundle is the int8 one (issue line: top-1 at least 38/50).
+    assert!(top1 >= 38, "top-1 {top1}/50 < 38");
+}
+
+/// Convert the shared EfficientNet-Lite0 with its model-card preprocessing and the given
+/// extra flags into a temporary bundle named after `tag`.
+fn convert_lite0(onnx: &Path, classes: &Path, tag: &str, extra: &[&str]) -> PathBuf {
+    let out = std::env::temp_dir().join(format!("ferrolite-{tag}-{}.flb", std::process::id()));
+    let mut args = vec![
+        "convert",
+        s(onnx),
+        "-o",
+        s(&out),
+        "--resize",
+        "256",
+        "--crop",
+        "224",
+        "--mean",
+        "127,127,127",
+        "--std",
+        "128,128,128",
+        "--labels",
+        s(classes),
+    ];
+    args.extend_from_slice(extra);
+    ferrolite(args);
+    out
+}
+
+/// `ferrolite eval MODEL --json` on the 300 shared images against `reference`.
+fn eval_300(
+    model: &Path,
+    reference: &Path,
+    labeled: &Path,
+    calib: &Path,
+    classes: &Path,
+) -> serde_json::Value {
+    let out = ferrolite([
+        "eval",
+        s(model),
+        "--images",
+        s(labeled),
+        s(calib),
+        "--classes",
+        s(classes),
+        "--reference",
+        s(reference),
+        "--json",
+    ]);
+    eprintln!("{}: {out}", model.display());
+    serde_json::from_str(out.trim()).unwrap()
 }
 
 /// The fp16 EfficientNet-Lite0 bundle: at most 52 % of the fp32 bundle and the same top-1
@@ -113,43 +163,14 @@ fn fp16_bundle_is_half_the_size_and_agrees_with_fp32() {
     ]) else {
         return;
     };
-    let fp32 = root().join("models/efficientnet_lite0.flb");
-    let fp16 = std::env::temp_dir().join(format!("ferrolite-fp16-{}.flb", std::process::id()));
-    ferrolite([
-        "convert",
-        s(&onnx),
-        "-o",
-        s(&fp16),
-        "--resize",
-        "256",
-        "--crop",
-        "224",
-        "--mean",
-        "127,127,127",
-        "--std",
-        "128,128,128",
-        "--labels",
-        s(&classes),
-        "--precision",
-        "fp16",
-    ]);
+    let fp32 = convert_lite0(&onnx, &classes, "fp16-ref", &[]);
+    let fp16 = convert_lite0(&onnx, &classes, "fp16", &["--precision", "fp16"]);
     let size = |p: &PathBuf| std::fs::metadata(p).unwrap().len() as f64;
     let ratio = size(&fp16) / size(&fp32);
-    let out = ferrolite([
-        "eval",
-        s(&fp16),
-        "--images",
-        s(&labeled),
-        s(&calib),
-        "--classes",
-        s(&classes),
-        "--reference",
-        s(&fp32),
-        "--json",
-    ]);
+    let v = eval_300(&fp16, &fp32, &labeled, &calib, &classes);
     std::fs::remove_file(&fp16).ok();
-    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    eprintln!("fp16: {:.1} % of the fp32 bundle, {out}", ratio * 100.0);
+    std::fs::remove_file(&fp32).ok();
+    eprintln!("fp16: {:.1} % of the fp32 bundle", ratio * 100.0);
     assert_eq!(v["images"], 300);
     assert!(
         ratio <= 0.52,
@@ -158,5 +179,37 @@ fn fp16_bundle_is_half_the_size_and_agrees_with_fp32() {
     );
     let agreement = v["agreement"].as_f64().unwrap();
     assert!(agreement >= 0.995, "top-1 agreement {agreement}");
-    assert!(v["top1"].as_f64().unwrap() >= 37.0 / 50.0, "{out}");
+    assert!(v["top1"].as_f64().unwrap() >= 37.0 / 50.0, "{v}");
+}
+
+/// The int8 EfficientNet-Lite0 bundle calibrated on the first 100 calibration images (the
+/// README's workflow, default method): at most 5.0 MB, top-1 at least 38/50 on the labeled
+/// images and the same top-1 as the fp32 bundle on at least 95 % of the 300 shared images.
+/// Skips, saying why, without `../shared`.
+#[test]
+fn int8_bundle_meets_size_and_accuracy_lines() {
+    let Some([onnx, labeled, calib, classes]) = shared([
+        "models/efficientnet_lite0.onnx",
+        "images/labeled",
+        "images/calib",
+        "data/imagenet_classes.tsv",
+    ]) else {
+        return;
+    };
+    let fp32 = convert_lite0(&onnx, &classes, "int8-ref", &[]);
+    let int8 = convert_lite0(
+        &onnx,
+        &classes,
+        "int8",
+        &["--precision", "int8", "--calib", s(&calib)],
+    );
+    let size = std::fs::metadata(&int8).unwrap().len();
+    let v = eval_300(&int8, &fp32, &labeled, &calib, &classes);
+    std::fs::remove_file(&int8).ok();
+    std::fs::remove_file(&fp32).ok();
+    eprintln!("int8: {size} bytes");
+    assert!(size <= 5_000_000, "int8 bundle is {size} bytes");
+    assert_eq!(v["images"], 300);
+    assert!(v["top1"].as_f64().unwrap() >= 38.0 / 50.0, "{v}");
+    assert!(v["agreement"].as_f64().unwrap() >= 0.95, "{v}");
 }

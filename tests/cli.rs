@@ -526,3 +526,75 @@ fn closed_stdout_ends_quietly() {
         assert!(out.status.success(), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn convert_int8_calibrates_on_images_and_records_it() {
+    let dir = scratch("convert_int8_calibrates_on_images_and_records_it");
+    let onnx = small_cnn(&dir);
+    let bundle = dir.join("small-int8.flb");
+    let pre = [
+        "--resize", "8", "--crop", "8", "--mean", "127", "--std", "128",
+    ];
+    let mut args = vec!["convert", s(&onnx), "-o", s(&bundle), "--precision", "int8"];
+    args.extend_from_slice(&pre);
+    args.extend_from_slice(&["--calib", "models/samples", "--eval", "models/samples"]);
+    let out = ok(&args);
+    assert!(out.contains("int8 vs fp32 on 4 images"), "{out}");
+    assert!(out.contains("precision Int8"), "{out}");
+    let text = ok(&["inspect", s(&bundle)]);
+    for want in [
+        "precision  Int8",
+        "qs8_gemm::",
+        "qs8_dwconv::",
+        "calibration: folder models/samples, images 4, method percentile",
+        "int8_sqnr_db:",
+        "int8_vs_fp32: agreement",
+    ] {
+        assert!(text.contains(want), "{want:?} missing from\n{text}");
+    }
+    let out = ok(&[
+        "classify",
+        "--model",
+        s(&bundle),
+        "--json",
+        "models/samples/n07753592_862_banana.jpg",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["top"].as_array().unwrap().len(), 3);
+
+    // Calibration needs --calib, only with int8, and a folder with images in it.
+    let mut no_calib = vec!["convert", s(&onnx), "-o", s(&bundle), "--precision", "int8"];
+    no_calib.extend_from_slice(&pre);
+    fails(&no_calib, "--calib DIR is required");
+    fails(
+        &[
+            "convert",
+            s(&onnx),
+            "-o",
+            s(&bundle),
+            "--calib",
+            "models/samples",
+        ],
+        "only used with it",
+    );
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut args = vec!["convert", s(&onnx), "-o", s(&bundle), "--precision", "int8"];
+    args.extend_from_slice(&pre);
+    args.extend_from_slice(&["--calib", s(&empty)]);
+    fails(&args, "no JPEG or PNG images");
+    // Without preprocessing there is no way to feed calibration images.
+    fails(
+        &[
+            "convert",
+            s(&onnx),
+            "-o",
+            s(&bundle),
+            "--precision",
+            "int8",
+            "--calib",
+            "models/samples",
+        ],
+        "give the preprocessing",
+    );
+}
