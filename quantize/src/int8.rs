@@ -16,7 +16,8 @@ use std::collections::HashMap;
 
 use anyhow::{bail, Result};
 use ferrolite_runtime::ir::{
-    Activation, DType, DataRef, Graph, Node, Op, PoolKind, Quant, ReduceOp, Tensor, TensorId,
+    Activation, BinaryOp, DType, DataRef, Graph, Node, Op, PoolKind, Quant, ReduceOp, Tensor,
+    TensorId,
 };
 use ferrolite_runtime::meta::Precision;
 use ferrolite_runtime::{AlignedBytes, Model, Weights};
@@ -73,12 +74,41 @@ fn int8_blocker(g: &Graph, n: &Node, ranges: &Ranges) -> Option<String> {
             a.sort();
             x.shape.len() == 4 && a == [2, 3]
         }
+        // Any element-wise function runs as a 256-entry table.
+        Op::Unary { .. } => true,
+        Op::Binary {
+            op: BinaryOp::Add | BinaryOp::Mul,
+            activation,
+        } => {
+            if !fusable(activation) {
+                return Some(format!("fused activation {activation:?} on a binary op"));
+            }
+            let y = &g.tensors[n.outputs[0]];
+            let operands_ok = n.inputs.iter().all(|&t| {
+                let t = &g.tensors[t];
+                !t.is_const() && t.dtype == DType::F32
+            });
+            let per_channel =
+                |t: &Tensor| y.shape.len() == 4 && t.shape == [y.shape[0], y.shape[1], 1, 1];
+            let shapes_ok = n.inputs.iter().all(|&t| {
+                let t = &g.tensors[t];
+                t.shape == y.shape || per_channel(t)
+            });
+            if !operands_ok {
+                return Some("a constant operand has no int8 form yet".into());
+            }
+            shapes_ok
+        }
         other => return Some(format!("{} has no int8 kernel yet", other.name())),
     };
     if !ok {
         return Some("this geometry has no int8 kernel yet".into());
     }
-    let needs = n.inputs.first().into_iter().chain(n.outputs.first());
+    let activations = match n.op {
+        Op::Binary { .. } => n.inputs.len(),
+        _ => 1,
+    };
+    let needs = n.inputs.iter().take(activations).chain(n.outputs.first());
     for &t in needs {
         if ranges.get(t).copied().flatten().is_none() {
             return Some(format!(
@@ -135,6 +165,63 @@ pub fn quantize_rows(w: &[f32], rows: usize) -> (Vec<i8>, Vec<f32>) {
         );
     }
     (q, scales)
+}
+
+/// A copy of `model` in which every activation an int8 kernel cannot apply as a clamp
+/// (hard-swish, SiLU, sigmoid…) is split from its convolution, FC or binary op into its own
+/// element-wise node, so calibration observes the tensor between them and the activation
+/// runs as an int8 table. Run calibration and [`quantize_model`] on the result.
+pub fn split_activations(model: &Model) -> Model {
+    let g = &model.graph;
+    let mut graph = Graph {
+        tensors: g.tensors.clone(),
+        nodes: Vec::with_capacity(g.nodes.len()),
+        inputs: g.inputs.clone(),
+        outputs: g.outputs.clone(),
+    };
+    let clamp = |a: &Activation| {
+        matches!(
+            a,
+            Activation::None | Activation::Relu | Activation::Clip { .. }
+        )
+    };
+    for n in &g.nodes {
+        let mut n = n.clone();
+        let split = match &mut n.op {
+            Op::Conv2d { activation, .. }
+            | Op::FullyConnected { activation, .. }
+            | Op::Binary { activation, .. }
+                if !clamp(activation) && n.outputs.len() == 1 =>
+            {
+                Some(std::mem::take(activation))
+            }
+            _ => None,
+        };
+        match split {
+            Some(activation) => {
+                let y = n.outputs[0];
+                let mut pre = graph.tensors[y].clone();
+                pre.name = format!("{}.pre", pre.name);
+                graph.tensors.push(pre);
+                let t = graph.tensors.len() - 1;
+                n.outputs[0] = t;
+                let name = format!("{}.activation", n.name);
+                graph.nodes.push(n);
+                graph.nodes.push(Node {
+                    name,
+                    op: Op::Unary { activation },
+                    inputs: vec![t],
+                    outputs: vec![y],
+                });
+            }
+            None => graph.nodes.push(n),
+        }
+    }
+    Model {
+        meta: model.meta.clone(),
+        graph,
+        weights: Weights::Owned(AlignedBytes::from_slice(model.weights.bytes())),
+    }
 }
 
 /// Result of [`quantize_model`].
@@ -379,6 +466,11 @@ fn quantize_node(rw: &mut Rewriter<'_>, n: &Node, calib: &Calibration) -> Result
         ),
     };
     let mut inputs = vec![x];
+    if let Op::Binary { .. } = n.op {
+        for &t in &n.inputs[1..] {
+            inputs.push(rw.q8_of(t));
+        }
+    }
     let mut op = n.op.clone();
     if let Op::Conv2d { has_bias, .. } | Op::FullyConnected { has_bias, .. } = &mut op {
         let wt = &g.tensors[n.inputs[1]];

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use common::{ferrolite_run_tier, random, runnable_tiers, scratch};
 use ferrolite_quantize::calibrate::{calibrate, CalibMethod};
-use ferrolite_quantize::int8::{activation_quant, quantize_model, quantize_rows};
+use ferrolite_quantize::int8::{
+    activation_quant, quantize_model, quantize_rows, split_activations,
+};
 use ferrolite_quantize::onnx_builder::{Attr, OnnxBuilder};
 use ferrolite_quantize::{convert_onnx, ConvertOptions};
 use ferrolite_runtime::ir::{DType, Quant};
@@ -81,9 +83,10 @@ fn relu6(b: &mut OnnxBuilder, x: &str) -> String {
 }
 
 /// Stem conv, an inverted residual block (expand, depthwise, project + skip), a grouped
-/// conv, max pool, global average pool and a classifier; `tail` adds a sigmoid gate, which
-/// has no int8 kernel.
-fn small_net(tag: &str, tail_sigmoid: bool) -> Model {
+/// conv, a squeeze-excite gate (global average, 1x1 convs, hard-sigmoid, multiply), a SiLU,
+/// the sum of two branches, max pool, global average pool and a classifier; `windowed_avg`
+/// adds a 3x3 average pool, which has no int8 kernel.
+fn small_net(tag: &str, windowed_avg: bool) -> Model {
     let mut b = OnnxBuilder::new();
     let x = b.input("input", &[1, 3, 33, 31]);
     let s = conv(&mut b, &x, [3, 16, 3, 2, 1], 1);
@@ -96,8 +99,25 @@ fn small_net(tag: &str, tail_sigmoid: bool) -> Model {
     let r = b.node("Add", &[&p, &s], &[]);
     let g = conv(&mut b, &r, [16, 24, 3, 1, 4], 5);
     let g = b.node("Relu", &[&g], &[]);
-    let g = if tail_sigmoid {
-        b.node("Sigmoid", &[&g], &[])
+    let sq = b.node("GlobalAveragePool", &[&g], &[]);
+    let sq = conv(&mut b, &sq, [24, 8, 1, 1, 1], 10);
+    let sq = b.node("Relu", &[&sq], &[]);
+    let sq = conv(&mut b, &sq, [8, 24, 1, 1, 1], 11);
+    let gate = b.node("HardSigmoid", &[&sq], &[("alpha", Attr::Float(1.0 / 6.0))]);
+    let g = b.node("Mul", &[&gate, &g], &[]);
+    let h = conv(&mut b, &g, [24, 24, 1, 1, 1], 12);
+    let sig = b.node("Sigmoid", &[&h], &[]);
+    let h = b.node("Mul", &[&h, &sig], &[]);
+    let g = b.node("Add", &[&g, &h], &[]);
+    let g = if windowed_avg {
+        b.node(
+            "AveragePool",
+            &[&g],
+            &[
+                ("kernel_shape", Attr::Ints(vec![3, 3])),
+                ("pads", Attr::Ints(vec![1, 1, 1, 1])),
+            ],
+        )
     } else {
         g
     };
@@ -141,8 +161,9 @@ fn int8_network_is_identical_on_every_tier_and_close_to_fp32() {
         CalibMethod::Mse,
         CalibMethod::Kl,
     ] {
-        let calib = calibrate(&fp32, &inputs(16, 1000), method, || {}).expect("calibrate");
-        let q = quantize_model(&fp32, &calib).expect("quantize");
+        let split = split_activations(&fp32);
+        let calib = calibrate(&split, &inputs(16, 1000), method, || {}).expect("calibrate");
+        let q = quantize_model(&split, &calib).expect("quantize");
         assert!(q.kept_float.is_empty(), "{:?}", q.kept_float);
         let int8 = Arc::new(reload(&q.model));
         let conv_weights = int8
@@ -152,8 +173,17 @@ fn int8_network_is_identical_on_every_tier_and_close_to_fp32() {
             .filter(|t| t.dtype == DType::I8)
             .count();
         assert_eq!(
-            conv_weights, 6,
-            "5 convolutions and the FC carry int8 weights"
+            conv_weights, 9,
+            "8 convolutions and the FC carry int8 weights"
+        );
+        let ops: Vec<&str> = int8.graph.nodes.iter().map(|n| n.op.name()).collect();
+        for op in ["Unary", "Binary", "Pool2d"] {
+            assert!(ops.contains(&op), "no int8 {op} in {ops:?}");
+        }
+        assert_eq!(
+            ops.iter().filter(|o| **o == "Quantize").count(),
+            1,
+            "{ops:?}"
         );
         let fp32 = Arc::new(reload(&fp32));
         let test = inputs(4, 5000);
@@ -194,7 +224,7 @@ fn int8_network_is_identical_on_every_tier_and_close_to_fp32() {
 
 #[test]
 fn ops_without_int8_kernels_stay_fp32_and_are_reported() {
-    let fp32 = small_net("kept", true);
+    let fp32 = split_activations(&small_net("kept", true));
     let calib = calibrate(&fp32, &inputs(4, 77), CalibMethod::MinMax, || {}).expect("calibrate");
     let q = quantize_model(&fp32, &calib).expect("quantize");
     assert_eq!(q.kept_float.len(), 1, "{:?}", q.kept_float);

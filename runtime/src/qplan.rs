@@ -7,7 +7,7 @@
 //! region is 64-byte aligned like the others).
 
 use crate::error::{Error, Result};
-use crate::ir::{Activation, DType, Op, PoolKind, Quant, ReduceOp, Tensor};
+use crate::ir::{Activation, BinaryOp, DType, Op, PoolKind, Quant, ReduceOp, Tensor};
 use crate::kernels::f32_conv::ConvGeom;
 use crate::kernels::qs8_gemm::{fold_zero_point, pack_b_transposed};
 use crate::kernels::requant::Requant;
@@ -81,6 +81,44 @@ pub(crate) enum QStep {
     },
     /// Max pooling on bytes (input and output share their quantization).
     MaxPool { geom: ConvGeom, x: Loc, out: Loc },
+    /// Element-wise function through a 256-entry table (any activation).
+    Lut { table: Vec<u8>, x: Loc, out: Loc },
+    /// Add or multiply of two 8-bit tensors; `b` is either the same shape as `a` or one
+    /// value per (batch, channel) of channels-last data (`chan > 0`, squeeze-excite gating).
+    Binary {
+        mul: bool,
+        a: Loc,
+        b: Loc,
+        /// Channels of `a` when `b` is per channel, else 0.
+        chan: usize,
+        za: i32,
+        zb: i32,
+        /// Add: `sa / sy`, `sb / sy`; multiply: `sa * sb / sy` in `ma`.
+        ma: f32,
+        mb: f32,
+        rq: Requant,
+        out: Loc,
+    },
+}
+
+/// `f32(a - za) * ma + f32(b - zb) * mb` (add) or `f32((a - za) * (b - zb)) * ma` (multiply),
+/// then the requantization rule's clamp and rounding: the scalar definition of
+/// [`QStep::Binary`].
+#[inline(always)]
+pub(crate) fn binary_q8(
+    mul: bool,
+    a: u8,
+    b: u8,
+    (za, zb, ma, mb): (i32, i32, f32, f32),
+    rq: &Requant,
+) -> u8 {
+    let (da, db) = (a as i32 - za, b as i32 - zb);
+    let t = if mul {
+        (da * db) as f32 * ma
+    } else {
+        da as f32 * ma + db as f32 * mb
+    };
+    rq.finish(t)
 }
 
 /// Per-tensor `(scale, zero point)` of an 8-bit activation.
@@ -451,6 +489,80 @@ impl Planner<'_> {
                     },
                     "qs8_pool::scalar::global_avg",
                     x.loc.len as u64,
+                    0,
+                ))
+            }
+            Op::Unary { activation } if !out_f32 && x.strides == out.strides => {
+                let mut v: Vec<f32> = (0..256).map(|q| (q - zx) as f32 * sx).collect();
+                crate::kernels::f32_eltwise::scalar::activation(
+                    crate::plan::act_of(*activation),
+                    &mut v,
+                );
+                let rq = Requant::new(zy, 0, 255);
+                let table = v.iter().map(|&f| rq.finish(f / sy)).collect();
+                Ok((
+                    QStep::Lut {
+                        table,
+                        x: x.loc,
+                        out: out.loc,
+                    },
+                    "u8_lut::scalar::lookup",
+                    0,
+                    0,
+                ))
+            }
+            Op::Binary {
+                op: op @ (BinaryOp::Add | BinaryOp::Mul),
+                activation,
+            } if !out_f32 && node.inputs.len() == 2 => {
+                let b_id = node.inputs[1];
+                let b = self.place(b_id)?.clone();
+                let (sb, zb) = per_tensor(self.tensor(b_id)?, name)?;
+                // Both operands commute: `a` is the full-size one.
+                let ((x, sx, zx), (b, sb, zb)) = if b.shape == out.shape {
+                    ((b, sb, zb), (x, sx, zx))
+                } else {
+                    ((x, sx, zx), (b, sb, zb))
+                };
+                if x.shape != out.shape || x.strides != out.strides {
+                    return Err(unsupported());
+                }
+                let chan = if b.shape == x.shape && b.strides == x.strides {
+                    0
+                } else if x.shape.len() == 4
+                    && x.strides[1] == 1
+                    && b.shape == [x.shape[0], x.shape[1], 1, 1]
+                {
+                    x.shape[1]
+                } else {
+                    return Err(unsupported());
+                };
+                let (qmin, qmax) = clamp_bounds(*activation, sy, zy, name)?;
+                let mul = *op == BinaryOp::Mul;
+                let (ma, mb) = if mul {
+                    (sx * sb / sy, 0.0)
+                } else {
+                    (sx / sy, sb / sy)
+                };
+                Ok((
+                    QStep::Binary {
+                        mul,
+                        a: x.loc,
+                        b: b.loc,
+                        chan,
+                        za: zx,
+                        zb,
+                        ma,
+                        mb,
+                        rq: Requant::new(zy, qmin, qmax),
+                        out: out.loc,
+                    },
+                    if mul {
+                        "qs8_eltwise::scalar::mul"
+                    } else {
+                        "qs8_eltwise::scalar::add"
+                    },
+                    out.loc.len as u64,
                     0,
                 ))
             }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use ferrolite_quantize::calibrate::{calibrate, CalibMethod};
-use ferrolite_quantize::int8::quantize_model;
+use ferrolite_quantize::int8::{quantize_model, split_activations};
 use ferrolite_quantize::report::compare;
 use ferrolite_quantize::{convert_onnx, read_labels, ConvertOptions};
 use ferrolite_runtime::bundle;
@@ -179,6 +179,7 @@ fn quantize_int8(model: Model, dir: &Path, a: &ConvertArgs) -> Result<Model> {
     let images = image_files(dir, a.calib_count.max(1))?;
     let bar = progress("calibrate", images.len() * (passes + 1));
     let inputs = load_inputs(&images, &preprocess, &shape, &bar)?;
+    let model = split_activations(&model);
     let ranges = calibrate(&model, &inputs, method, || bar.inc(1))?;
     bar.finish_and_clear();
     let q = quantize_model(&model, &ranges)?;
