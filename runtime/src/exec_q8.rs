@@ -8,7 +8,7 @@ use crate::kernels::qs8_gemm::{QGemmParams, QOut, QResidual};
 use crate::kernels::walk::Walk;
 use crate::kernels::Kernels;
 use crate::plan::{Loc, Step};
-use crate::qplan::{binary_q8, Im2col, QGemm, QStep};
+use crate::qplan::{Im2col, QGemm, QStep};
 
 /// The f32 slots holding a byte region.
 fn slots(l: Loc) -> Loc {
@@ -276,38 +276,20 @@ pub(crate) fn exec_q8(
                 *v = table[q as usize];
             }
         }
-        QStep::Binary {
-            mul,
-            a,
-            b,
-            chan,
-            za,
-            zb,
-            ma,
-            mb,
-            rq,
-            out,
-        } => {
+        QStep::Binary { p, a, b, chan, out } => {
             let (rd, y) = split_bytes(arena, consts, *out)?;
             let (av, bv) = (rd.bytes(*a)?, rd.bytes(*b)?);
-            let p = (*za, *zb, *ma, *mb);
+            let f = k.qs8_binary.f;
             if *chan == 0 {
-                for ((v, &x), &w) in y.iter_mut().zip(av).zip(bv) {
-                    *v = binary_q8(*mul, x, w, p, rq);
-                }
+                f(p, av, bv, y);
             } else {
                 // `bv` holds one value per (batch, channel); `av` is [n, hw, c].
-                let batches = (bv.len() / chan).max(1);
-                let per_batch = av.len() / batches;
+                let per_batch = av.len() / (bv.len() / chan).max(1);
                 for (bi, gates) in bv.chunks_exact(*chan).enumerate() {
                     let range = bi * per_batch..(bi + 1) * per_batch;
-                    let rows = y[range.clone()]
-                        .chunks_exact_mut(*chan)
-                        .zip(av[range].chunks_exact(*chan));
-                    for (yr, ar) in rows {
-                        for ((v, &x), &w) in yr.iter_mut().zip(ar).zip(gates) {
-                            *v = binary_q8(*mul, x, w, p, rq);
-                        }
+                    let rows = y[range.clone()].chunks_exact_mut(*chan);
+                    for (yr, ar) in rows.zip(av[range].chunks_exact(*chan)) {
+                        f(p, ar, gates, yr);
                     }
                 }
             }

@@ -9,6 +9,7 @@
 use crate::error::{Error, Result};
 use crate::ir::{Activation, BinaryOp, DType, Op, PoolKind, Quant, ReduceOp, Tensor};
 use crate::kernels::f32_conv::ConvGeom;
+use crate::kernels::qs8_eltwise::QBinary;
 use crate::kernels::qs8_gemm::{fold_zero_point, pack_b_transposed};
 use crate::kernels::requant::Requant;
 use crate::plan::{Loc, Planner};
@@ -86,39 +87,13 @@ pub(crate) enum QStep {
     /// Add or multiply of two 8-bit tensors; `b` is either the same shape as `a` or one
     /// value per (batch, channel) of channels-last data (`chan > 0`, squeeze-excite gating).
     Binary {
-        mul: bool,
+        p: QBinary,
         a: Loc,
         b: Loc,
         /// Channels of `a` when `b` is per channel, else 0.
         chan: usize,
-        za: i32,
-        zb: i32,
-        /// Add: `sa / sy`, `sb / sy`; multiply: `sa * sb / sy` in `ma`.
-        ma: f32,
-        mb: f32,
-        rq: Requant,
         out: Loc,
     },
-}
-
-/// `f32(a - za) * ma + f32(b - zb) * mb` (add) or `f32((a - za) * (b - zb)) * ma` (multiply),
-/// then the requantization rule's clamp and rounding: the scalar definition of
-/// [`QStep::Binary`].
-#[inline(always)]
-pub(crate) fn binary_q8(
-    mul: bool,
-    a: u8,
-    b: u8,
-    (za, zb, ma, mb): (i32, i32, f32, f32),
-    rq: &Requant,
-) -> u8 {
-    let (da, db) = (a as i32 - za, b as i32 - zb);
-    let t = if mul {
-        (da * db) as f32 * ma
-    } else {
-        da as f32 * ma + db as f32 * mb
-    };
-    rq.finish(t)
 }
 
 /// Per-tensor `(scale, zero point)` of an 8-bit activation.
@@ -546,22 +521,20 @@ impl Planner<'_> {
                 };
                 Ok((
                     QStep::Binary {
-                        mul,
+                        p: QBinary {
+                            mul,
+                            za: zx,
+                            zb,
+                            ma,
+                            mb,
+                            rq: Requant::new(zy, qmin, qmax),
+                        },
                         a: x.loc,
                         b: b.loc,
                         chan,
-                        za: zx,
-                        zb,
-                        ma,
-                        mb,
-                        rq: Requant::new(zy, qmin, qmax),
                         out: out.loc,
                     },
-                    if mul {
-                        "qs8_eltwise::scalar::mul"
-                    } else {
-                        "qs8_eltwise::scalar::add"
-                    },
+                    self.k.qs8_binary.name,
                     out.loc.len as u64,
                     0,
                 ))

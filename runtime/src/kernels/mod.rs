@@ -14,6 +14,7 @@ pub mod f32_pool;
 pub mod f32_softmax;
 pub mod qs8_convert;
 pub mod qs8_dwconv;
+pub mod qs8_eltwise;
 pub mod qs8_gemm;
 pub mod requant;
 pub mod walk;
@@ -120,6 +121,8 @@ pub struct Kernels {
     pub qs8_dwconv: Slot<qs8_dwconv::QDwConvFn>,
     /// f32 -> 8-bit per-tensor quantization (model inputs).
     pub qs8_quantize: Slot<qs8_convert::QuantizeFn>,
+    /// int8 add / multiply with rescaling.
+    pub qs8_binary: Slot<qs8_eltwise::QBinaryFn>,
 }
 
 macro_rules! slot {
@@ -158,6 +161,7 @@ pub fn generic() -> Kernels {
         qs8_gemm: slot!(qs8_gemm::scalar::qgemm_1x16),
         qs8_dwconv: slot!(qs8_dwconv::scalar::qdwconv_generic),
         qs8_quantize: slot!(qs8_convert::scalar::quantize),
+        qs8_binary: slot!(qs8_eltwise::scalar::binary),
     }
 }
 
@@ -180,6 +184,7 @@ pub fn for_isa(isa: Isa) -> Kernels {
             k.f32_binary_channel = slot!(f32_eltwise::avx2::binary_channel_8c);
             k.qs8_dwconv = slot!(qs8_dwconv::avx2::qdwconv_32c);
             k.qs8_quantize = slot!(qs8_convert::avx2::quantize_8x);
+            k.qs8_binary = slot!(qs8_eltwise::avx2::binary_8x);
             k.qs8_gemm = slot!(qs8_gemm::avx2::qgemm_6x8);
         }
         Isa::Avx512 => {
@@ -198,6 +203,7 @@ pub fn for_isa(isa: Isa) -> Kernels {
             k.f32_binary = slot!(f32_eltwise::avx512::binary_16c);
             k.f32_binary_channel = slot!(f32_eltwise::avx512::binary_channel_16c);
             k.qs8_quantize = slot!(qs8_convert::avx2::quantize_8x);
+            k.qs8_binary = slot!(qs8_eltwise::avx2::binary_8x);
             // The VNNI kernels; AVX-512 cores without VNNI keep the AVX2 ones.
             let vnni = CpuFeatures::detect().avx512vnni;
             k.qs8_dwconv = if vnni {
@@ -248,6 +254,7 @@ impl Kernels {
             ("qs8_gemm", self.qs8_gemm.name),
             ("qs8_dwconv", self.qs8_dwconv.name),
             ("qs8_quantize", self.qs8_quantize.name),
+            ("qs8_binary", self.qs8_binary.name),
         ]
     }
 }
