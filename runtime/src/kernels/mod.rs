@@ -193,7 +193,7 @@ pub fn for_isa(isa: Isa) -> Kernels {
             k.f32_binary_channel = slot!(f32_eltwise::avx512::binary_channel_16c);
             // The VNNI kernel; AVX-512 cores without VNNI keep the AVX2 one.
             k.qs8_dwconv = if CpuFeatures::detect().avx512vnni {
-                slot!(qs8_dwconv::avx512::qdwconv_32c)
+                slot!(qs8_dwconv::avx512::qdwconv_64c)
             } else {
                 slot!(qs8_dwconv::avx2::qdwconv_32c)
             };
