@@ -377,7 +377,7 @@ fn simd_matches_scalar_tile_widths() {
     }
 }
 
-/// Images large enough for the tiled path to pair output rows (at least 256 output pixels
+/// Images large enough for the tiled path to pair output rows (at least 100 output pixels
 /// in the AVX-512 kernel), odd output heights (a last single row), every tiled geometry,
 /// channel counts around both block widths.
 #[test]

@@ -9,8 +9,8 @@
 //! kernel's `bias + Σ_valid (x - x_zero_point) · w` modulo 2^32, so the output bytes are the
 //! same. The output stage is [`crate::kernels::requant`]'s rule, in the order it specifies.
 //!
-//! **Layout.** A block is one register of bytes per input row: 64 channels ([`Z`]) or 32
-//! ([`Y`]). Four rows' bytes are interleaved into quads with two `unpack*_epi8` and two
+//! **Layout.** A block is one register of bytes per input row: 64 channels (`Z`) or 32
+//! (`Y`). Four rows' bytes are interleaved into quads with two `unpack*_epi8` and two
 //! `unpack*_epi16`, which work within 128-bit lanes: a block splits into two halves of two
 //! registers each (half 0 holds channels 0-7 of each 16-channel lane, half 1 channels 8-15,
 //! four per register and lane). The weights get the same interleave at each call (about
@@ -30,13 +30,14 @@
 //! output rows: for each group and each input column the tile needs, it builds the quads
 //! once and feeds every output pixel that uses that column (up to `KW` of them at stride
 //! 1), with the group's weights held in registers when they fit. With row stride and
-//! dilation 1, on images of at least [`PAIR_MIN_PIXELS`] output pixels (below, preparing the
-//! extra weight quads at each call costs more than it saves), two output rows share one quad (their kernel rows are the quad's rows 0-2 and
-//! 1-3 for 3x3, 0-4 and 1-5 for 5x5, each with its own weight quads), which halves the
-//! interleave work. Padding columns of edge tiles are a splat of the zero point; padding
-//! rows point at a row of zero-point bytes. Rows narrower than a tile go pixel by pixel; a
-//! row whose width is not a multiple of `P` ends with an overlapping tile. The tile shapes
-//! were chosen by measurement on Zen 4.
+//! dilation 1, on images of at least `PAIR_MIN_PIXELS` (100) output pixels (below,
+//! preparing the extra weight quads at each call costs more than it saves), two output rows
+//! share one quad (their kernel rows are the quad's rows 0-2 and 1-3 for 3x3, 0-4 and 1-5
+//! for 5x5, each with its own weight quads), which halves the interleave work. Padding
+//! columns of edge tiles are a splat of the zero point; padding rows point at a row of
+//! zero-point bytes. Rows narrower than a tile go pixel by pixel; a row whose width is not
+//! a multiple of `P` ends with an overlapping tile. The tile shapes were chosen by
+//! measurement on Zen 4.
 //!
 //! **Generic path** (other kernels, strides and dilations, and [`qdwconv_generic_64c`]): per
 //! output pixel, the taps in `(ky, kx)` order are grouped by four.
@@ -483,7 +484,7 @@ rows! {
 
 /// Output pixels per image from which the tiled path pairs output rows: below, the second
 /// set of weight quads costs more to prepare at each call than it saves.
-const PAIR_MIN_PIXELS: usize = 256;
+const PAIR_MIN_PIXELS: usize = 100;
 
 /// The tiled path for this geometry, if it has one.
 fn tiled<W: Width>(g: &ConvGeom) -> Option<Tiled<W>> {
