@@ -1,5 +1,6 @@
 //! The AVX2 and AVX-512 int8 depthwise kernels (fast and generic paths) against the scalar
-//! kernel, byte for byte: channel counts 0, 1, block, block+1, 3*block+5 and random ones,
+//! kernel, byte for byte: channel counts 0, 1, block, block+1, 3*block+5 (for both the
+//! 32-channel and the 64-channel block) and random ones,
 //! 3x3 / 5x5 / 1x1 / 3x1 / 7x7 kernels, strides 1 and 2, dilation 2, asymmetric padding,
 //! batch 2, images smaller than the kernel, every tile width of the tiled path, random
 //! inputs and zero points, extreme weights, narrow clamps, scales that round exact .5 ties,
@@ -13,8 +14,10 @@ use ferrolite_runtime::kernels::qs8_dwconv::{
 use ferrolite_runtime::kernels::requant::Requant;
 use ferrolite_runtime::kernels::{for_isa, CpuFeatures, Isa};
 
-/// Channels of one block of the SIMD kernels.
+/// Channels of one block of the AVX2 kernel and of the AVX-512 kernel's narrow block.
 const BLOCK: usize = 32;
+/// Channels of the AVX-512 kernel's wide block.
+const WIDE: usize = 64;
 /// Sentinel bytes after the output, to catch stray stores.
 const GUARD: u8 = 0xA5;
 
@@ -52,10 +55,10 @@ fn simd_kernels() -> Vec<(&'static str, QDwConvFn)> {
         eprintln!("SKIP avx2 qdwconv: this CPU has no AVX2");
     }
     if qs8_dwconv::avx512::supported() {
-        v.push(("avx512::qdwconv_32c", qs8_dwconv::avx512::qdwconv_32c));
+        v.push(("avx512::qdwconv_64c", qs8_dwconv::avx512::qdwconv_64c));
         v.push((
-            "avx512::qdwconv_generic_32c",
-            qs8_dwconv::avx512::qdwconv_generic_32c,
+            "avx512::qdwconv_generic_64c",
+            qs8_dwconv::avx512::qdwconv_generic_64c,
         ));
     } else {
         eprintln!("SKIP avx512 qdwconv: this CPU lacks AVX-512F/BW/VL/VNNI");
@@ -322,9 +325,14 @@ fn simd_matches_scalar_channels_and_kernels() {
         BLOCK,
         BLOCK + 1,
         48,
-        2 * BLOCK,
+        WIDE,
+        WIDE + 1,
         3 * BLOCK + 5,
+        127,
+        128,
         144,
+        3 * WIDE + 5,
+        240,
     ];
     for &c in &channels {
         for (si, &(k, s, d, pad)) in SHAPES.iter().enumerate() {
@@ -360,9 +368,34 @@ fn simd_matches_scalar_tile_widths() {
             // The widest input giving `ow` outputs.
             let w = ((ow - 1) * s + k).saturating_sub(pl + pr).max(1) + (s - 1);
             let h = 3 + (ci + wi) % 5;
-            let c = [BLOCK, 40, 7, 2 * BLOCK][(ci + wi) % 4];
+            let c = [BLOCK, 40, 7, WIDE, 80][(ci + wi) % 5];
             let g = geom(1 + wi % 2, c, h, w, (k, k), (s, s), (1, 1), pad);
             assert_eq!(g.ow, ow);
+            check(&kernels, &g, seed);
+            seed += 1;
+        }
+    }
+}
+
+/// Images large enough for the tiled path to pair output rows (at least 100 output pixels
+/// in the AVX-512 kernel), odd output heights (a last single row), every tiled geometry,
+/// channel counts around both block widths.
+#[test]
+fn simd_matches_scalar_paired_rows() {
+    let kernels = simd_kernels();
+    let mut seed = 40_000;
+    let configs = [
+        (3, 1, (1, 1, 1, 1)),
+        (3, 1, (0, 0, 1, 1)),
+        (5, 1, (2, 2, 2, 2)),
+        (5, 1, (0, 1, 3, 2)),
+        (3, 2, (1, 1, 1, 1)),
+        (5, 2, (1, 2, 2, 1)),
+    ];
+    for (ci, &(k, s, pad)) in configs.iter().enumerate() {
+        for (i, &(h, w)) in [(16, 16), (17, 23), (33, 19)].iter().enumerate() {
+            let c = [BLOCK, WIDE + 16, 100, 2 * WIDE + 40][(ci + i) % 4];
+            let g = geom(1 + i % 2, c, h, w, (k, k), (s, s), (1, 1), pad);
             check(&kernels, &g, seed);
             seed += 1;
         }
@@ -472,7 +505,7 @@ fn qs8_dwconv_slots_per_tier() {
     }
     if cpu.supports(Isa::Avx512) {
         let want = if cpu.avx512vnni {
-            "qs8_dwconv::avx512::qdwconv_32c"
+            "qs8_dwconv::avx512::qdwconv_64c"
         } else {
             "qs8_dwconv::avx2::qdwconv_32c"
         };

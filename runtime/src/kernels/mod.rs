@@ -207,7 +207,7 @@ pub fn for_isa(isa: Isa) -> Kernels {
             // The VNNI kernels; AVX-512 cores without VNNI keep the AVX2 ones.
             let vnni = CpuFeatures::detect().avx512vnni;
             k.qs8_dwconv = if vnni {
-                slot!(qs8_dwconv::avx512::qdwconv_32c)
+                slot!(qs8_dwconv::avx512::qdwconv_64c)
             } else {
                 slot!(qs8_dwconv::avx2::qdwconv_32c)
             };

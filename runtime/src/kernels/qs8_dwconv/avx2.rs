@@ -53,6 +53,11 @@ const G: usize = 2;
 const SLOTS: usize = 8;
 /// Vectors per tap group and block in the repacked weights: two halves of two registers.
 const UV: usize = 4;
+/// Registers a group's kept weights may take (see [`half`]).
+const KEEP_MAX: usize = 6;
+/// Registers kept weights and accumulators may take together (16 minus the group being
+/// built, its input rows and temporaries).
+const ACC_MAX: usize = 11;
 
 /// Quantized depthwise convolution for any kernel, stride, dilation and padding; 3x3 and 5x5
 /// kernels at column stride 1 or 2 take the tiled row path (see the module documentation).
@@ -361,6 +366,24 @@ fn madd(acc: __m256i, x: __m256i, w: __m256i) -> __m256i {
     _mm256_add_epi32(acc, _mm256_madd_epi16(x, w))
 }
 
+/// Both registers of a group as computed (no instruction is emitted): keeps LLVM from
+/// delaying the second register's last shuffle, which would keep (spill) its inputs.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn pin(mut v: [__m256i; 2]) -> [__m256i; 2] {
+    // SAFETY: an empty template that only claims to redefine two registers; it touches no
+    // memory, flags or stack.
+    unsafe {
+        core::arch::asm!(
+            "/* {0} {1} */",
+            inout(ymm_reg) v[0],
+            inout(ymm_reg) v[1],
+            options(pure, nomem, nostack, preserves_flags)
+        )
+    };
+    v
+}
+
 /// 32 bytes at `p`.
 ///
 /// # Safety
@@ -370,6 +393,21 @@ fn madd(acc: __m256i, x: __m256i, w: __m256i) -> __m256i {
 unsafe fn load(p: *const u8) -> __m256i {
     // SAFETY: caller contract (unaligned load).
     unsafe { _mm256_loadu_si256(p.cast()) }
+}
+
+/// The 32 bytes at `off` of the `G` rows of group `gi` in `rows`.
+///
+/// # Safety
+/// Each `rows[gi*G + s] + off .. + 32` must be readable.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn load_group(rows: &[*const u8], gi: usize, off: usize) -> [__m256i; G] {
+    let mut r = [_mm256_setzero_si256(); G];
+    for (s, v) in r.iter_mut().enumerate() {
+        // SAFETY: caller contract.
+        *v = unsafe { load(rows[gi * G + s].wrapping_add(off)) };
+    }
+    r
 }
 
 /// Repack the weights of `groups` for every block, and the blocks' bias (minus
@@ -387,35 +425,47 @@ unsafe fn prepare(
     cover: usize,
 ) -> Prep {
     let c = a.g.c;
+    // Absent taps read a row of zeros, so the loop below has no branch.
+    let zeros = vec![0i8; c];
+    let taps: Vec<[*const i8; G]> = groups
+        .iter()
+        .map(|slots| slots.map(|t| t.map_or(zeros.as_ptr(), |t| a.w[t * c..].as_ptr())))
+        .collect();
+    let nw = blocks.len() * groups.len() * UV;
     let mut p = Prep {
-        wq: Vec::with_capacity(blocks.len() * groups.len() * UV),
+        wq: Vec::with_capacity(nw),
         bias: Vec::with_capacity(blocks.len() * UV),
         scale: Vec::with_capacity(blocks.len() * UV),
     };
     let zp = _mm256_set1_epi16(a.x_zero_point as i16);
-    for &ch in blocks {
-        let mut corr = [_mm256_setzero_si256(); UV];
-        for (gi, slots) in groups.iter().enumerate() {
-            let rows = slots.map(|t| match t {
-                // SAFETY: tap t < kh*kw, channels ch..ch+32 <= c.
-                Some(t) => unsafe { load(a.w.as_ptr().add(t * c + ch).cast()) },
-                None => _mm256_setzero_si256(),
-            });
-            let (h0, h1) = (build::<0, true>(rows), build::<1, true>(rows));
-            let v = [h0[0], h0[1], h1[0], h1[1]];
-            if gi < cover {
-                for (s, &w) in corr.iter_mut().zip(&v) {
-                    *s = madd(*s, zp, w);
+    // SAFETY: every tap row (or the zero row) has c bytes and channels ch..ch+32 <= c, so
+    // the weight loads are inside w or zeros; wq has room for the nw vectors written (then
+    // set_len); register k = 2*half + reg of a block holds channels ch + 8*half + 4*reg =
+    // ch + 4k, the next three and the same 16 channels further (lo + 16 + 4 <= ch + 32 <= c),
+    // inside bias and scale.
+    unsafe {
+        let mut dst: *mut __m256i = p.wq.as_mut_ptr();
+        for &ch in blocks {
+            let mut corr = [_mm256_setzero_si256(); UV];
+            for (gi, t) in taps.iter().enumerate() {
+                let mut rows = [_mm256_setzero_si256(); G];
+                for (r, &t) in rows.iter_mut().zip(t) {
+                    *r = load(t.add(ch).cast());
+                }
+                let (h0, h1) = (build::<0, true>(rows), build::<1, true>(rows));
+                let v = [h0[0], h0[1], h1[0], h1[1]];
+                if gi < cover {
+                    for (s, &w) in corr.iter_mut().zip(&v) {
+                        *s = madd(*s, zp, w);
+                    }
+                }
+                for w in v {
+                    dst.write(w);
+                    dst = dst.add(1);
                 }
             }
-            p.wq.extend_from_slice(&v);
-        }
-        for (k, s) in corr.iter().enumerate() {
-            // Register k = 2*half + reg holds channels ch + 8*half + 4*reg = ch + 4k, next
-            // three, and the same 16 channels further.
-            let lo = ch + 4 * k;
-            // SAFETY: lo + 16 + 4 <= ch + 32 <= c, inside bias and scale.
-            unsafe {
+            for (k, s) in corr.iter().enumerate() {
+                let lo = ch + 4 * k;
                 let b = _mm256_loadu2_m128i(
                     a.bias.as_ptr().add(lo + 16).cast(),
                     a.bias.as_ptr().add(lo).cast(),
@@ -427,6 +477,7 @@ unsafe fn prepare(
                 ));
             }
         }
+        p.wq.set_len(nw);
     }
     p
 }
@@ -440,13 +491,18 @@ unsafe fn prepare(
 #[target_feature(enable = "avx2")]
 #[inline]
 unsafe fn requant(cx: &Ctx, acc: [__m256i; 2], sc: *const __m256) -> __m256i {
-    let q = |a: __m256i, s: __m256| {
-        let t = _mm256_mul_ps(_mm256_cvtepi32_ps(a), s);
-        _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(t, cx.lo), cx.hi))
-    };
     // SAFETY: caller contract.
     let (s0, s1) = unsafe { (*sc, *sc.add(1)) };
-    _mm256_add_epi16(_mm256_packs_epi32(q(acc[0], s0), q(acc[1], s1)), cx.ozp)
+    let (a, b) = (requant8(cx, acc[0], s0), requant8(cx, acc[1], s1));
+    _mm256_add_epi16(_mm256_packs_epi32(a, b), cx.ozp)
+}
+
+/// The rule for 8 lanes: `round_half_even(min(max(f32(acc) * scale, lo), hi))`.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn requant8(cx: &Ctx, acc: __m256i, scale: __m256) -> __m256i {
+    let t = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), scale);
+    _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(t, cx.lo), cx.hi))
 }
 
 /// [`tile`] along one row group: tiles of `P` pixels (the last one overlapping its
@@ -465,7 +521,15 @@ unsafe fn row<const KH: usize, const KW: usize, const S: usize, const R: usize, 
     rows: &[*const u8; SLOTS],
     y: &[*mut u8; 2],
 ) {
-    let tile_at = |ox: usize| {
+    if cx.ow < P {
+        for ox in 0..cx.ow {
+            // SAFETY: pixel ox is inside the row.
+            unsafe { tile::<KH, KW, S, R, 1, true>(cx, rows, y, ox) };
+        }
+        return;
+    }
+    let mut ox = 0;
+    loop {
         // SAFETY: pixels ox..ox+P are inside the row, and inside [ox0, ox1) for the
         // unchecked tile.
         unsafe {
@@ -475,21 +539,10 @@ unsafe fn row<const KH: usize, const KW: usize, const S: usize, const R: usize, 
                 tile::<KH, KW, S, R, P, true>(cx, rows, y, ox);
             }
         }
-    };
-    if cx.ow < P {
-        for ox in 0..cx.ow {
-            // SAFETY: pixel ox is inside the row.
-            unsafe { tile::<KH, KW, S, R, 1, true>(cx, rows, y, ox) };
+        if ox + P == cx.ow {
+            return;
         }
-        return;
-    }
-    let mut ox = 0;
-    while ox + P <= cx.ow {
-        tile_at(ox);
-        ox += P;
-    }
-    if ox < cx.ow {
-        tile_at(cx.ow - P);
+        ox = (ox + P).min(cx.ow - P);
     }
 }
 
@@ -572,17 +625,38 @@ unsafe fn half<
         ([*b, *b.add(1)], cx.wq.add(bi * cx.groups * UV + H * 2))
     };
     let mut acc = [[bias; P]; R];
-    // Byte offset of the current column in an input row (wraps below zero, then unused).
-    let mut off = opaque(((ix0 * c as isize) as usize).wrapping_add(ch));
-    unroll!(J < (P - 1) * S + KW => {
-        let inside = !CHECK || (jlo..jhi).contains(&J);
-        for gi in 0..ng {
+    // With few enough weights, a group's weights stay in registers for the whole column walk
+    // (otherwise each use loads its weight, and the loads limit the tile).
+    let keep = R * KW * 2 <= KEEP_MAX && R * KW * 2 + R * P * 2 <= ACC_MAX;
+    unroll!(@ GI < ng => {
+        let gi = GI;
+        // Weights of group gi for each output row and kernel column (when kept).
+        let mut wk = [[[_mm256_setzero_si256(); 2]; KW]; R];
+        if keep {
+            for (r, wr) in wk.iter_mut().enumerate() {
+                if gi * G >= r + KH || r >= gi * G + G {
+                    continue;
+                }
+                for (kx, wv) in wr.iter_mut().enumerate() {
+                    for (k, v) in wv.iter_mut().enumerate() {
+                        // SAFETY: group (r*ng + gi)*KW + kx < groups of block bi.
+                        *v = unsafe { *wb.add(((r * ng + gi) * KW + kx) * UV + k) };
+                    }
+                }
+            }
+        }
+        // Byte offset of the current column in an input row (wraps below zero, then
+        // unused).
+        let mut off = opaque(((ix0 * c as isize) as usize).wrapping_add(ch));
+        unroll!(J < (P - 1) * S + KW => {
+            let inside = !CHECK || (jlo..jhi).contains(&J);
+            // A new (opaque) weight pointer per column: each weight is used by every pixel
+            // of the tile, and LLVM would otherwise load it once and spill it.
+            let wj = opaque(wb as usize) as *const __m256i;
             let grp = if inside {
                 // SAFETY: column ix0 + J is inside the image, so off + 32 <= w*c in each
                 // row (channels ch..ch+32 <= c).
-                build::<H, false>(std::array::from_fn(|s| unsafe {
-                    load(rows[gi * G + s].wrapping_add(off))
-                }))
+                pin(build::<H, false>(unsafe { load_group(rows, gi, off) }))
             } else {
                 [cx.zp; 2]
             };
@@ -596,23 +670,34 @@ unsafe fn half<
                     if !(q * S..q * S + KW).contains(&J) {
                         continue;
                     }
-                    let u = (r * ng + gi) * KW + (J - q * S);
+                    let kx = J - q * S;
+                    let u = (r * ng + gi) * KW + kx;
                     for (k, s) in accq.iter_mut().enumerate() {
-                        // SAFETY: group u < groups of block bi.
-                        let w = unsafe { *wb.add(u * UV + k) };
+                        let w = if keep {
+                            wk[r][kx][k]
+                        } else {
+                            // SAFETY: group u < groups of block bi.
+                            unsafe { *wj.add(u * UV + k) }
+                        };
                         *s = madd(*s, grp[k], w);
                     }
                 }
             }
-        }
-        off = opaque(off.wrapping_add(c));
-    });
-    // The last column's step is not used.
-    let _ = off;
+            off = opaque(off.wrapping_add(c));
+        });
+        // The last column's step is not used.
+        let _ = off;
+    }; 0 1 2);
     // SAFETY: block bi's scale registers.
     let sc = unsafe { cx.scale.add(bi * UV + H * 2) };
-    // SAFETY: as above.
-    acc.map(|a| a.map(|a| unsafe { requant(cx, a, sc) }))
+    let mut out = [[_mm256_setzero_si256(); P]; R];
+    for (o, a) in out.iter_mut().zip(&acc) {
+        for (o, &a) in o.iter_mut().zip(a) {
+            // SAFETY: as above.
+            *o = unsafe { requant(cx, a, sc) };
+        }
+    }
+    out
 }
 
 /// All channels of one output pixel from its taps' input pixels (`ptrs`, padded to whole
@@ -653,7 +738,7 @@ unsafe fn pixel_half<const H: usize>(
         let mut acc = [*b, *b.add(1)];
         let wb = cx.wq.add(bi * cx.groups * UV + H * 2);
         for (gi, p) in ptrs.chunks_exact(G).enumerate() {
-            let grp = build::<H, false>(std::array::from_fn(|s| load(p[s].add(ch))));
+            let grp = build::<H, false>(load_group(p, 0, ch));
             for (k, s) in acc.iter_mut().enumerate() {
                 *s = madd(*s, grp[k], *wb.add(gi * UV + k));
             }

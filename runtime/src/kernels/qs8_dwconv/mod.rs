@@ -175,14 +175,17 @@ fn pad_channels(a: QDwArgs<'_>, width: usize, f: QDwConvFn) {
 
 /// Hide a value from the optimiser (no instruction is emitted). Stepping a tile's column
 /// offset as `off = opaque(off + c)` keeps it in one register: otherwise LLVM precomputes
-/// every `j * c` of the unrolled column loop as a separate value and spills them.
+/// every `j * c` of the unrolled column loop as a separate value and spills them. Not
+/// `pure`, so that two calls on the same value are not merged: the two halves of a block
+/// read the same input bytes, and LLVM would otherwise keep (spill) the first half's loads
+/// for the second instead of loading again.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn opaque(mut v: usize) -> usize {
     // SAFETY: an empty template that only claims to redefine the register holding `v`; it
     // touches no memory, flags or stack.
     unsafe {
-        core::arch::asm!("/* {0} */", inout(reg) v, options(pure, nomem, nostack, preserves_flags))
+        core::arch::asm!("/* {0} */", inout(reg) v, options(nomem, nostack, preserves_flags))
     };
     v
 }
