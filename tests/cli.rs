@@ -396,8 +396,8 @@ fn convert_fp16_halves_the_weights_and_matches_rounded_weights() {
     }
     assert_ne!(exact, fp32, "rounding to f16 must change something");
     fails(
-        &["convert", s(&onnx), "-o", s(&b16), "--precision", "int8"],
-        "invalid value 'int8'",
+        &["convert", s(&onnx), "-o", s(&b16), "--precision", "int4"],
+        "invalid value 'int4'",
     );
 }
 
