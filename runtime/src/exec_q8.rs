@@ -294,6 +294,50 @@ pub(crate) fn exec_q8(
                 }
             }
         }
+        QStep::AvgPool {
+            geom: g,
+            include_pad,
+            x,
+            x_zero_point,
+            scale,
+            rq,
+            out,
+        } => {
+            let (rd, y) = split_bytes(arena, consts, *out)?;
+            let x = rd.bytes(*x)?;
+            let c = g.c;
+            let mut acc = vec![0i32; c];
+            for b in 0..g.n {
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        acc.fill(0);
+                        let mut taps = 0;
+                        for ky in 0..g.kh {
+                            let Some(iy) = g.in_y(oy, ky) else { continue };
+                            for kx in 0..g.kw {
+                                let Some(ix) = g.in_x(ox, kx) else { continue };
+                                taps += 1;
+                                let xs = &x[((b * g.h + iy) * g.w + ix) * c..][..c];
+                                for (s, &v) in acc.iter_mut().zip(xs) {
+                                    *s += v as i32 - x_zero_point;
+                                }
+                            }
+                        }
+                        let count = if *include_pad {
+                            g.kh * g.kw
+                        } else {
+                            taps.max(1)
+                        };
+                        // One f32 multiply by a per-window factor, then the usual rule.
+                        let m = scale / count as f32;
+                        let ys = &mut y[((b * g.oh + oy) * g.ow + ox) * c..][..c];
+                        for (v, &s) in ys.iter_mut().zip(&acc) {
+                            *v = rq.apply(s, m);
+                        }
+                    }
+                }
+            }
+        }
         QStep::MaxPool { geom: g, x, out } => {
             let (rd, y) = split_bytes(arena, consts, *out)?;
             let x = rd.bytes(*x)?;

@@ -82,6 +82,18 @@ pub(crate) enum QStep {
     },
     /// Max pooling on bytes (input and output share their quantization).
     MaxPool { geom: ConvGeom, x: Loc, out: Loc },
+    /// Windowed average pooling: `y = requant(Σ (x - zx), sx / (count * sy))` with `count`
+    /// the window size, or only its in-bounds taps without `include_pad`.
+    AvgPool {
+        geom: ConvGeom,
+        include_pad: bool,
+        x: Loc,
+        x_zero_point: i32,
+        /// `sx / sy`.
+        scale: f32,
+        rq: Requant,
+        out: Loc,
+    },
     /// Element-wise function through a 256-entry table (any activation).
     Lut { table: Vec<u8>, x: Loc, out: Loc },
     /// Add or multiply of two 8-bit tensors; `b` is either the same shape as `a` or one
@@ -437,6 +449,20 @@ impl Planner<'_> {
                             0,
                         ))
                     }
+                    PoolKind::Avg { count_include_pad } => Ok((
+                        QStep::AvgPool {
+                            geom,
+                            include_pad: *count_include_pad,
+                            x: x.loc,
+                            x_zero_point: zx,
+                            scale: sx / sy,
+                            rq: Requant::new(zy, 0, 255),
+                            out: out.loc,
+                        },
+                        "qs8_pool::scalar::avgpool",
+                        macs,
+                        0,
+                    )),
                     _ => Err(unsupported()),
                 }
             }
