@@ -598,3 +598,116 @@ fn convert_int8_calibrates_on_images_and_records_it() {
         "give the preprocessing",
     );
 }
+
+/// A small QDQ model as ONNX Runtime's quantizer writes them: u8 activation pairs, an int8
+/// per-channel convolution weight, an int32 bias.
+fn small_qdq(dir: &Path) -> PathBuf {
+    let mut b = OnnxBuilder::new();
+    let x = b.input("image", &[1, 3, 8, 8]);
+    let s = b.constant("s_in", &[], vec![2.0 / 255.0]);
+    let z = b.constant_u8("z_in", &[], vec![128]);
+    let xq = b.node("QuantizeLinear", &[&x, &s, &z], &[]);
+    let x = b.node("DequantizeLinear", &[&xq, &s, &z], &[]);
+    let wq = b.constant_i8(
+        "wq",
+        &[4, 3, 3, 3],
+        (0..108)
+            .map(|i: i32| ((i * 37) % 255 - 127) as i8)
+            .collect(),
+    );
+    let ws = b.constant("ws", &[4], vec![0.001, 0.002, 0.003, 0.004]);
+    let wz = b.constant_i8("wz", &[4], vec![0; 4]);
+    let w = b.node(
+        "DequantizeLinear",
+        &[&wq, &ws, &wz],
+        &[("axis", Attr::Int(0))],
+    );
+    let bq = b.constant_i32("bq", &[4], vec![100, -200, 300, -400]);
+    let bs = b.constant(
+        "bs",
+        &[4],
+        [0.001f32, 0.002, 0.003, 0.004]
+            .iter()
+            .map(|w| w * (2.0 / 255.0))
+            .collect(),
+    );
+    let bz = b.constant_i32("bz", &[4], vec![0; 4]);
+    let bias = b.node(
+        "DequantizeLinear",
+        &[&bq, &bs, &bz],
+        &[("axis", Attr::Int(0))],
+    );
+    let c = b.node(
+        "Conv",
+        &[&x, &w, &bias],
+        &[("pads", Attr::Ints(vec![1, 1, 1, 1]))],
+    );
+    let so = b.constant("s_out", &[], vec![0.01]);
+    let zo = b.constant_u8("z_out", &[], vec![0]);
+    let cq = b.node("QuantizeLinear", &[&c, &so, &zo], &[]);
+    let c = b.node("DequantizeLinear", &[&cq, &so, &zo], &[]);
+    let p = b.node("GlobalAveragePool", &[&c], &[]);
+    let pq = b.node("QuantizeLinear", &[&p, &so, &zo], &[]);
+    let p = b.node("DequantizeLinear", &[&pq, &so, &zo], &[]);
+    let f = b.node("Flatten", &[&p], &[]);
+    b.output(&f);
+    let path = dir.join("small_qdq.onnx");
+    b.save(&path).unwrap();
+    path
+}
+
+#[test]
+fn convert_imports_qdq_models_to_int8() {
+    let dir = scratch("convert_imports_qdq_models_to_int8");
+    let onnx = small_qdq(&dir);
+    let flb = dir.join("q.flb");
+    let out = ok(&[
+        "convert",
+        s(&onnx),
+        "-o",
+        s(&flb),
+        "--mean",
+        "127",
+        "--std",
+        "128",
+    ]);
+    assert!(
+        out.contains("QDQ model: 3 activation quantizations and 1 int8 weights"),
+        "{out}"
+    );
+    assert!(out.contains("precision Int8"), "{out}");
+    let info = ok(&["inspect", s(&flb)]);
+    assert!(
+        info.contains("Int8") && info.contains("source onnx qdq"),
+        "{info}"
+    );
+    // Same as --precision int8 (which needs no --calib here).
+    let flb8 = dir.join("q8.flb");
+    ok(&["convert", s(&onnx), "-o", s(&flb8), "--precision", "int8"]);
+    let input = values(3 * 64);
+    let x = dir.join("x.npy");
+    write_npy(&x, &[1, 3, 8, 8], &input);
+    let y = dir.join("y.npy");
+    ok(&["run", s(&flb), "--input", s(&x), "--output", s(&y)]);
+    let (shape, ours) = read_npy(&y);
+    assert_eq!(shape, [1, 4]);
+    // tract runs the QDQ model in float; the pooled output is rounded to 8 bits there only.
+    let reference = tract_run(&onnx, &[1, 3, 8, 8], &input);
+    for (a, b) in ours.iter().zip(&reference) {
+        assert!((a - b).abs() <= 0.015, "{ours:?} vs {reference:?}");
+    }
+    for p in ["fp32", "fp16"] {
+        fails(
+            &["convert", s(&onnx), "-o", s(&flb), "--precision", p],
+            "quantized (QDQ) ONNX model",
+        );
+    }
+    fails(
+        &["convert", s(&onnx), "-o", s(&flb), "--calib", s(&dir)],
+        "--calib would be ignored",
+    );
+    fails(
+        &["convert", s(&onnx), "-o", s(&flb), "--eval", s(&dir)],
+        "--eval feeds images",
+    );
+}

@@ -13,10 +13,12 @@
 //! The last three take a second pass: the first finds each tensor's extent, the second
 //! fills a fixed-bin histogram over it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use ferrolite_runtime::exec::Session;
+use ferrolite_runtime::ir::{Quant, TensorId};
 use ferrolite_runtime::{AlignedBytes, Model, Weights};
 
 /// How activation ranges are chosen from the calibration data.
@@ -50,13 +52,42 @@ const PERCENTILE_TAIL: f64 = 1e-4;
 /// tensors the observer could not see).
 pub type Ranges = Vec<Option<(f32, f32)>>;
 
-/// What calibration learned about the activations.
+/// What calibration learned about the activations, or what an already quantized model
+/// (an ONNX QDQ model, see [`crate::qdq`]) prescribes.
 #[derive(Debug, Clone, Default)]
 pub struct Calibration {
     /// Range each tensor's int8 version covers.
     pub ranges: Ranges,
     /// Mean of each channel (axis 1) per tensor id, for bias correction.
     pub channel_means: Vec<Option<Vec<f32>>>,
+    /// u8 per-tensor parameters fixed by the model itself, per tensor id; a tensor that has
+    /// them uses them instead of its range (empty or `None`: calibrate).
+    pub fixed_activations: Vec<Option<Quant>>,
+    /// int8 weights fixed by the model itself, by weight tensor id (no bias correction is
+    /// applied to their layers).
+    pub fixed_weights: HashMap<TensorId, FixedWeight>,
+    /// int32 biases fixed by the model itself, by bias tensor id; used when their scales are
+    /// the f32 products `input scale · weight scale[c]` of the quantized layer (otherwise
+    /// the bias is re-derived from its f32 values).
+    pub fixed_biases: HashMap<TensorId, FixedBias>,
+}
+
+/// Given int32 values of a bias: `bias = scales[o] · values`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FixedBias {
+    /// One value per output channel.
+    pub values: Vec<i32>,
+    /// The scale each value was quantized with.
+    pub scales: Vec<f32>,
+}
+
+/// Given int8 values of a convolution or FC weight: `weight = scales[o] · values`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FixedWeight {
+    /// Values in `[-127, 127]`, in the weight's layout (output channel first).
+    pub values: Vec<i8>,
+    /// One scale per output channel.
+    pub scales: Vec<f32>,
 }
 
 /// A session over a copy of `model` whose outputs are every runtime tensor, so that fused
@@ -161,6 +192,7 @@ pub fn calibrate(
         return Ok(Calibration {
             ranges,
             channel_means,
+            ..Default::default()
         });
     }
     let mut hists: Vec<Vec<u64>> = vec![vec![0; BINS]; obs.ids.len()];
@@ -193,6 +225,7 @@ pub fn calibrate(
     Ok(Calibration {
         ranges,
         channel_means,
+        ..Default::default()
     })
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ferrolite_runtime::ir::{
-    Activation, BinaryOp, Op, PadMode, PoolKind, ReduceOp, TensorId, Window,
+    Activation, BinaryOp, Op, PadMode, PoolKind, Quant, ReduceOp, TensorId, Window,
 };
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::DimLike;
@@ -27,9 +27,13 @@ use tract_onnx::tract_core::ops::math::{PowConst, Square};
 use tract_onnx::tract_core::ops::nn::{
     DataFormat, LeakyRelu, Reduce, Reducer, RmsNorm, Softmax, SoftmaxKind,
 };
+use tract_onnx::tract_core::ops::quant::{
+    DequantizeLinearF32, LookupTable, QuantizeLinearI8, QuantizeLinearU8,
+};
 use tract_onnx::tract_core::ops::source::TypedSource;
 use tract_onnx::tract_hir::infer::Factoid;
 
+use crate::int8::shared_quant;
 use crate::work::WorkGraph;
 
 /// Parse an ONNX file and return tract's decluttered typed model with concrete input shapes.
@@ -107,6 +111,27 @@ enum Value {
     Tensor(TensorId),
     /// A non-float constant (indices, shapes); usable only as an attribute-like operand.
     Other(Arc<tract_onnx::prelude::Tensor>),
+    /// The 8-bit output of an ONNX QuantizeLinear (a QDQ model), possibly moved by axis
+    /// changes: it stands for the f32 tensor `t`, and must reach a DequantizeLinear with the
+    /// same parameters, which makes the pair a marker of `t`'s quantization.
+    Quantized(QuantizedValue),
+}
+
+/// A QuantizeLinear's output as [`Value::Quantized`] tracks it.
+#[derive(Clone, Copy, Debug)]
+struct QuantizedValue {
+    /// The f32 tensor the value stands for (after the axis changes applied to it).
+    t: TensorId,
+    /// The f32 tensor the QuantizeLinear read.
+    origin: TensorId,
+    /// tract's QuantizeLinear multiplier, `1 / scale`.
+    inv_scale: f32,
+    /// Zero point, in the 8-bit type's own range.
+    zero_point: i32,
+    /// int8 (rather than uint8) values.
+    signed: bool,
+    /// tract node id of the QuantizeLinear, for messages.
+    node: usize,
 }
 
 /// Lower a decluttered tract model into a [`WorkGraph`].
@@ -247,6 +272,12 @@ impl Lowering<'_> {
                 "non-float constant from node {:?} used as data",
                 self.model.node(o.node).name
             ),
+            Some(Value::Quantized(q)) => bail!(
+                "the 8-bit output of QuantizeLinear {:?} is read by an op other than \
+                 DequantizeLinear: only QuantizeLinear -> DequantizeLinear pairs on f32 \
+                 activations can be imported from a QDQ model",
+                self.model.node(q.node).name
+            ),
             None => bail!(
                 "value from node {:?} not lowered",
                 self.model.node(o.node).name
@@ -308,19 +339,7 @@ impl Lowering<'_> {
             return Ok(());
         }
         if let Some(k) = op.downcast_ref::<Const>() {
-            let tensor = k.val();
-            let v = match tensor.datum_type() {
-                DatumType::F32 | DatumType::F16 | DatumType::F64 => {
-                    let t = tensor.cast_to::<f32>()?;
-                    let data: Vec<f32> = t.to_plain_array_view::<f32>()?.iter().copied().collect();
-                    Value::Tensor(self.g.add_const(
-                        node.name.clone(),
-                        tensor.shape().to_vec(),
-                        data,
-                    ))
-                }
-                _ => Value::Other(k.val().clone()),
-            };
+            let v = self.const_value(node.name.clone(), k.val().clone())?;
             self.values.insert(OutletId::new(node.id, 0), v);
             return Ok(());
         }
@@ -328,6 +347,9 @@ impl Lowering<'_> {
             let t = self.input(node, 0)?;
             self.values
                 .insert(OutletId::new(node.id, 0), Value::Tensor(t));
+            return Ok(());
+        }
+        if self.fold_constant(node)? || self.lower_qdq(node)? {
             return Ok(());
         }
         if let Some(c) = op.downcast_ref::<Cast>() {
@@ -424,13 +446,7 @@ impl Lowering<'_> {
         }
         if let Some(a) = op.downcast_ref::<AxisOp>() {
             let x = self.input(node, 0)?;
-            let rank = self.in_shape(node, 0)?.len();
-            let op = match a {
-                AxisOp::Move(from, to) => Op::Transpose {
-                    perm: move_axis_perm(rank, *from, *to),
-                },
-                _ => Op::Reshape,
-            };
+            let op = self.axis_op(node, a)?;
             return self.emit(node, op, vec![x]);
         }
         if let Some(c) = op.downcast_ref::<TypedConcat>() {
@@ -534,6 +550,203 @@ impl Lowering<'_> {
             return self.emit(node, Op::Softmax { axis: s.axes[0] }, vec![x]);
         }
         bail!("unsupported operator {} ({op:?})", op.name())
+    }
+
+    /// A constant as a value: floats become f32 constant tensors, other types stay tract
+    /// tensors (indices, shapes, quantized weights before their DequantizeLinear).
+    fn const_value(
+        &mut self,
+        name: String,
+        tensor: Arc<tract_onnx::prelude::Tensor>,
+    ) -> Result<Value> {
+        Ok(match tensor.datum_type() {
+            DatumType::F32 | DatumType::F16 | DatumType::F64 => {
+                let t = tensor.cast_to::<f32>()?;
+                let data: Vec<f32> = t.to_plain_array_view::<f32>()?.iter().copied().collect();
+                Value::Tensor(self.g.add_const(name, tensor.shape().to_vec(), data))
+            }
+            _ => Value::Other(tensor),
+        })
+    }
+
+    /// The constant behind outlet `o`, if it is one.
+    fn constant_at(&self, o: OutletId) -> Option<Arc<tract_onnx::prelude::Tensor>> {
+        match self.values.get(&o)? {
+            Value::Other(t) => Some(t.clone()),
+            Value::Tensor(id) => {
+                let data = self.g.const_of(*id)?;
+                tract_onnx::prelude::Tensor::from_shape(&self.g.tensors[*id].shape, data)
+                    .ok()
+                    .map(Arc::new)
+            }
+            Value::Quantized(_) => None,
+        }
+    }
+
+    /// Evaluate a node whose inputs are all constants (tract leaves some unfolded, e.g. the
+    /// cast and scale of a per-channel DequantizeLinear of a QDQ model's weights). Returns
+    /// whether it did.
+    fn fold_constant(&mut self, node: &TypedNode) -> Result<bool> {
+        if node.inputs.is_empty() {
+            return Ok(false);
+        }
+        let Some(inputs) = node
+            .inputs
+            .iter()
+            .map(|&o| self.constant_at(o).map(|t| t.into_tvalue()))
+            .collect::<Option<TVec<TValue>>>()
+        else {
+            return Ok(false);
+        };
+        // An op that cannot evaluate here (or rejects the f32 form of an f16 constant) is
+        // lowered as usual instead.
+        let Ok(Some(outputs)) = node.op.eval_out_of_plan(inputs) else {
+            return Ok(false);
+        };
+        for (i, v) in outputs.into_iter().enumerate() {
+            let name = if i == 0 {
+                node.name.clone()
+            } else {
+                format!("{}.{i}", node.name)
+            };
+            let value = self.const_value(name, v.into_arc_tensor())?;
+            self.values.insert(OutletId::new(node.id, i), value);
+        }
+        Ok(true)
+    }
+
+    /// QuantizeLinear / DequantizeLinear pairs of a QDQ model (and the axis changes and
+    /// identity lookup tables tract's simplification leaves between them): the pair vanishes
+    /// and the f32 tensor it quantized records the pair's `(scale, zero point)`, as u8
+    /// parameters (an int8 zero point is shifted by 128: the same real values). Returns
+    /// whether `node` was one of these.
+    fn lower_qdq(&mut self, node: &TypedNode) -> Result<bool> {
+        let op = node.op();
+        let out = OutletId::new(node.id, 0);
+        let quantized_input = match node.inputs.first().and_then(|o| self.values.get(o)) {
+            Some(Value::Quantized(q)) => Some(*q),
+            _ => None,
+        };
+        if let Some(e) = op.downcast_ref::<ElementWiseOp>() {
+            let params = if let Some(q) = e.0.downcast_ref::<QuantizeLinearU8>() {
+                Some((q.scale, q.zero_point as i32, false))
+            } else {
+                e.0.downcast_ref::<QuantizeLinearI8>()
+                    .map(|q| (q.scale, q.zero_point as i32, true))
+            };
+            if let Some((inv_scale, zero_point, signed)) = params {
+                let t = self.input(node, 0)?;
+                let q = QuantizedValue {
+                    t,
+                    origin: t,
+                    inv_scale,
+                    zero_point,
+                    signed,
+                    node: node.id,
+                };
+                self.values.insert(out, Value::Quantized(q));
+                return Ok(true);
+            }
+            if e.0.is::<LookupTable>() {
+                let Some(q) = quantized_input else {
+                    bail!("8-bit lookup table on a value that is not a QuantizeLinear output");
+                };
+                if !self.is_identity_table(node, q.signed)? {
+                    bail!(
+                        "tract fused a DequantizeLinear -> element-wise op -> QuantizeLinear \
+                         chain into an 8-bit lookup table; only QuantizeLinear -> \
+                         DequantizeLinear pairs around ops Ferrolite runs can be imported"
+                    );
+                }
+                self.values.insert(out, Value::Quantized(q));
+                return Ok(true);
+            }
+        }
+        if let Some(dq) = op.downcast_ref::<DequantizeLinearF32>() {
+            let Some(q) = quantized_input else {
+                bail!(
+                    "DequantizeLinear of a value that is not the output of a QuantizeLinear \
+                     (only constant weights and QuantizeLinear -> DequantizeLinear pairs are \
+                     supported)"
+                );
+            };
+            if dq.zero_point != q.zero_point || dq.scale.recip() != q.inv_scale {
+                bail!(
+                    "QuantizeLinear {:?} (scale {}, zero point {}) is read by a \
+                     DequantizeLinear with other parameters (scale {}, zero point {}): \
+                     requantizing QDQ chains are not supported",
+                    self.model.node(q.node).name,
+                    q.inv_scale.recip(),
+                    q.zero_point,
+                    dq.scale,
+                    dq.zero_point
+                );
+            }
+            // An 8-bit zero point, shifted to u8 when signed, is always in 0..=255.
+            let zero_point = q.zero_point + if q.signed { 128 } else { 0 };
+            if !(dq.scale.is_finite() && dq.scale > 0.0) {
+                bail!(
+                    "QuantizeLinear {:?}: scale {} must be finite and positive",
+                    self.model.node(q.node).name,
+                    dq.scale
+                );
+            }
+            self.record_quant(q.origin, dq.scale, zero_point);
+            if q.t != q.origin {
+                self.record_quant(q.t, dq.scale, zero_point);
+            }
+            self.values.insert(out, Value::Tensor(q.t));
+            return Ok(true);
+        }
+        if let (Some(q), Some(a)) = (quantized_input, op.downcast_ref::<AxisOp>()) {
+            // The 8-bit value moved: move the f32 tensor it stands for the same way.
+            let ir = self.axis_op(node, a)?;
+            let t = self.output(node, 0)?;
+            self.g.add_node(node.name.clone(), ir, vec![q.t], vec![t]);
+            self.values
+                .insert(out, Value::Quantized(QuantizedValue { t, ..q }));
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Whether the lookup table `node` maps every 8-bit value to itself.
+    fn is_identity_table(&self, node: &TypedNode, signed: bool) -> Result<bool> {
+        let input = if signed {
+            tensor1(&(-128i8..=127).collect::<Vec<i8>>())
+        } else {
+            tensor1(&(0u8..=255).collect::<Vec<u8>>())
+        };
+        let Some(out) = node
+            .op
+            .eval_out_of_plan(tvec![input.clone().into_tvalue()])?
+        else {
+            return Ok(false);
+        };
+        Ok(out.first().is_some_and(|o| **o == input))
+    }
+
+    /// Record that f32 tensor `t` is quantized with `(scale, zero_point)` (u8). A tensor
+    /// quantized twice with different parameters keeps one set covering both
+    /// ([`crate::int8::shared_quant`]).
+    fn record_quant(&mut self, t: TensorId, scale: f32, zero_point: i32) {
+        let mut params = Vec::new();
+        if let Some(Quant::PerTensor { scale, zero_point }) = self.g.tensors[t].quant {
+            params.push((scale, zero_point));
+        }
+        params.push((scale, zero_point));
+        self.g.tensors[t].quant = shared_quant(&params, None);
+    }
+
+    /// The IR op of a tract axis change (`Move` is a transpose, the others reshapes).
+    fn axis_op(&self, node: &TypedNode, a: &AxisOp) -> Result<Op> {
+        let rank = self.in_shape(node, 0)?.len();
+        Ok(match a {
+            AxisOp::Move(from, to) => Op::Transpose {
+                perm: move_axis_perm(rank, *from, *to),
+            },
+            _ => Op::Reshape,
+        })
     }
 
     /// `mean(x * x, axes)` as a new tensor (keeping reduced axes).

@@ -11,6 +11,11 @@
 //!
 //! Nodes without an int8 kernel stay fp32, with Quantize / Dequantize where the two meet.
 //! [`quantize_model`] reports each of them and why.
+//!
+//! A model that was already quantized (an imported ONNX QDQ model, [`crate::qdq`]) passes
+//! its parameters in [`Calibration::fixed_activations`], [`Calibration::fixed_weights`] and
+//! [`Calibration::fixed_biases`]: they are used as given (no bias correction), and a class
+//! of linked tensors with different given parameters takes [`shared_quant`] of them.
 
 use std::collections::HashMap;
 
@@ -22,18 +27,29 @@ use ferrolite_runtime::ir::{
 use ferrolite_runtime::meta::Precision;
 use ferrolite_runtime::{AlignedBytes, Model, Weights};
 
-use crate::calibrate::{Calibration, Ranges};
+use crate::calibrate::Calibration;
 
 /// An fp32 node left out of int8 and the reason.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeptFloat {
+    /// Node name.
     pub node: String,
+    /// Op name.
     pub op: &'static str,
+    /// Why it has no int8 version.
     pub reason: String,
 }
 
+/// The fixed per-tensor parameters of tensor `t`, if the model gives some.
+fn fixed_of(calib: &Calibration, t: TensorId) -> Option<(f32, i32)> {
+    match calib.fixed_activations.get(t) {
+        Some(Some(Quant::PerTensor { scale, zero_point })) => Some((*scale, *zero_point)),
+        _ => None,
+    }
+}
+
 /// Why a node cannot run in int8, or `None` when it can.
-fn int8_blocker(g: &Graph, n: &Node, ranges: &Ranges) -> Option<String> {
+fn int8_blocker(g: &Graph, n: &Node, calib: &Calibration) -> Option<String> {
     let x = n.inputs.first().and_then(|&t| g.tensors.get(t))?;
     if x.is_const() || x.dtype != DType::F32 {
         return Some("its input is a constant or not f32".into());
@@ -103,9 +119,9 @@ fn int8_blocker(g: &Graph, n: &Node, ranges: &Ranges) -> Option<String> {
     };
     let needs = n.inputs.iter().take(activations).chain(n.outputs.first());
     for &t in needs {
-        if ranges.get(t).copied().flatten().is_none() {
+        if calib.ranges.get(t).copied().flatten().is_none() && fixed_of(calib, t).is_none() {
             return Some(format!(
-                "no calibrated range for tensor {:?}",
+                "no calibrated range or given quantization for tensor {:?}",
                 g.tensors[t].name
             ));
         }
@@ -132,6 +148,33 @@ fn find(parent: &mut [usize], mut t: usize) -> usize {
         t = parent[t];
     }
     t
+}
+
+/// The real range `[lo, hi]` that u8 parameters `(scale, zero_point)` represent.
+pub fn quant_range(scale: f32, zero_point: i32) -> (f32, f32) {
+    (
+        scale * (0 - zero_point) as f32,
+        scale * (255 - zero_point) as f32,
+    )
+}
+
+/// One quantization for tensors that must share it (linked by data movement), from the
+/// parameters some of them were given and the calibrated range of the others: the first
+/// given parameters whose range covers all the others' and `range` (exactly as given), else
+/// [`activation_quant`] of the union of all ranges. `None` when there is nothing to go by.
+pub fn shared_quant(given: &[(f32, i32)], range: Option<(f32, f32)>) -> Option<Quant> {
+    let ranges: Vec<(f32, f32)> = given.iter().map(|&(s, z)| quant_range(s, z)).collect();
+    let (lo, hi) = ranges
+        .iter()
+        .copied()
+        .chain(range)
+        .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))?;
+    for (&(scale, zero_point), &(l, h)) in given.iter().zip(&ranges) {
+        if l <= lo && h >= hi {
+            return Some(Quant::PerTensor { scale, zero_point });
+        }
+    }
+    Some(activation_quant(lo, hi))
 }
 
 /// u8 per-tensor parameters covering `[lo, hi]` (widened to include zero).
@@ -219,6 +262,7 @@ pub fn split_activations(model: &Model) -> Model {
 
 /// Result of [`quantize_model`].
 pub struct Quantized {
+    /// The int8 model.
     pub model: Model,
     /// Nodes left in fp32 and why.
     pub kept_float: Vec<KeptFloat>,
@@ -260,6 +304,23 @@ impl Rewriter<'_> {
         });
         self.fver.insert(t, f);
         f
+    }
+
+    /// Round the f32 version of original tensor `t` through its 8-bit quantization
+    /// (Quantize then Dequantize): what a QDQ model does to a tensor it fixes when both
+    /// its producer and a reader stay fp32.
+    fn round_through_q8(&mut self, t: TensorId) {
+        let q = self.q8_of(t);
+        let mut ft = self.src.graph.tensors[t].clone();
+        ft.name = format!("{}.q8.f32", ft.name);
+        let f = self.add(ft);
+        self.nodes.push(Node {
+            name: format!("{}.dequantize", self.src.graph.tensors[t].name),
+            op: Op::Dequantize,
+            inputs: vec![q],
+            outputs: vec![f],
+        });
+        self.fver.insert(t, f);
     }
 
     /// The quantized version of original tensor `t`, quantizing its f32 version if needed.
@@ -310,13 +371,14 @@ impl Rewriter<'_> {
     }
 }
 
-/// Quantize `model` (fp32, as converted) to int8 with what calibration measured.
+/// Quantize `model` (fp32, as converted) to int8 with what calibration measured (or the
+/// parameters the model fixes, see [`Calibration::fixed_activations`]).
 pub fn quantize_model(model: &Model, calib: &Calibration) -> Result<Quantized> {
     let ranges = &calib.ranges;
     let g = &model.graph;
     let nt = g.tensors.len();
-    let blockers: Vec<Option<String>> =
-        g.nodes.iter().map(|n| int8_blocker(g, n, ranges)).collect();
+    check_fixed(g, calib)?;
+    let blockers: Vec<Option<String>> = g.nodes.iter().map(|n| int8_blocker(g, n, calib)).collect();
     // Which tensors have a q version: outputs of int8 nodes, then through data movement
     // whose inputs all have one.
     let mut has_q = vec![false; nt];
@@ -354,21 +416,37 @@ pub fn quantize_model(model: &Model, calib: &Calibration) -> Result<Quantized> {
         }
     }
     let mut class_range: HashMap<usize, (f32, f32)> = HashMap::new();
+    let mut class_given: HashMap<usize, Vec<(f32, i32)>> = HashMap::new();
     for t in 0..nt {
+        let r = find(&mut parent, t);
         if let Some((lo, hi)) = ranges.get(t).copied().flatten() {
-            let r = find(&mut parent, t);
             let e = class_range.entry(r).or_insert((lo, hi));
             *e = (e.0.min(lo), e.1.max(hi));
+        }
+        if let Some(p) = fixed_of(calib, t) {
+            class_given.entry(r).or_default().push(p);
         }
     }
     let quant_of: Vec<Option<Quant>> = (0..nt)
         .map(|t| {
             let r = find(&mut parent, t);
-            class_range
-                .get(&r)
-                .map(|&(lo, hi)| activation_quant(lo, hi))
+            let given = class_given.get(&r).map(Vec::as_slice).unwrap_or_default();
+            shared_quant(given, class_range.get(&r).copied())
         })
         .collect();
+    // A tensor with given parameters that an fp32 node produces (or the graph input) and an
+    // fp32 node reads is rounded through them, as the model prescribes; int8 readers get the
+    // quantized version anyway. Model outputs are never rounded to 8 bits.
+    let mut fp32_reader = vec![false; nt];
+    for (i, n) in g.nodes.iter().enumerate() {
+        if blockers[i].is_some() && !moved[i] {
+            for &t in &n.inputs {
+                fp32_reader[t] = true;
+            }
+        }
+    }
+    let round_trip =
+        |t: TensorId| fixed_of(calib, t).is_some() && fp32_reader[t] && !g.outputs.contains(&t);
     let mut rw = Rewriter {
         src: model,
         tensors: Vec::new(),
@@ -382,6 +460,12 @@ pub fn quantize_model(model: &Model, calib: &Calibration) -> Result<Quantized> {
         if tensor.is_const() || g.inputs.contains(&t) {
             let id = rw.add(tensor.clone());
             rw.fver.insert(t, id);
+        }
+    }
+    let inputs: Vec<TensorId> = g.inputs.iter().map(|t| rw.fver[t]).collect();
+    for &t in &g.inputs {
+        if round_trip(t) {
+            rw.round_through_q8(t);
         }
     }
     let mut kept_float = Vec::new();
@@ -412,6 +496,11 @@ pub fn quantize_model(model: &Model, calib: &Calibration) -> Result<Quantized> {
                 outputs,
                 ..n.clone()
             });
+            for &t in &n.outputs {
+                if round_trip(t) {
+                    rw.round_through_q8(t);
+                }
+            }
             if !matches!(n.op, Op::Quantize | Op::Dequantize) {
                 kept_float.push(KeptFloat {
                     node: n.name.clone(),
@@ -421,7 +510,6 @@ pub fn quantize_model(model: &Model, calib: &Calibration) -> Result<Quantized> {
             }
         }
     }
-    let inputs: Vec<TensorId> = g.inputs.iter().map(|t| rw.fver[t]).collect();
     let outputs: Vec<TensorId> = g.outputs.iter().map(|&t| rw.f32_of(t)).collect();
     for (&o, &src) in outputs.iter().zip(&g.outputs) {
         rw.tensors[o].name = g.tensors[src].name.clone();
@@ -447,6 +535,43 @@ pub fn quantize_model(model: &Model, calib: &Calibration) -> Result<Quantized> {
     })
 }
 
+/// Reject given parameters the int8 scheme cannot use, naming the tensor.
+fn check_fixed(g: &Graph, calib: &Calibration) -> Result<()> {
+    let name = |t: TensorId| {
+        g.tensors
+            .get(t)
+            .map_or("?", |x| x.name.as_str())
+            .to_string()
+    };
+    for (t, q) in calib.fixed_activations.iter().enumerate() {
+        match q {
+            None => {}
+            Some(Quant::PerTensor { scale, zero_point })
+                if scale.is_finite() && *scale > 0.0 && (0..=255).contains(zero_point) => {}
+            Some(other) => bail!(
+                "given quantization of tensor {:?} is {other:?}: activations need one finite \
+                 positive scale and a u8 zero point",
+                name(t)
+            ),
+        }
+    }
+    for (&t, f) in &calib.fixed_weights {
+        if f.values.contains(&i8::MIN) {
+            bail!(
+                "given int8 weight {:?} holds -128: the scheme's weights are in [-127, 127]",
+                name(t)
+            );
+        }
+        if let Some(s) = f.scales.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            bail!(
+                "given int8 weight {:?} has scale {s}: scales must be finite and positive",
+                name(t)
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Rewrite one int8-capable node: quantized activations, int8 weights, int32 bias.
 fn quantize_node(rw: &mut Rewriter<'_>, n: &Node, calib: &Calibration) -> Result<()> {
     let g = &rw.src.graph;
@@ -469,7 +594,23 @@ fn quantize_node(rw: &mut Rewriter<'_>, n: &Node, calib: &Calibration) -> Result
         let wt = &g.tensors[n.inputs[1]];
         let w = rw.src.weights.f32s(wt)?;
         let rows = wt.shape[0];
-        let (q, scales) = quantize_rows(w, rows);
+        let fixed = calib.fixed_weights.get(&n.inputs[1]);
+        let (q, scales) = match fixed {
+            Some(f) => {
+                if f.values.len() != w.len() || f.scales.len() != rows {
+                    bail!(
+                        "given int8 weight of node {:?}: {} values and {} scales for a weight \
+                         of shape {:?}",
+                        n.name,
+                        f.values.len(),
+                        f.scales.len(),
+                        wt.shape
+                    );
+                }
+                (f.values.clone(), f.scales.clone())
+            }
+            None => quantize_rows(w, rows),
+        };
         let mut bias: Vec<f64> = if *has_bias {
             rw.src
                 .weights
@@ -480,24 +621,43 @@ fn quantize_node(rw: &mut Rewriter<'_>, n: &Node, calib: &Calibration) -> Result
         } else {
             vec![0.0; rows]
         };
-        if let Some(means) = calib
+        let means = calib
             .channel_means
             .get(n.inputs[0])
             .and_then(|m| m.as_ref())
-        {
+            .filter(|_| fixed.is_none());
+        if let Some(means) = means {
             let cg = wt.shape.get(1).copied().unwrap_or(0);
             let taps = wt.shape.iter().skip(2).product();
             correct_bias(&mut bias, (&q, &scales), w, means, cg, taps);
         }
-        let bias: Vec<i32> = bias
-            .iter()
-            .zip(&scales)
-            .map(|(&b, &s)| {
-                (b / (sx as f64 * s as f64))
-                    .round()
-                    .clamp(i32::MIN as f64, i32::MAX as f64) as i32
-            })
-            .collect();
+        // Given int32 values hold where the model quantized the bias at this layer's
+        // scales; re-deriving them from f32 values is exact only below 2^24.
+        let given_bias = n
+            .inputs
+            .get(2)
+            .filter(|_| *has_bias)
+            .and_then(|b| calib.fixed_biases.get(b))
+            .filter(|f| {
+                f.values.len() == rows
+                    && f.scales.len() == rows
+                    && f.scales
+                        .iter()
+                        .zip(&scales)
+                        .all(|(&bs, &s)| bs.to_bits() == (sx * s).to_bits())
+            });
+        let bias: Vec<i32> = match given_bias {
+            Some(f) => f.values.clone(),
+            None => bias
+                .iter()
+                .zip(&scales)
+                .map(|(&b, &s)| {
+                    (b / (sx as f64 * s as f64))
+                        .round()
+                        .clamp(i32::MIN as f64, i32::MAX as f64) as i32
+                })
+                .collect(),
+        };
         let had_bias = *has_bias;
         *has_bias = true;
         let wq = Quant::PerChannel {

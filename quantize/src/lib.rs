@@ -7,6 +7,7 @@ pub mod half_precision;
 pub mod import;
 pub mod int8;
 pub mod onnx_builder;
+pub mod qdq;
 pub mod report;
 pub mod work;
 
@@ -33,11 +34,30 @@ pub struct ConvertOptions {
 }
 
 /// Convert an ONNX file into a Ferrolite model held in memory, with weights stored at
-/// `opts.precision`.
+/// `opts.precision`. A QDQ model (already quantized) is refused: [`qdq::import_qdq`]
+/// imports it to int8.
 pub fn convert_onnx(path: &Path, opts: &ConvertOptions) -> Result<Model> {
     if opts.precision == Precision::Int8 {
         anyhow::bail!("int8 conversion needs calibration: convert to fp32, calibrate, quantize");
     }
+    let (model, given) = convert_keeping_qdq(path, opts)?;
+    if given.iter().any(Option::is_some) {
+        anyhow::bail!(
+            "{} is a quantized (QDQ) ONNX model: it imports to int8 as it is \
+             (ferrolite_quantize::qdq::import_qdq; `ferrolite convert` does so by itself)",
+            path.display()
+        );
+    }
+    Ok(model)
+}
+
+/// [`convert_onnx`] that also returns, per tensor id of the converted graph, the u8
+/// parameters a QDQ model's QuantizeLinear / DequantizeLinear pairs give the tensor (the
+/// pairs themselves are gone from the graph).
+pub(crate) fn convert_keeping_qdq(
+    path: &Path,
+    opts: &ConvertOptions,
+) -> Result<(Model, Vec<Option<ferrolite_runtime::ir::Quant>>)> {
     let typed = import::load_onnx(path, opts.input_shape.as_deref())?;
     let mut work =
         import::lower(&typed).with_context(|| format!("cannot convert {}", path.display()))?;
@@ -45,7 +65,12 @@ pub fn convert_onnx(path: &Path, opts: &ConvertOptions) -> Result<Model> {
     if opts.precision == Precision::Fp16 {
         half_precision::store_weights_as_f16(&mut work);
     }
-    let (graph, weights) = work.finish();
+    let (mut graph, weights) = work.finish();
+    let given = graph
+        .tensors
+        .iter_mut()
+        .map(|t| t.quant.take())
+        .collect::<Vec<_>>();
     let name = opts.model_name.clone().unwrap_or_else(|| {
         path.file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -89,7 +114,7 @@ pub fn convert_onnx(path: &Path, opts: &ConvertOptions) -> Result<Model> {
     };
     ferrolite_runtime::validate::validate_model(&model)
         .with_context(|| format!("converted graph of {} failed validation", path.display()))?;
-    Ok(model)
+    Ok((model, given))
 }
 
 /// Read class names: one per line, or a TSV whose last column is the name

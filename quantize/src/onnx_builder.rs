@@ -16,7 +16,8 @@ pub enum Attr {
     Str(String),
 }
 
-/// Builds one ONNX graph (opset 13 by default) with f32 tensors.
+/// Builds one ONNX graph (opset 13 by default) with f32 tensors (and integer initializers
+/// for shapes and quantized models).
 #[derive(Debug, Clone)]
 pub struct OnnxBuilder {
     graph: pb::GraphProto,
@@ -119,6 +120,50 @@ impl OnnxBuilder {
             dims: shape.iter().map(|&d| d as i64).collect(),
             data_type: pb::tensor_proto::DataType::Int64 as i32,
             int64_data: data,
+            ..Default::default()
+        });
+        name.to_string()
+    }
+
+    /// Add an int8 initializer (quantized weights) and return its name.
+    pub fn constant_i8(&mut self, name: &str, shape: &[usize], data: Vec<i8>) -> String {
+        self.int_constant(
+            name,
+            shape,
+            pb::tensor_proto::DataType::Int8,
+            data.into_iter().map(i32::from),
+        )
+    }
+
+    /// Add a uint8 initializer (zero points of u8 activations) and return its name.
+    pub fn constant_u8(&mut self, name: &str, shape: &[usize], data: Vec<u8>) -> String {
+        self.int_constant(
+            name,
+            shape,
+            pb::tensor_proto::DataType::Uint8,
+            data.into_iter().map(i32::from),
+        )
+    }
+
+    /// Add an int32 initializer (quantized biases) and return its name.
+    pub fn constant_i32(&mut self, name: &str, shape: &[usize], data: Vec<i32>) -> String {
+        self.int_constant(name, shape, pb::tensor_proto::DataType::Int32, data)
+    }
+
+    /// An initializer of an integer type stored, as ONNX specifies for types up to 32 bits,
+    /// in `int32_data`.
+    fn int_constant(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        dtype: pb::tensor_proto::DataType,
+        data: impl IntoIterator<Item = i32>,
+    ) -> String {
+        self.graph.initializer.push(pb::TensorProto {
+            name: name.to_string(),
+            dims: shape.iter().map(|&d| d as i64).collect(),
+            data_type: dtype as i32,
+            int32_data: data.into_iter().collect(),
             ..Default::default()
         });
         name.to_string()

@@ -9,6 +9,10 @@ use ferrolite_runtime::AlignedBytes;
 /// Graph under construction or rewrite.
 #[derive(Debug, Default, Clone)]
 pub struct WorkGraph {
+    /// Tensors by id. An f32 activation imported from a QDQ model carries the u8
+    /// quantization its QuantizeLinear / DequantizeLinear pair gave it in `quant` until the
+    /// conversion moves it to
+    /// [`crate::calibrate::Calibration::fixed_activations`].
     pub tensors: Vec<Tensor>,
     /// Constant data by tensor id, as f32 during conversion (a tensor marked f16 is rounded
     /// to half floats when [`WorkGraph::finish`] writes it).
@@ -96,8 +100,13 @@ impl WorkGraph {
         !self.outputs.contains(&t) && self.consumers(t).len() == 1
     }
 
-    /// Replace every read of `from` (and the graph outputs) by `to`.
+    /// Replace every read of `from` (and the graph outputs) by `to`. `to` now carries the
+    /// value `from` had, so it also takes `from`'s quantization parameters when `from` has
+    /// some (recorded from a QDQ model).
     pub fn replace_uses(&mut self, from: TensorId, to: TensorId) {
+        if let Some(q) = self.tensors[from].quant.clone() {
+            self.tensors[to].quant = Some(q);
+        }
         for n in self.nodes.iter_mut().flatten() {
             for i in n.inputs.iter_mut() {
                 if *i == from {

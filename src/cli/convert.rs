@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use ferrolite_quantize::calibrate::{calibrate, CalibMethod};
-use ferrolite_quantize::int8::{quantize_model, split_activations};
+use ferrolite_quantize::int8::{quantize_model, split_activations, KeptFloat};
+use ferrolite_quantize::qdq;
 use ferrolite_quantize::report::compare;
 use ferrolite_quantize::{convert_onnx, read_labels, ConvertOptions};
 use ferrolite_runtime::bundle;
@@ -49,10 +50,11 @@ pub struct ConvertArgs {
     /// Model name stored in the bundle (default: the file stem).
     #[arg(long)]
     name: Option<String>,
-    /// Storage precision: fp32; fp16 (half the size, widened to f32 at load); int8
-    /// (a quarter of the size, int8 kernels; needs --calib).
-    #[arg(long, value_enum, default_value_t = PrecisionArg::Fp32)]
-    precision: PrecisionArg,
+    /// Storage precision: fp32 (the default); fp16 (half the size, widened to f32 at
+    /// load); int8 (a quarter of the size, int8 kernels; needs --calib). A quantized (QDQ)
+    /// ONNX model always imports to int8 with its own parameters.
+    #[arg(long, value_enum)]
+    precision: Option<PrecisionArg>,
     /// int8: folder of calibration images (JPEG or PNG, sub-folders included).
     #[arg(long)]
     calib: Option<PathBuf>,
@@ -63,8 +65,9 @@ pub struct ConvertArgs {
     /// default, measured the best top-1 on EfficientNet-Lite0; see docs/quantization.md).
     #[arg(long, value_enum, default_value_t = CalibArg::Percentile)]
     calib_method: CalibArg,
-    /// int8: compare with the fp32 model on the images of this folder (top-1 agreement,
-    /// per-layer SQNR) and store the result in the bundle (`inspect` shows it).
+    /// int8 (calibrated or QDQ): compare with the fp32 model on the images of this folder
+    /// (top-1 agreement, per-layer SQNR) and store the result in the bundle (`inspect`
+    /// shows it).
     #[arg(long)]
     eval: Option<PathBuf>,
 }
@@ -158,22 +161,28 @@ fn load_inputs(
     Ok(inputs)
 }
 
-/// Calibrate the fp32 `model` on the images in `dir` and quantize it to int8.
-fn quantize_int8(model: Model, dir: &Path, a: &ConvertArgs) -> Result<Model> {
+/// The preprocessing and shape of the model's image input, for feeding it images (`what`
+/// names the step that needs them).
+fn image_input(model: &Model, what: &str) -> Result<(Preprocess, Vec<usize>)> {
     let preprocess = model
         .meta
         .inputs
         .first()
         .and_then(|i| i.preprocess.clone())
-        .context(
-            "int8 calibration feeds images: give the preprocessing (--mean/--std/--resize/--crop)",
-        )?;
+        .with_context(|| {
+            format!("{what} feeds images: give the preprocessing (--mean/--std/--resize/--crop)")
+        })?;
     let shape = model
         .graph
         .inputs
         .first()
         .map(|&t| model.graph.tensors[t].shape.clone());
-    let shape = shape.context("the model has no input")?;
+    Ok((preprocess, shape.context("the model has no input")?))
+}
+
+/// Calibrate the fp32 `model` on the images in `dir` and quantize it to int8.
+fn quantize_int8(model: Model, dir: &Path, a: &ConvertArgs) -> Result<Model> {
+    let (preprocess, shape) = image_input(&model, "int8 calibration")?;
     let method: CalibMethod = a.calib_method.into();
     let passes = if method == CalibMethod::MinMax { 1 } else { 2 };
     let images = image_files(dir, a.calib_count.max(1))?;
@@ -183,13 +192,44 @@ fn quantize_int8(model: Model, dir: &Path, a: &ConvertArgs) -> Result<Model> {
     let ranges = calibrate(&model, &inputs, method, || bar.inc(1))?;
     bar.finish_and_clear();
     let q = quantize_model(&model, &ranges)?;
-    for k in &q.kept_float {
+    let mut m = finish_int8(&model, q.model, &q.kept_float, a)?;
+    m.meta.records.insert(
+        "calibration".into(),
+        serde_json::json!({
+            "method": method.name(),
+            "images": images.len(),
+            "folder": dir.display().to_string(),
+        }),
+    );
+    Ok(m)
+}
+
+/// Import a quantized (QDQ) ONNX model to int8 with its own parameters.
+fn import_qdq(a: &ConvertArgs, opts: &ConvertOptions) -> Result<Model> {
+    let r = qdq::import_qdq(&a.model, opts)?;
+    for w in &r.requantized {
+        out!("re-quantized weight of {}: {}", w.node, w.reason)?;
+    }
+    out!(
+        "QDQ model: {} activation quantizations and {} int8 weights used as given",
+        r.params
+            .fixed_activations
+            .iter()
+            .filter(|q| q.is_some())
+            .count(),
+        r.params.fixed_weights.len()
+    )?;
+    finish_int8(&r.fp32, r.int8, &r.kept_float, a)
+}
+
+/// Report and record the nodes an int8 model keeps in fp32, and with `--eval`, compare it
+/// with its fp32 source.
+fn finish_int8(fp32: &Model, mut m: Model, kept: &[KeptFloat], a: &ConvertArgs) -> Result<Model> {
+    for k in kept {
         out!("kept fp32: {} {} ({})", k.op, k.node, k.reason)?;
     }
-    let mut m = q.model;
-    if !q.kept_float.is_empty() {
-        let kept: Vec<_> = q
-            .kept_float
+    if !kept.is_empty() {
+        let kept: Vec<_> = kept
             .iter()
             .map(|k| serde_json::json!({"node": k.node, "op": k.op, "reason": k.reason}))
             .collect();
@@ -198,10 +238,11 @@ fn quantize_int8(model: Model, dir: &Path, a: &ConvertArgs) -> Result<Model> {
             .insert("int8_kept_fp32".into(), serde_json::Value::Array(kept));
     }
     if let Some(eval_dir) = &a.eval {
+        let (preprocess, shape) = image_input(fp32, "--eval")?;
         let images = image_files(eval_dir, usize::MAX)?;
         let bar = progress("compare", images.len() * 2);
         let inputs = load_inputs(&images, &preprocess, &shape, &bar)?;
-        let c = compare(&model, &m, &inputs, || bar.inc(1))?;
+        let c = compare(fp32, &m, &inputs, || bar.inc(1))?;
         bar.finish_and_clear();
         let worst = c
             .layers
@@ -235,14 +276,6 @@ fn quantize_int8(model: Model, dir: &Path, a: &ConvertArgs) -> Result<Model> {
             .records
             .insert("int8_sqnr_db".into(), serde_json::Value::Array(layers));
     }
-    m.meta.records.insert(
-        "calibration".into(),
-        serde_json::json!({
-            "method": method.name(),
-            "images": images.len(),
-            "folder": dir.display().to_string(),
-        }),
-    );
     Ok(m)
 }
 
@@ -280,22 +313,47 @@ pub fn run(a: ConvertArgs) -> Result<()> {
         Some(p) => read_labels(p)?,
         None => Vec::new(),
     };
-    let precision: Precision = a.precision.into();
-    let int8 = precision == Precision::Int8;
-    if int8 != a.calib.is_some() || (a.eval.is_some() && !int8) {
-        bail!("--calib DIR is required with --precision int8, and --calib / --eval are only used with it");
-    }
-    let opts = ConvertOptions {
+    let mut opts = ConvertOptions {
         input_shape: a.input_shape.clone(),
         preprocess,
         labels,
         model_name: a.name.clone(),
-        precision: if int8 { Precision::Fp32 } else { precision },
+        precision: Precision::Fp32,
     };
-    let mut model = convert_onnx(&a.model, &opts)?;
-    if let Some(dir) = &a.calib {
-        model = quantize_int8(model, dir, &a)?;
-    }
+    let model = if qdq::is_qdq(&a.model)? {
+        let what = format!(
+            "{} is a quantized (QDQ) ONNX model: it imports to int8 with its own parameters",
+            a.model.display()
+        );
+        match a.precision {
+            None | Some(PrecisionArg::Int8) => {}
+            Some(p) => bail!(
+                "{what}, so --precision {} does not apply (leave it out)",
+                format!("{p:?}").to_lowercase()
+            ),
+        }
+        if a.calib.is_some() {
+            bail!(
+                "{what}, so --calib would be ignored: leave it out, or calibrate the fp32 \
+                 model instead (--precision int8 --calib DIR on the unquantized ONNX file)"
+            );
+        }
+        import_qdq(&a, &opts)?
+    } else {
+        let precision: Precision = a.precision.unwrap_or(PrecisionArg::Fp32).into();
+        let int8 = precision == Precision::Int8;
+        if int8 != a.calib.is_some() || (a.eval.is_some() && !int8) {
+            bail!("--calib DIR is required with --precision int8, and --calib / --eval are only used with it");
+        }
+        if !int8 {
+            opts.precision = precision;
+        }
+        let model = convert_onnx(&a.model, &opts)?;
+        match &a.calib {
+            Some(dir) => quantize_int8(model, dir, &a)?,
+            None => model,
+        }
+    };
     bundle::save(&model, &a.output)
         .with_context(|| format!("cannot write bundle {}", a.output.display()))?;
     let size = std::fs::metadata(&a.output).map(|m| m.len()).unwrap_or(0);
