@@ -3,9 +3,10 @@
 
 use crate::error::{Error, Result};
 use crate::exec::{split, Reader};
+use crate::kernels::f32_copy::copy_view;
+use crate::kernels::f32_copy::scalar::{copy_strided, interleave2};
 use crate::kernels::qs8_dwconv::QDwArgs;
 use crate::kernels::qs8_gemm::{QGemmParams, QOut, QResidual};
-use crate::kernels::walk::Walk;
 use crate::kernels::Kernels;
 use crate::plan::{Loc, Step};
 use crate::qplan::{Im2col, QGemm, QStep};
@@ -35,20 +36,6 @@ pub(crate) fn split_bytes<'a>(
     Ok((rd, &mut bytemuck::cast_slice_mut(y)[..out.len]))
 }
 
-/// Copy a strided view of bytes; `walk` is over `[dst strides, src strides]`.
-pub(crate) fn copy_view_bytes(walk: &Walk<2>, src: &[u8], so: usize, dst: &mut [u8], d0: usize) {
-    walk.run(|[d, s], n, [sd, ss]| {
-        let (x, y) = (&src[so + s..], &mut dst[d0 + d..]);
-        if ss == 1 && sd == 1 {
-            y[..n].copy_from_slice(&x[..n]);
-        } else {
-            for i in 0..n {
-                y[i * sd] = x[i * ss];
-            }
-        }
-    });
-}
-
 /// Run a data movement step whose regions hold bytes.
 pub(crate) fn exec_bytes(
     step: &Step,
@@ -60,22 +47,30 @@ pub(crate) fn exec_bytes(
         Step::Copy { parts, .. } => {
             for p in parts {
                 let (rd, y) = split_bytes(arena, consts, p.dst)?;
-                copy_view_bytes(&p.walk, rd.bytes(p.src)?, p.src_off, y, p.dst_off);
+                copy_view(
+                    copy_strided,
+                    &p.walk,
+                    rd.bytes(p.src)?,
+                    p.src_off,
+                    y,
+                    p.dst_off,
+                );
             }
         }
         Step::Interleave { parts } => {
             for p in parts {
                 let (rd, y) = split_bytes(arena, consts, p.out)?;
                 let (a, b) = (rd.bytes(p.a)?, rd.bytes(p.b)?);
-                for px in 0..p.pixels {
-                    let ar = &a[p.a_off + px * p.sa..][..p.n];
-                    let br = &b[p.b_off + px * p.sb..][..p.n];
-                    let yr = &mut y[px * p.sy..][..2 * p.n];
-                    for (j, pair) in yr.chunks_exact_mut(2).enumerate() {
-                        pair[0] = ar[j];
-                        pair[1] = br[j];
-                    }
-                }
+                interleave2(
+                    p.pixels,
+                    p.n,
+                    a.get(p.a_off..).unwrap_or_default(),
+                    p.sa,
+                    b.get(p.b_off..).unwrap_or_default(),
+                    p.sb,
+                    y,
+                    p.sy,
+                );
             }
         }
         Step::CopyVia {
@@ -85,14 +80,22 @@ pub(crate) fn exec_bytes(
         } => {
             let (rd, y) = split_bytes(arena, consts, *out)?;
             let sb: &mut [u8] = bytemuck::cast_slice_mut(scratch);
-            copy_view_bytes(
+            copy_view(
+                copy_strided,
                 &gather.walk,
                 rd.bytes(gather.loc)?,
                 gather.off,
                 &mut sb[gather.scratch * 4..],
                 0,
             );
-            copy_view_bytes(&scatter.walk, &sb[scatter.scratch * 4..], 0, y, scatter.off);
+            copy_view(
+                copy_strided,
+                &scatter.walk,
+                &sb[scatter.scratch * 4..],
+                0,
+                y,
+                scatter.off,
+            );
         }
         other => {
             return Err(Error::Unsupported(format!(

@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::ir::{
-    Activation, BinaryOp, DType, Op, PadMode, PoolKind, Quant, ReduceOp, Tensor, TensorId,
+    Activation, BinaryOp, DType, Op, PadMode, PoolKind, Quant, ReduceOp, Tensor, TensorId, Window,
 };
 use crate::kernels::f32_conv::ConvGeom;
 use crate::kernels::walk::{row_major_strides, Walk};
@@ -384,6 +384,35 @@ fn physical_strides(t: &Tensor) -> Vec<usize> {
     }
 }
 
+/// Geometry of a window op on NHWC data: input `x` and output `out` in NCHW logical shape,
+/// `o` output channels, `groups` convolution groups (1 for pools).
+pub(crate) fn window_geom(
+    x: &[usize],
+    out: &[usize],
+    window: &Window,
+    o: usize,
+    groups: usize,
+) -> ConvGeom {
+    ConvGeom {
+        n: x[0],
+        c: x[1],
+        h: x[2],
+        w: x[3],
+        o,
+        oh: out[2],
+        ow: out[3],
+        kh: window.kernel[0],
+        kw: window.kernel[1],
+        sh: window.strides[0],
+        sw: window.strides[1],
+        dh: window.dilations[0],
+        dw: window.dilations[1],
+        pt: window.pads[0],
+        pl: window.pads[1],
+        groups,
+    }
+}
+
 /// Whether a tensor's elements are stored as bytes (8-bit quantized).
 pub(crate) fn is_byte(t: &Tensor) -> bool {
     matches!(t.dtype, DType::I8 | DType::U8)
@@ -399,7 +428,7 @@ fn slots(t: &Tensor) -> usize {
 }
 
 /// Whether a view enumerates its elements in logical row-major order densely.
-fn is_row_major(shape: &[usize], strides: &[usize]) -> bool {
+pub(crate) fn is_row_major(shape: &[usize], strides: &[usize]) -> bool {
     let rm = row_major_strides(shape);
     shape
         .iter()
@@ -916,24 +945,7 @@ impl<'m> Planner<'m> {
                 } else {
                     None
                 };
-                let geom = ConvGeom {
-                    n: x.shape[0],
-                    c: x.shape[1],
-                    h: x.shape[2],
-                    w: x.shape[3],
-                    o,
-                    oh: out.shape[2],
-                    ow: out.shape[3],
-                    kh: window.kernel[0],
-                    kw: window.kernel[1],
-                    sh: window.strides[0],
-                    sw: window.strides[1],
-                    dh: window.dilations[0],
-                    dw: window.dilations[1],
-                    pt: window.pads[0],
-                    pl: window.pads[1],
-                    groups: *groups,
-                };
+                let geom = window_geom(&x.shape, &out.shape, window, o, *groups);
                 if w.len() != o * (geom.c / geom.groups.max(1)) * geom.kh * geom.kw
                     || bias.len() != o
                 {
@@ -1259,24 +1271,7 @@ impl<'m> Planner<'m> {
                         "node {name:?}: Pool2d on a constant"
                     )));
                 }
-                let geom = ConvGeom {
-                    n: x.shape[0],
-                    c: x.shape[1],
-                    h: x.shape[2],
-                    w: x.shape[3],
-                    o: x.shape[1],
-                    oh: out.shape[2],
-                    ow: out.shape[3],
-                    kh: window.kernel[0],
-                    kw: window.kernel[1],
-                    sh: window.strides[0],
-                    sw: window.strides[1],
-                    dh: window.dilations[0],
-                    dw: window.dilations[1],
-                    pt: window.pads[0],
-                    pl: window.pads[1],
-                    groups: 1,
-                };
+                let geom = window_geom(&x.shape, &out.shape, window, x.shape[1], 1);
                 let macs = (out.loc.len * geom.kh * geom.kw) as u64;
                 let global = geom.kh == geom.h
                     && geom.kw == geom.w

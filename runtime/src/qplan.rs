@@ -12,7 +12,7 @@ use crate::kernels::f32_conv::ConvGeom;
 use crate::kernels::qs8_eltwise::QBinary;
 use crate::kernels::qs8_gemm::{fold_zero_point, pack_b_transposed};
 use crate::kernels::requant::Requant;
-use crate::plan::{Loc, Planner};
+use crate::plan::{is_row_major, window_geom, Loc, Planner};
 
 /// An im2col copy feeding a dense or grouped convolution's GEMM: for every output pixel the
 /// `kh*kw*cg` input bytes of one group's window (padding reads the zero point).
@@ -222,24 +222,7 @@ impl Planner<'_> {
                 } else {
                     vec![0; o]
                 };
-                let geom = ConvGeom {
-                    n: x.shape[0],
-                    c: x.shape[1],
-                    h: x.shape[2],
-                    w: x.shape[3],
-                    o,
-                    oh: out.shape[2],
-                    ow: out.shape[3],
-                    kh: window.kernel[0],
-                    kw: window.kernel[1],
-                    sh: window.strides[0],
-                    sw: window.strides[1],
-                    dh: window.dilations[0],
-                    dw: window.dilations[1],
-                    pt: window.pads[0],
-                    pl: window.pads[1],
-                    groups: (*groups).max(1),
-                };
+                let geom = window_geom(&x.shape, &out.shape, window, o, (*groups).max(1));
                 let (cg, og) = (geom.c / geom.groups, o / geom.groups);
                 let fan_in = cg * geom.kh * geom.kw;
                 if w.len() != o * fan_in || bias.len() != o {
@@ -345,14 +328,7 @@ impl Planner<'_> {
                     .get(1)
                     .copied()
                     .unwrap_or(0);
-                let row_major = |s: &[usize], st: &[usize]| {
-                    crate::kernels::walk::row_major_strides(s)
-                        .iter()
-                        .zip(st)
-                        .zip(s)
-                        .all(|((r, s), d)| *d <= 1 || r == s)
-                };
-                if !row_major(&x.shape, &x.strides) || !row_major(&out.shape, &out.strides) {
+                if !is_row_major(&x.shape, &x.strides) || !is_row_major(&out.shape, &out.strides) {
                     return Err(unsupported());
                 }
                 let bias = if *has_bias {
@@ -396,24 +372,7 @@ impl Planner<'_> {
                 ))
             }
             Op::Pool2d { kind, window } if !out_f32 && x.shape.len() == 4 => {
-                let geom = ConvGeom {
-                    n: x.shape[0],
-                    c: x.shape[1],
-                    h: x.shape[2],
-                    w: x.shape[3],
-                    o: x.shape[1],
-                    oh: out.shape[2],
-                    ow: out.shape[3],
-                    kh: window.kernel[0],
-                    kw: window.kernel[1],
-                    sh: window.strides[0],
-                    sw: window.strides[1],
-                    dh: window.dilations[0],
-                    dw: window.dilations[1],
-                    pt: window.pads[0],
-                    pl: window.pads[1],
-                    groups: 1,
-                };
+                let geom = window_geom(&x.shape, &out.shape, window, x.shape[1], 1);
                 let macs = (out.loc.len * geom.kh * geom.kw) as u64;
                 let global = geom.kh == geom.h
                     && geom.kw == geom.w

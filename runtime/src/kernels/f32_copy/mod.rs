@@ -25,12 +25,12 @@ pub type Interleave2Fn = fn(
 
 /// Copy a strided view of `src` (starting at `src_off`) into a strided view of `dst`
 /// (starting at `dst_off`); `walk` is over `[dst strides, src strides]`.
-pub fn copy_view(
-    copy: CopyFn,
+pub fn copy_view<T>(
+    copy: fn(usize, &[T], usize, &mut [T], usize),
     walk: &Walk<2>,
-    src: &[f32],
+    src: &[T],
     src_off: usize,
-    dst: &mut [f32],
+    dst: &mut [T],
     dst_off: usize,
 ) {
     walk.run(|[d, s], n, [sd, ss]| {

@@ -1,7 +1,7 @@
-//! Portable strided copy.
+//! Portable strided copy (generic over the element, so 8-bit tensors move through it too).
 
 /// Strided row copy; contiguous rows become a `memcpy`.
-pub fn copy_strided(n: usize, x: &[f32], sx: usize, y: &mut [f32], sy: usize) {
+pub fn copy_strided<T: Copy>(n: usize, x: &[T], sx: usize, y: &mut [T], sy: usize) {
     if n == 0 {
         return;
     }
@@ -22,14 +22,14 @@ pub fn copy_strided(n: usize, x: &[f32], sx: usize, y: &mut [f32], sy: usize) {
 /// `a[p*sa + j]` (`h = 0`) and `b[p*sb + j]` (`h = 1`) for `j < n`. A two-group channel
 /// shuffle on channels-last data is this with `a`, `b` the two channel halves.
 #[allow(clippy::too_many_arguments)]
-pub fn interleave2(
+pub fn interleave2<T: Copy>(
     pixels: usize,
     n: usize,
-    a: &[f32],
+    a: &[T],
     sa: usize,
-    b: &[f32],
+    b: &[T],
     sb: usize,
-    y: &mut [f32],
+    y: &mut [T],
     sy: usize,
 ) {
     for p in 0..pixels {
