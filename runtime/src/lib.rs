@@ -1,5 +1,6 @@
 //! Ferrolite device runtime: the IR, the `.flb` bundle format, the planner, the executor and
 //! the kernels. It depends on neither tract nor prost so it stays small enough for devices.
+#![cfg_attr(ferrolite_arm_neon, feature(stdarch_arm_neon_intrinsics))]
 
 pub mod bundle;
 pub mod error;

@@ -91,7 +91,22 @@ fn detect_now() -> CpuFeatures {
     }
 }
 
-#[cfg(not(any(target_arch = "x86", target_arch = "x86_64", target_arch = "aarch64")))]
+/// 32-bit ARM: NEON is a compile-time property of the target (`+neon`), and the NEON
+/// kernels exist only where `build.rs` enabled them.
+#[cfg(target_arch = "arm")]
+fn detect_now() -> CpuFeatures {
+    CpuFeatures {
+        neon: cfg!(ferrolite_arm_neon),
+        ..CpuFeatures::default()
+    }
+}
+
+#[cfg(not(any(
+    target_arch = "x86",
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "arm"
+)))]
 fn detect_now() -> CpuFeatures {
     CpuFeatures::default()
 }
