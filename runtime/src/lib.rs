@@ -3,6 +3,8 @@
 #![cfg_attr(ferrolite_arm_neon, feature(stdarch_arm_neon_intrinsics))]
 
 pub mod bundle;
+#[cfg(feature = "capi")]
+pub mod capi;
 pub mod error;
 pub mod exec;
 mod exec_q8;

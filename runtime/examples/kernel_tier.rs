@@ -1,0 +1,39 @@
+//! Prints the CPU features the runtime detects and the kernels it would run, the first
+//! thing `cargo target-test` shows for a device profile (under qemu or on the device).
+
+use ferrolite_runtime::kernels::{self, CpuFeatures};
+
+fn main() {
+    let cpu = CpuFeatures::detect();
+    let flags = [
+        ("avx2", cpu.avx2),
+        ("fma", cpu.fma),
+        ("avx512f", cpu.avx512f),
+        ("avx512vnni", cpu.avx512vnni),
+        ("neon", cpu.neon),
+        ("dotprod", cpu.dotprod),
+        ("fp16", cpu.fp16),
+    ];
+    let found: Vec<&str> = flags.iter().filter(|f| f.1).map(|f| f.0).collect();
+    println!(
+        "cpu features: {} ({})",
+        if found.is_empty() {
+            "none".to_string()
+        } else {
+            found.join(" ")
+        },
+        std::env::consts::ARCH
+    );
+    match kernels::from_env() {
+        Ok(k) => {
+            println!("kernel tier: {}", k.isa.name());
+            for (slot, name) in k.names() {
+                println!("  {slot:<20} {name}");
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}

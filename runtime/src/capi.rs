@@ -1,0 +1,258 @@
+//! C interface for apps that embed the runtime (Android through JNI, C/C++ programs on a
+//! board): open a bundle, run it on an f32 tensor or an RGB image, read the output.
+//! The declarations are in `runtime/include/ferrolite.h`.
+//!
+//! Errors never cross the boundary as panics: every function returns a status (or NULL) and
+//! the message is kept per thread for [`ferrolite_last_error`].
+
+use crate::exec::Session;
+use crate::preprocess::{self, RgbImage};
+use crate::{bundle, Error, Result};
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr, CString};
+use std::path::Path;
+use std::sync::Arc;
+
+/// An opened bundle with its execution state (opaque to C).
+pub struct FerroliteModel {
+    session: Session,
+    labels: Vec<CString>,
+    isa: CString,
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+fn set_error(msg: String) {
+    let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+}
+
+/// Runs `f`, turning an error or a panic into a stored message and `fail`.
+fn guarded<T>(fail: T, f: impl FnOnce() -> Result<T>) -> T {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            set_error(e.to_string());
+            fail
+        }
+        Err(_) => {
+            set_error("internal error (panic) in ferrolite".into());
+            fail
+        }
+    }
+}
+
+fn invalid(what: &str) -> Error {
+    Error::Input(what.to_string())
+}
+
+/// The message of the last failed call on this thread ("" if none). Valid until the next
+/// call on this thread.
+#[no_mangle]
+pub extern "C" fn ferrolite_last_error() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().as_ptr())
+}
+
+/// Open and validate the bundle at `path` (memory-mapped) and prepare it for the best
+/// kernels of this CPU (or `FERROLITE_ISA`). NULL on error.
+///
+/// # Safety
+/// `path` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn ferrolite_open(path: *const c_char) -> *mut FerroliteModel {
+    guarded(std::ptr::null_mut(), || {
+        if path.is_null() {
+            return Err(invalid("path is NULL"));
+        }
+        // SAFETY: the caller passes a NUL-terminated string (checked non-NULL above).
+        let path = unsafe { CStr::from_ptr(path) };
+        let path = path.to_str().map_err(|_| invalid("path is not UTF-8"))?;
+        let model = Arc::new(bundle::load(Path::new(path))?);
+        let labels = model
+            .meta
+            .labels
+            .iter()
+            .map(|l| CString::new(l.replace('\0', " ")).unwrap_or_default())
+            .collect();
+        let session = Session::new(model)?;
+        let isa = CString::new(session.isa()).unwrap_or_default();
+        Ok(Box::into_raw(Box::new(FerroliteModel {
+            session,
+            labels,
+            isa,
+        })))
+    })
+}
+
+/// Free a model from [`ferrolite_open`] (NULL is ignored).
+///
+/// # Safety
+/// `model` must be NULL or a pointer from `ferrolite_open` not yet closed.
+#[no_mangle]
+pub unsafe extern "C" fn ferrolite_close(model: *mut FerroliteModel) {
+    if !model.is_null() {
+        // SAFETY: the pointer came from Box::into_raw in ferrolite_open and is closed once.
+        drop(unsafe { Box::from_raw(model) });
+    }
+}
+
+/// # Safety
+/// `model` must be NULL or a live pointer from `ferrolite_open`.
+unsafe fn model_ref<'a>(model: *const FerroliteModel) -> Result<&'a FerroliteModel> {
+    // SAFETY: per the caller's contract the pointer is NULL or live.
+    unsafe { model.as_ref() }.ok_or_else(|| invalid("model is NULL"))
+}
+
+/// The kernel tier the model runs on (`"neon"`, `"avx2"`…); "" for NULL.
+///
+/// # Safety
+/// `model` must be NULL or a live pointer from `ferrolite_open`.
+#[no_mangle]
+pub unsafe extern "C" fn ferrolite_isa(model: *const FerroliteModel) -> *const c_char {
+    // SAFETY: forwarded caller contract.
+    match unsafe { model_ref(model) } {
+        Ok(m) => m.isa.as_ptr(),
+        Err(_) => c"".as_ptr(),
+    }
+}
+
+/// Number of f32 values of the first input (0 for NULL).
+///
+/// # Safety
+/// `model` must be NULL or a live pointer from `ferrolite_open`.
+#[no_mangle]
+pub unsafe extern "C" fn ferrolite_input_len(model: *const FerroliteModel) -> usize {
+    // SAFETY: forwarded caller contract.
+    unsafe { model_ref(model) }
+        .map(|m| m.session.input_shapes()[0].iter().product())
+        .unwrap_or(0)
+}
+
+/// Number of f32 values of the first output (0 for NULL).
+///
+/// # Safety
+/// `model` must be NULL or a live pointer from `ferrolite_open`.
+#[no_mangle]
+pub unsafe extern "C" fn ferrolite_output_len(model: *const FerroliteModel) -> usize {
+    // SAFETY: forwarded caller contract.
+    unsafe { model_ref(model) }
+        .map(|m| m.session.output_shapes()[0].iter().product())
+        .unwrap_or(0)
+}
+
+/// Class name of output index `index`, or NULL when the bundle has no such label.
+///
+/// # Safety
+/// `model` must be NULL or a live pointer from `ferrolite_open`.
+#[no_mangle]
+pub unsafe extern "C" fn ferrolite_label(
+    model: *const FerroliteModel,
+    index: usize,
+) -> *const c_char {
+    // SAFETY: forwarded caller contract.
+    match unsafe { model_ref(model) } {
+        Ok(m) => m.labels.get(index).map_or(std::ptr::null(), |l| l.as_ptr()),
+        Err(_) => std::ptr::null(),
+    }
+}
+
+/// Run on one f32 input tensor (`input_len` values, the model's layout) and copy the first
+/// output into `output` (`output_len` values). 0 on success, -1 on error.
+///
+/// # Safety
+/// `model` must be NULL or live; `input`/`output` must be NULL or point to
+/// `input_len`/`output_len` valid f32 values.
+#[no_mangle]
+pub unsafe extern "C" fn ferrolite_run(
+    model: *mut FerroliteModel,
+    input: *const f32,
+    input_len: usize,
+    output: *mut f32,
+    output_len: usize,
+) -> i32 {
+    guarded(-1, || {
+        // SAFETY: the caller passes NULL or a live model, used exclusively for this call.
+        let m = unsafe { model.as_mut() }.ok_or_else(|| invalid("model is NULL"))?;
+        if input.is_null() || output.is_null() {
+            return Err(invalid("input or output is NULL"));
+        }
+        // SAFETY: the caller guarantees `input_len` readable f32 values at `input`.
+        let input = unsafe { std::slice::from_raw_parts(input, input_len) };
+        // SAFETY: the caller guarantees `output_len` writable f32 values at `output`.
+        let output = unsafe { std::slice::from_raw_parts_mut(output, output_len) };
+        run_into(m, input, output)?;
+        Ok(0)
+    })
+}
+
+/// Preprocess an RGB image (8-bit, row-major, `width * height * 3` bytes) with the
+/// bundle's recipe (resize, crop, mean/std, layout), run, and copy the first output into
+/// `output` (`output_len` values). 0 on success, -1 on error.
+///
+/// # Safety
+/// `model` must be NULL or live; `rgb` must be NULL or point to `width * height * 3` bytes;
+/// `output` must be NULL or point to `output_len` writable f32 values.
+#[no_mangle]
+pub unsafe extern "C" fn ferrolite_classify_rgb(
+    model: *mut FerroliteModel,
+    rgb: *const u8,
+    width: usize,
+    height: usize,
+    output: *mut f32,
+    output_len: usize,
+) -> i32 {
+    guarded(-1, || {
+        // SAFETY: the caller passes NULL or a live model, used exclusively for this call.
+        let m = unsafe { model.as_mut() }.ok_or_else(|| invalid("model is NULL"))?;
+        if rgb.is_null() || output.is_null() {
+            return Err(invalid("rgb or output is NULL"));
+        }
+        let bytes = width
+            .checked_mul(height)
+            .and_then(|p| p.checked_mul(3))
+            .ok_or_else(|| invalid("image size overflows"))?;
+        // SAFETY: the caller guarantees `width * height * 3` readable bytes at `rgb`.
+        let pixels = unsafe { std::slice::from_raw_parts(rgb, bytes) };
+        // SAFETY: the caller guarantees `output_len` writable f32 values at `output`.
+        let output = unsafe { std::slice::from_raw_parts_mut(output, output_len) };
+        let spec = &m.session.model().meta.inputs[0];
+        let pp = spec.preprocess.as_ref().ok_or_else(|| {
+            Error::Unsupported("the bundle's input has no image preprocessing recipe".into())
+        })?;
+        let image = RgbImage {
+            width,
+            height,
+            pixels,
+        };
+        let input = preprocess::prepare(&image, pp, &spec.shape)?;
+        run_into(m, &input, output)?;
+        Ok(0)
+    })
+}
+
+fn run_into(m: &mut FerroliteModel, input: &[f32], output: &mut [f32]) -> Result<()> {
+    let want_in: usize = m.session.input_shapes()[0].iter().product();
+    let want_out: usize = m.session.output_shapes()[0].iter().product();
+    if m.session.input_shapes().len() != 1 {
+        return Err(Error::Unsupported(
+            "the C interface runs single-input models".into(),
+        ));
+    }
+    if input.len() != want_in {
+        return Err(invalid(&format!(
+            "input has {} values, the model takes {want_in}",
+            input.len()
+        )));
+    }
+    if output.len() != want_out {
+        return Err(invalid(&format!(
+            "output has room for {} values, the model produces {want_out}",
+            output.len()
+        )));
+    }
+    m.session.run(&[input])?;
+    output.copy_from_slice(m.session.output(0));
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! `cargo target-build | target-test | target-package | target-list`: build Ferrolite for a
+//! device profile in `targets/`, run the runtime's tests for it under qemu-user, and package
+//! what goes onto the board or into an Android app.
+
+mod package;
+mod profile;
+mod toolchain;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use profile::Profile;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use toolchain::Toolchain;
+
+#[derive(Parser)]
+#[command(
+    name = "ferrolite-targets",
+    about = "Cross-build, test and package Ferrolite for a device profile"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// List the profiles in targets/.
+    List,
+    /// Build the device CLI (Linux boards) or the library with its C interface (Android).
+    Build {
+        /// Profile name (`cargo target-list`).
+        profile: String,
+    },
+    /// Run the runtime's test suite for the profile's CPU under qemu-user.
+    Test {
+        profile: String,
+        /// Extra arguments for `cargo test` (a test name filter, `--test NAME`…).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        cargo_args: Vec<String>,
+    },
+    /// Build, then write target/packages/ferrolite-<profile>.tar.gz.
+    Package { profile: String },
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Cmd::List => {
+            for p in profile::all()? {
+                println!("{:<15} {:<32} {}", p.name, p.rust_target, p.description);
+            }
+            Ok(())
+        }
+        Cmd::Build { profile } => build(&profile::find(&profile)?).map(|_| ()),
+        Cmd::Test {
+            profile,
+            cargo_args,
+        } => test(&profile::find(&profile)?, &cargo_args),
+        Cmd::Package { profile } => {
+            let p = profile::find(&profile)?;
+            let built = build(&p)?;
+            let out = target_dir().join("packages");
+            std::fs::create_dir_all(&out)?;
+            let archive = package::write(&p, &workspace_root(), &out, &built)?;
+            println!("package: {}", archive.display());
+            Ok(())
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    profile::profiles_dir()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// `target/<triple>/release` (or `target/release` for the host).
+fn release_dir(p: &Profile, tc: &Toolchain) -> PathBuf {
+    match tc.route {
+        toolchain::Route::Host => target_dir().join("release"),
+        _ => target_dir().join(&p.rust_target).join("release"),
+    }
+}
+
+fn run_cargo(mut cmd: Command, what: &str) -> Result<()> {
+    cmd.current_dir(workspace_root());
+    let status = cmd
+        .status()
+        .with_context(|| format!("starting cargo for {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+fn build(p: &Profile) -> Result<package::Built> {
+    let tc = toolchain::detect(p)?;
+    eprintln!("== {}: {} via {}", p.name, p.rust_target, tc.describe());
+    let dir = release_dir(p, &tc);
+    let mut built = package::Built {
+        cli: None,
+        staticlib: None,
+        cdylib: None,
+    };
+    if p.is_android() {
+        let crate_types = if tc.linker.is_some() {
+            "staticlib,cdylib"
+        } else {
+            "staticlib"
+        };
+        let mut cmd = tc.cargo(p, "rustc");
+        cmd.args([
+            "--release",
+            "-p",
+            "ferrolite-runtime",
+            "--lib",
+            "--features",
+            "capi",
+        ])
+        .args(["--crate-type", crate_types]);
+        if tc.linker.is_some() {
+            cmd.args(["--", "-C", "link-arg=-Wl,-soname,libferrolite.so"]);
+        }
+        run_cargo(cmd, "the runtime library build")?;
+        built.staticlib = Some(existing(dir.join("libferrolite_runtime.a"))?);
+        println!(
+            "static library: {}",
+            dir.join("libferrolite_runtime.a").display()
+        );
+        if tc.linker.is_some() {
+            built.cdylib = Some(existing(dir.join("libferrolite_runtime.so"))?);
+            built.cli = Some(build_cli(p, &tc, &dir)?);
+        } else {
+            println!(
+                "ANDROID_NDK_HOME is not set: built the static library only. A shared library \
+                 (jniLibs/{}/libferrolite.so) or the command-line tool must be linked by the \
+                 Android NDK's clang; install the NDK (r25 or newer) and set ANDROID_NDK_HOME \
+                 to get them.",
+                p.android_abi.as_deref().unwrap_or("?")
+            );
+        }
+    } else {
+        built.cli = Some(build_cli(p, &tc, &dir)?);
+    }
+    Ok(built)
+}
+
+/// Build and strip the device CLI; returns its path.
+fn build_cli(p: &Profile, tc: &Toolchain, dir: &Path) -> Result<PathBuf> {
+    let mut cmd = tc.cargo(p, "build");
+    cmd.args(["--release", "-p", "ferrolite", "--bin", "ferrolite"])
+        .args(["--no-default-features", "--features", "device"]);
+    run_cargo(cmd, "the device CLI build")?;
+    let bin = existing(dir.join("ferrolite"))?;
+    let strip = match (&tc.ndk_bin, p.binutils_prefix()) {
+        (Some(ndk), _) => ndk.join("llvm-strip").display().to_string(),
+        (None, Some(prefix)) => format!("{prefix}strip"),
+        (None, None) => "strip".to_string(),
+    };
+    let status = Command::new(&strip)
+        .arg(&bin)
+        .status()
+        .with_context(|| format!("running {strip}"))?;
+    if !status.success() {
+        bail!("{strip} {} failed", bin.display());
+    }
+    let size = std::fs::metadata(&bin)?.len();
+    println!(
+        "device CLI: {} ({:.2} MB stripped)",
+        bin.display(),
+        size as f64 / 1e6
+    );
+    Ok(bin)
+}
+
+fn existing(path: PathBuf) -> Result<PathBuf> {
+    if !path.is_file() {
+        bail!("expected build output {} is missing", path.display());
+    }
+    Ok(path)
+}
+
+fn test(p: &Profile, cargo_args: &[String]) -> Result<()> {
+    if p.is_android() {
+        bail!(
+            "{} binaries need Android's C library and cannot run under qemu-user here; \
+             `cargo target-test rpi4` (aarch64) and `cargo target-test rpi3` (armv7) run the \
+             same NEON kernels",
+            p.name
+        );
+    }
+    let tc = toolchain::detect(p)?;
+    if let Some(program) = p.runner.split_whitespace().next() {
+        if !toolchain::on_path(program) {
+            bail!(
+                "{program} not found; install it with `sudo apt install {}`",
+                p.apt.join(" ")
+            );
+        }
+    }
+    eprintln!(
+        "== {}: {} via {}{}",
+        p.name,
+        p.rust_target,
+        tc.describe(),
+        if p.qemu_cpu.is_empty() {
+            String::new()
+        } else {
+            format!(", qemu CPU {}", p.qemu_cpu)
+        }
+    );
+    let mut tier = tc.cargo(p, "run");
+    tier.args([
+        "--release",
+        "-q",
+        "-p",
+        "ferrolite-runtime",
+        "--example",
+        "kernel_tier",
+    ]);
+    run_cargo(tier, "the kernel tier probe")?;
+    let mut cmd = tc.cargo(p, "test");
+    cmd.args(["--release", "-p", "ferrolite-runtime"])
+        .args(cargo_args);
+    run_cargo(cmd, "the runtime test suite")?;
+    println!("target-test {}: passed", p.name);
+    Ok(())
+}
