@@ -151,6 +151,11 @@ impl Toolchain {
         if let Route::BuildStd { rustc } = &self.route {
             cmd.arg("-Zbuild-std=std,panic_abort");
             cmd.env("RUSTC", rustc).env("RUSTC_BOOTSTRAP", "1");
+            // Doctests must be compiled by the rustdoc matching that rustc.
+            let rustdoc = rustc.with_file_name("rustdoc");
+            if rustdoc.is_file() {
+                cmd.env("RUSTDOC", rustdoc);
+            }
         }
         if p.rust_target.starts_with("armv7") {
             // The armv7 NEON kernels use the still-unstable core::arch::arm intrinsics.
