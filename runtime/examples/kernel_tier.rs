@@ -1,7 +1,7 @@
 //! Prints the CPU features the runtime detects and the kernels it would run, the first
 //! thing `cargo target-test` shows for a device profile (under qemu or on the device).
 
-use ferrolite_runtime::kernels::{self, CpuFeatures};
+use ferrolite_runtime::kernels::{self, CpuFeatures, Isa};
 
 fn main() {
     let cpu = CpuFeatures::detect();
@@ -26,7 +26,18 @@ fn main() {
     );
     match kernels::from_env() {
         Ok(k) => {
-            println!("kernel tier: {}", k.isa.name());
+            // Features that select further kernels inside the tier.
+            let extras: &[(&str, bool)] = match k.isa {
+                Isa::Neon => &[("dotprod", cpu.dotprod), ("fp16", cpu.fp16)],
+                Isa::Avx512 => &[("vnni", cpu.avx512vnni)],
+                _ => &[],
+            };
+            let extras: String = extras
+                .iter()
+                .filter(|e| e.1)
+                .map(|e| format!(" + {}", e.0))
+                .collect();
+            println!("kernel tier: {}{extras}", k.isa.name());
             for (slot, name) in k.names() {
                 println!("  {slot:<20} {name}");
             }

@@ -1,11 +1,10 @@
-//! The AVX2 and AVX-512 VNNI int8 GEMM kernels against the scalar `qgemm_1x16`: outputs must
+//! The AVX2, AVX-512 VNNI and NEON (widening and `sdot`) int8 GEMM kernels against the scalar `qgemm_1x16`: outputs must
 //! be byte-identical (u8 mode) and bit-identical (f32 mode) for sizes 0, 1, tile, tile+1,
 //! 3*tile+5 and random shapes, strided rows, with and without residual, narrow clamp bounds,
 //! rounding ties, extreme operands (all-255 activations against all +-127 / -128 weights,
 //! int32 wrap-around), untouched padding around the outputs and operands ending right before
 //! an unmapped page. Kernels this CPU cannot run are skipped with a message. A hand-computed
 //! product pins the scalar reference (and the SIMD kernels) down, zero-point folding included.
-#![cfg(target_arch = "x86_64")]
 
 use std::ffi::c_void;
 use std::num::NonZeroUsize;
@@ -279,10 +278,12 @@ struct Kernel {
     nt: usize,
 }
 
+#[cfg(target_arch = "x86_64")]
 fn has_avx2() -> bool {
     std::arch::is_x86_feature_detected!("avx2")
 }
 
+#[cfg(target_arch = "x86_64")]
 fn has_vnni() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
         && std::arch::is_x86_feature_detected!("avx512bw")
@@ -293,6 +294,26 @@ fn has_vnni() -> bool {
 /// The SIMD kernels this CPU runs; the others are skipped with a message.
 fn kernels() -> Vec<Kernel> {
     let mut v = Vec::new();
+    #[cfg(target_arch = "aarch64")]
+    {
+        v.push(Kernel {
+            name: "neon::qgemm_2x16_mull",
+            f: qs8_gemm::neon::qgemm_2x16_mull,
+            mr: 2,
+            nt: 16,
+        });
+        if std::arch::is_aarch64_feature_detected!("dotprod") {
+            v.push(Kernel {
+                name: "neon::qgemm_4x16_dot",
+                f: qs8_gemm::neon::qgemm_4x16_dot,
+                mr: 4,
+                nt: 16,
+            });
+        } else {
+            eprintln!("SKIP qs8 neon::qgemm_4x16_dot: this CPU has no dotprod");
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         v.push(Kernel {
             name: "avx2::qgemm_6x8",
@@ -303,6 +324,7 @@ fn kernels() -> Vec<Kernel> {
     } else {
         eprintln!("SKIP qs8 avx2::qgemm_6x8: this CPU has no AVX2");
     }
+    #[cfg(target_arch = "x86_64")]
     if has_vnni() {
         v.push(Kernel {
             name: "avx512::qgemm_8x32",
@@ -701,6 +723,14 @@ fn qs8_gemm_slots_per_tier() {
     );
     for (isa, name) in [
         (Isa::Avx2, "qs8_gemm::avx2::qgemm_6x8"),
+        (
+            Isa::Neon,
+            if cpu.dotprod {
+                "qs8_gemm::neon::qgemm_4x16_dot"
+            } else {
+                "qs8_gemm::neon::qgemm_2x16_mull"
+            },
+        ),
         (
             Isa::Avx512,
             if cpu.avx512vnni {

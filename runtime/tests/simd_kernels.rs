@@ -1,8 +1,7 @@
-//! The AVX2 and AVX-512 GEMM and depthwise kernels against their scalar twins and a naive
-//! f64 reference: sizes 0, 1, tile, tile+1, 3*tile+5 and random shapes, odd channel counts,
-//! every fused activation, with and without bias / residual, strided rows, untouched
+//! The AVX2, AVX-512 and NEON GEMM and depthwise kernels against their scalar twins and a
+//! naive f64 reference: sizes 0, 1, tile, tile+1, 3*tile+5 and random shapes, odd channel
+//! counts, every fused activation, with and without bias / residual, strided rows, untouched
 //! padding around the outputs. Kernels this CPU cannot run are skipped with a message.
-#![cfg(target_arch = "x86_64")]
 
 use ferrolite_runtime::kernels::f32_dwconv::{self, pack_weights, ConvArgs, ConvGeom, DwConvFn};
 use ferrolite_runtime::kernels::f32_eltwise::scalar::activation;
@@ -334,14 +333,53 @@ fn check_gemm(name: &str, f: GemmFn, mr: usize, nt: usize) {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 fn has_avx2() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    CpuFeatures::detect().supports(Isa::Avx2)
 }
 
+#[cfg(target_arch = "x86_64")]
 fn has_avx512() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
+    CpuFeatures::detect().avx512f
 }
 
+/// The NEON tier's kernels, when this CPU (and this build) has them.
+fn neon() -> Option<ferrolite_runtime::kernels::Kernels> {
+    if !CpuFeatures::detect().supports(Isa::Neon) {
+        eprintln!("SKIP neon: this CPU or build has no NEON tier");
+        return None;
+    }
+    Some(for_isa(Isa::Neon))
+}
+
+/// NEON GEMM tile (rows, columns): 6x16 on aarch64, 4x8 on 32-bit ARM.
+const NEON_GEMM_TILE: (usize, usize) = if cfg!(target_arch = "aarch64") {
+    (6, 16)
+} else {
+    (4, 8)
+};
+
+#[test]
+fn neon_gemm_matches_scalar_and_reference() {
+    let Some(k) = neon() else { return };
+    assert!(k.f32_gemm.name.contains("::neon::"), "{}", k.f32_gemm.name);
+    let (mr, nt) = NEON_GEMM_TILE;
+    check_gemm(k.f32_gemm.name, k.f32_gemm.f, mr, nt);
+}
+
+#[test]
+fn neon_dwconv_matches_scalar_and_reference() {
+    let Some(k) = neon() else { return };
+    assert!(
+        k.f32_dwconv.name.contains("::neon::"),
+        "{}",
+        k.f32_dwconv.name
+    );
+    check_dw(k.f32_dwconv.name, k.f32_dwconv.f, k.f32_dwconv.f, 4);
+    check_dw_tiled(k.f32_dwconv.name, k.f32_dwconv.f, k.f32_dwconv.f);
+}
+
+#[cfg(target_arch = "x86_64")]
 #[test]
 fn avx2_gemm_6x16_matches_scalar_and_reference() {
     if !has_avx2() {
@@ -351,6 +389,7 @@ fn avx2_gemm_6x16_matches_scalar_and_reference() {
     check_gemm("avx2::gemm_6x16", f32_gemm::avx2::gemm_6x16, 6, 16);
 }
 
+#[cfg(target_arch = "x86_64")]
 #[test]
 fn avx512_gemm_8x32_matches_scalar_and_reference() {
     if !has_avx512() {
@@ -370,11 +409,17 @@ fn simd_gemm_hand_computed() {
     // A·B = [[7, -2, 4], [-1.5, -0.5, -5.5]]; + bias + res = [[7.5, -1, 3], [-1, -0.5, 3.5]].
     let want = [6.0, 0.0, 3.0, 0.0, 0.0, 3.5];
     let mut fns: Vec<(&str, GemmFn)> = vec![("scalar", f32_gemm::scalar::gemm_4x16)];
-    if has_avx2() {
-        fns.push(("avx2", f32_gemm::avx2::gemm_6x16));
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx2() {
+            fns.push(("avx2", f32_gemm::avx2::gemm_6x16));
+        }
+        if has_avx512() {
+            fns.push(("avx512", f32_gemm::avx512::gemm_8x32));
+        }
     }
-    if has_avx512() {
-        fns.push(("avx512", f32_gemm::avx512::gemm_8x32));
+    if CpuFeatures::detect().supports(Isa::Neon) {
+        fns.push(("neon", for_isa(Isa::Neon).f32_gemm.f));
     }
     for (name, f) in fns {
         let packed = pack_b(2, 3, &b);
@@ -713,6 +758,7 @@ fn check_dw_tiled(name: &str, f: DwConvFn, generic: DwConvFn) {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 #[test]
 fn avx2_dwconv_8c_matches_scalar_and_reference() {
     if !has_avx2() {
@@ -732,6 +778,7 @@ fn avx2_dwconv_8c_matches_scalar_and_reference() {
     );
 }
 
+#[cfg(target_arch = "x86_64")]
 #[test]
 fn avx512_dwconv_16c_matches_scalar_and_reference() {
     if !has_avx512() {

@@ -223,20 +223,29 @@ fn test(p: &Profile, cargo_args: &[String]) -> Result<()> {
             format!(", qemu CPU {}", p.qemu_cpu)
         }
     );
-    let mut tier = tc.cargo(p, "run");
-    tier.args([
-        "--release",
-        "-q",
-        "-p",
-        "ferrolite-runtime",
-        "--example",
-        "kernel_tier",
-    ]);
-    run_cargo(tier, "the kernel tier probe")?;
+    let mut probe = tc.cargo(p, "run");
+    probe
+        .args(["--release", "-q", "-p", "ferrolite-runtime"])
+        .args(["--example", "kernel_tier"])
+        .current_dir(workspace_root())
+        .stderr(std::process::Stdio::inherit());
+    let out = probe
+        .output()
+        .context("starting cargo for the kernel tier probe")?;
+    let report = String::from_utf8_lossy(&out.stdout);
+    print!("{report}");
+    if !out.status.success() {
+        bail!("the kernel tier probe failed ({})", out.status);
+    }
+    let tier = report
+        .lines()
+        .find(|l| l.starts_with("kernel tier:"))
+        .unwrap_or("kernel tier: ?")
+        .to_string();
     let mut cmd = tc.cargo(p, "test");
     cmd.args(["--release", "-p", "ferrolite-runtime"])
         .args(cargo_args);
     run_cargo(cmd, "the runtime test suite")?;
-    println!("target-test {}: passed", p.name);
+    println!("target-test {}: passed ({tier})", p.name);
     Ok(())
 }

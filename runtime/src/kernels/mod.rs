@@ -12,6 +12,8 @@ pub mod f32_eltwise;
 pub mod f32_gemm;
 pub mod f32_pool;
 pub mod f32_softmax;
+#[cfg(any(target_arch = "aarch64", ferrolite_arm_neon))]
+pub mod neon_ops;
 pub mod qs8_convert;
 pub mod qs8_dwconv;
 pub mod qs8_eltwise;
@@ -168,6 +170,10 @@ pub fn generic() -> Kernels {
 /// Kernels for a given tier: the scalar set with the slots this tier has SIMD kernels for
 /// overwritten.
 pub fn for_isa(isa: Isa) -> Kernels {
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", target_arch = "aarch64", ferrolite_arm_neon)),
+        allow(unused_mut)
+    )]
     let mut k = Kernels { isa, ..generic() };
     #[cfg(target_arch = "x86_64")]
     match isa {
@@ -218,6 +224,26 @@ pub fn for_isa(isa: Isa) -> Kernels {
             };
         }
         _ => {}
+    }
+    #[cfg(any(target_arch = "aarch64", ferrolite_arm_neon))]
+    if isa == Isa::Neon {
+        #[cfg(target_arch = "aarch64")]
+        {
+            k.f32_gemm = slot!(f32_gemm::neon::gemm_6x16);
+        }
+        #[cfg(target_arch = "arm")]
+        {
+            k.f32_gemm = slot!(f32_gemm::neon::gemm_4x8);
+        }
+        k.f32_dwconv = slot!(f32_dwconv::neon::dwconv_16c);
+        #[cfg(target_arch = "aarch64")]
+        {
+            k.qs8_gemm = if CpuFeatures::detect().dotprod {
+                slot!(qs8_gemm::neon::qgemm_4x16_dot)
+            } else {
+                slot!(qs8_gemm::neon::qgemm_2x16_mull)
+            };
+        }
     }
     k
 }

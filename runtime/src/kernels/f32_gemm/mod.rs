@@ -8,6 +8,8 @@
 pub mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
+#[cfg(any(target_arch = "aarch64", ferrolite_arm_neon))]
+pub mod neon;
 pub mod scalar;
 
 use super::Act;
@@ -40,6 +42,7 @@ pub type GemmFn = fn(GemmParams<'_>);
 
 /// Assert that every slice covers the region a SIMD kernel touches (its pointer
 /// arithmetic relies on it).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64", ferrolite_arm_neon))]
 pub(super) fn check_lengths(p: &GemmParams<'_>) {
     let rows = |ld: usize, cols: usize| {
         (p.m - 1)
@@ -64,6 +67,7 @@ pub(super) fn check_lengths(p: &GemmParams<'_>) {
 }
 
 /// Raw view of the operands (pointers proven in range by [`check_lengths`]).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64", ferrolite_arm_neon))]
 pub(super) struct Ops {
     pub(super) m: usize,
     pub(super) n: usize,
@@ -78,6 +82,7 @@ pub(super) struct Ops {
     pub(super) act: Act,
 }
 
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64", ferrolite_arm_neon))]
 impl Ops {
     /// The raw view of `p` (check it with [`check_lengths`] before dereferencing).
     pub(super) fn new(p: GemmParams<'_>) -> Ops {

@@ -12,6 +12,7 @@
 //! taps per 32-bit lane, and repack the `[kh*kw][c]` weights into that order at each call
 //! (a few microseconds at most; see the module docs of the tiers).
 
+#[cfg(target_arch = "x86_64")]
 macro_rules! unroll {
     ($j:ident < $n:expr => $body:block) => {
         unroll!(@ $j < $n => $body;

@@ -15,6 +15,8 @@
 pub mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
+#[cfg(target_arch = "aarch64")]
+pub mod neon;
 pub mod scalar;
 
 use super::requant::Requant;
@@ -146,7 +148,7 @@ pub fn check_lengths(p: &QGemmParams<'_>) {
 }
 
 /// Where a SIMD kernel writes: the raw form of [`QOut`].
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[derive(Clone, Copy)]
 pub(super) enum RawOut {
     /// Requantized bytes; `res` is the residual `(r, zero point, scale)`.
@@ -163,7 +165,7 @@ pub(super) enum RawOut {
 /// Raw view of the operands for the SIMD kernels (pointers proven in range by
 /// [`check_lengths`]): their tiles address A, B and C by offset, and a shared view lets the
 /// AVX2 and AVX-512 files agree on one output stage layout.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub(super) struct QOps {
     pub(super) m: usize,
     pub(super) n: usize,
@@ -176,7 +178,7 @@ pub(super) struct QOps {
     pub(super) out: RawOut,
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 impl QOps {
     /// The raw view of `p` (check it with [`check_lengths`] before dereferencing).
     pub(super) fn new(p: QGemmParams<'_>) -> QOps {

@@ -1,0 +1,143 @@
+//! The few NEON vector operations the f32 kernels use, under one name for aarch64 and
+//! 32-bit ARM (whose intrinsics differ: no fused multiply-add without VFPv4, no `maxnm`).
+//! Every function is a thin wrapper, inlined into its caller.
+
+#[cfg(target_arch = "aarch64")]
+pub use core::arch::aarch64::float32x4_t as F32x4;
+#[cfg(target_arch = "aarch64")]
+use core::arch::aarch64::*;
+#[cfg(target_arch = "arm")]
+pub use core::arch::arm::float32x4_t as F32x4;
+#[cfg(target_arch = "arm")]
+use core::arch::arm::*;
+
+/// Loads four floats.
+///
+/// # Safety
+/// `p..p+4` must be readable.
+#[inline(always)]
+pub unsafe fn load(p: *const f32) -> F32x4 {
+    // SAFETY: caller contract.
+    unsafe { vld1q_f32(p) }
+}
+
+/// Stores four floats.
+///
+/// # Safety
+/// `p..p+4` must be writable.
+#[inline(always)]
+pub unsafe fn store(p: *mut f32, v: F32x4) {
+    // SAFETY: caller contract.
+    unsafe { vst1q_f32(p, v) }
+}
+
+/// Broadcasts the float at `p`.
+///
+/// # Safety
+/// `p` must be readable.
+#[inline(always)]
+pub unsafe fn load_dup(p: *const f32) -> F32x4 {
+    // SAFETY: caller contract.
+    unsafe { vld1q_dup_f32(p) }
+}
+
+/// `[x; 4]`.
+#[inline(always)]
+pub fn splat(x: f32) -> F32x4 {
+    // SAFETY: NEON is part of the target (aarch64 baseline; armv7 builds enable it).
+    unsafe { vdupq_n_f32(x) }
+}
+
+/// `acc + a * b` (fused on aarch64; multiply then add on 32-bit ARM).
+#[inline(always)]
+pub fn mul_add(acc: F32x4, a: F32x4, b: F32x4) -> F32x4 {
+    // SAFETY: NEON is part of the target.
+    unsafe {
+        #[cfg(target_arch = "aarch64")]
+        {
+            vfmaq_f32(acc, a, b)
+        }
+        #[cfg(target_arch = "arm")]
+        {
+            vmlaq_f32(acc, a, b)
+        }
+    }
+}
+
+/// `a + b`.
+#[inline(always)]
+pub fn add(a: F32x4, b: F32x4) -> F32x4 {
+    // SAFETY: NEON is part of the target.
+    unsafe { vaddq_f32(a, b) }
+}
+
+/// `a * b`.
+#[inline(always)]
+pub fn mul(a: F32x4, b: F32x4) -> F32x4 {
+    // SAFETY: NEON is part of the target.
+    unsafe { vmulq_f32(a, b) }
+}
+
+/// Lane-wise maximum; on aarch64 a NaN lane yields the other operand, as `f32::max`.
+#[inline(always)]
+pub fn max(a: F32x4, b: F32x4) -> F32x4 {
+    // SAFETY: NEON is part of the target.
+    unsafe {
+        #[cfg(target_arch = "aarch64")]
+        {
+            vmaxnmq_f32(a, b)
+        }
+        #[cfg(target_arch = "arm")]
+        {
+            vmaxq_f32(a, b)
+        }
+    }
+}
+
+/// Lane-wise minimum; on aarch64 a NaN lane yields the other operand, as `f32::min`.
+#[inline(always)]
+pub fn min(a: F32x4, b: F32x4) -> F32x4 {
+    // SAFETY: NEON is part of the target.
+    unsafe {
+        #[cfg(target_arch = "aarch64")]
+        {
+            vminnmq_f32(a, b)
+        }
+        #[cfg(target_arch = "arm")]
+        {
+            vminq_f32(a, b)
+        }
+    }
+}
+
+/// The activations a kernel applies in registers before storing: ReLU and clamps (ReLU6).
+/// Others are applied by the scalar function on the stored values.
+#[derive(Clone, Copy)]
+pub enum VecAct {
+    None,
+    Clamp(f32, f32),
+}
+
+impl VecAct {
+    /// The in-register form of `act`, or `None` when it must run after the store.
+    pub fn of(act: crate::kernels::Act) -> Option<VecAct> {
+        use crate::kernels::Act;
+        match act {
+            Act::None => Some(VecAct::None),
+            Act::Relu => Some(VecAct::Clamp(0.0, f32::INFINITY)),
+            Act::Clip { min, max } if !min.is_nan() && !max.is_nan() => {
+                Some(VecAct::Clamp(min, max))
+            }
+            _ => None,
+        }
+    }
+
+    /// Applies the activation to four lanes.
+    #[inline(always)]
+    pub fn apply(self, v: F32x4) -> F32x4 {
+        match self {
+            VecAct::None => v,
+            VecAct::Clamp(lo, hi) => min(max(v, splat(lo)), splat(hi)),
+        }
+    }
+}
