@@ -1,4 +1,4 @@
-//! The AVX2 and AVX-512 int8 depthwise kernels (fast and generic paths) against the scalar
+//! The AVX2, AVX-512 and NEON int8 depthwise kernels (fast and generic paths) against the scalar
 //! kernel, byte for byte: channel counts 0, 1, block, block+1, 3*block+5 (for both the
 //! 32-channel and the 64-channel block) and random ones,
 //! 3x3 / 5x5 / 1x1 / 3x1 / 7x7 kernels, strides 1 and 2, dilation 2, asymmetric padding,
@@ -6,7 +6,6 @@
 //! inputs and zero points, extreme weights, narrow clamps, scales that round exact .5 ties,
 //! and untouched bytes after the output. Kernels this CPU cannot run are skipped with a
 //! message. One hand-computed case checks the scalar kernel itself.
-#![cfg(target_arch = "x86_64")]
 
 use ferrolite_runtime::kernels::qs8_dwconv::{
     self, pack_weights, simd_exact, ConvGeom, QDwArgs, QDwConvFn,
@@ -45,6 +44,9 @@ impl Rng {
 /// The SIMD kernels this CPU runs, with a message for each tier it lacks.
 fn simd_kernels() -> Vec<(&'static str, QDwConvFn)> {
     let mut v: Vec<(&'static str, QDwConvFn)> = Vec::new();
+    #[cfg(target_arch = "aarch64")]
+    v.push(("neon::qdwconv_8c", qs8_dwconv::neon::qdwconv_8c));
+    #[cfg(target_arch = "x86_64")]
     if qs8_dwconv::avx2::supported() {
         v.push(("avx2::qdwconv_32c", qs8_dwconv::avx2::qdwconv_32c));
         v.push((
@@ -54,6 +56,7 @@ fn simd_kernels() -> Vec<(&'static str, QDwConvFn)> {
     } else {
         eprintln!("SKIP avx2 qdwconv: this CPU has no AVX2");
     }
+    #[cfg(target_arch = "x86_64")]
     if qs8_dwconv::avx512::supported() {
         v.push(("avx512::qdwconv_64c", qs8_dwconv::avx512::qdwconv_64c));
         v.push((
@@ -512,6 +515,12 @@ fn qs8_dwconv_slots_per_tier() {
         assert_eq!(for_isa(Isa::Avx512).qs8_dwconv.name, want);
     } else {
         eprintln!("SKIP avx512 slot: tier not supported");
+    }
+    if cfg!(target_arch = "aarch64") && cpu.supports(Isa::Neon) {
+        assert_eq!(
+            for_isa(Isa::Neon).qs8_dwconv.name,
+            "qs8_dwconv::neon::qdwconv_8c"
+        );
     }
     assert_eq!(
         for_isa(Isa::Scalar).qs8_dwconv.name,

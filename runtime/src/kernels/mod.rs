@@ -243,6 +243,7 @@ pub fn for_isa(isa: Isa) -> Kernels {
             } else {
                 slot!(qs8_gemm::neon::qgemm_2x16_mull)
             };
+            k.qs8_dwconv = slot!(qs8_dwconv::neon::qdwconv_8c);
         }
     }
     k

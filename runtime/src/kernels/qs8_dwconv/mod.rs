@@ -30,6 +30,8 @@ macro_rules! unroll {
 pub mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
+#[cfg(target_arch = "aarch64")]
+pub mod neon;
 pub mod scalar;
 
 pub use super::f32_conv::ConvGeom;
