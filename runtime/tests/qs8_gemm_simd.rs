@@ -724,8 +724,11 @@ fn qs8_gemm_slots_per_tier() {
     for (isa, name) in [
         (Isa::Avx2, "qs8_gemm::avx2::qgemm_6x8"),
         (
+            // 32-bit ARM has no int8 NEON kernels: its NEON tier keeps the scalar one.
             Isa::Neon,
-            if cpu.dotprod {
+            if !cfg!(target_arch = "aarch64") {
+                "qs8_gemm::scalar::qgemm_1x16"
+            } else if cpu.dotprod {
                 "qs8_gemm::neon::qgemm_4x16_dot"
             } else {
                 "qs8_gemm::neon::qgemm_2x16_mull"
