@@ -110,12 +110,51 @@ pub fn min(a: F32x4, b: F32x4) -> F32x4 {
     }
 }
 
-/// The activations a kernel applies in registers before storing: ReLU and clamps (ReLU6).
-/// Others are applied by the scalar function on the stored values.
+/// Loads `len` floats (`1..=4`) into the low lanes, zeros above (channel tails).
+///
+/// # Safety
+/// `p..p+len` must be readable.
+#[inline(always)]
+pub unsafe fn load_partial(p: *const f32, len: usize) -> F32x4 {
+    debug_assert!((1..=4).contains(&len));
+    let mut buf = [0f32; 4];
+    // SAFETY: caller contract; `buf` holds 4 >= len floats.
+    unsafe {
+        std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), len.min(4));
+        load(buf.as_ptr())
+    }
+}
+
+/// Stores the low `len` lanes (`1..=4`) of `v` (channel tails).
+///
+/// # Safety
+/// `p..p+len` must be writable.
+#[inline(always)]
+pub unsafe fn store_partial(p: *mut f32, v: F32x4, len: usize) {
+    debug_assert!((1..=4).contains(&len));
+    let mut buf = [0f32; 4];
+    // SAFETY: caller contract; `buf` holds 4 >= len floats.
+    unsafe {
+        store(buf.as_mut_ptr(), v);
+        std::ptr::copy_nonoverlapping(buf.as_ptr(), p, len.min(4));
+    }
+}
+
+/// `v` clamped to `[lo, hi]`, a NaN lane staying NaN as with `f32::clamp`.
+#[inline(always)]
+fn clamp_nan(v: F32x4, lo: F32x4, hi: F32x4) -> F32x4 {
+    // SAFETY: NEON is part of the target. `vmaxq`/`vminq` return NaN for a NaN operand.
+    unsafe { vminq_f32(vmaxq_f32(v, lo), hi) }
+}
+
+/// The activations a kernel applies in registers before storing: ReLU and clamps (ReLU6),
+/// HardSwish and HardSigmoid. Others are applied by the scalar function on the stored values.
 #[derive(Clone, Copy)]
 pub enum VecAct {
     None,
     Clamp(f32, f32),
+    HardSwish,
+    HardSigmoid(f32, f32),
 }
 
 impl VecAct {
@@ -128,16 +167,39 @@ impl VecAct {
             Act::Clip { min, max } if !min.is_nan() && !max.is_nan() => {
                 Some(VecAct::Clamp(min, max))
             }
+            Act::HardSwish => Some(VecAct::HardSwish),
+            Act::HardSigmoid { alpha, beta } => Some(VecAct::HardSigmoid(alpha, beta)),
             _ => None,
         }
     }
 
-    /// Applies the activation to four lanes.
+    /// Applies the activation to four lanes, with the operation order of the scalar
+    /// activation (no fused multiply-add), so finite results are bit-identical to it.
     #[inline(always)]
     pub fn apply(self, v: F32x4) -> F32x4 {
         match self {
             VecAct::None => v,
             VecAct::Clamp(lo, hi) => min(max(v, splat(lo)), splat(hi)),
+            VecAct::HardSwish => {
+                let t = clamp_nan(add(v, splat(3.0)), splat(0.0), splat(6.0));
+                mul(mul(v, t), splat(1.0 / 6.0))
+            }
+            VecAct::HardSigmoid(alpha, beta) => clamp_nan(
+                add(mul(splat(alpha), v), splat(beta)),
+                splat(0.0),
+                splat(1.0),
+            ),
+        }
+    }
+
+    /// The same activation on one float (channel tails), as the scalar kernels compute it.
+    #[inline(always)]
+    pub fn apply1(self, v: f32) -> f32 {
+        match self {
+            VecAct::None => v,
+            VecAct::Clamp(lo, hi) => v.max(lo).min(hi),
+            VecAct::HardSwish => v * (v + 3.0).clamp(0.0, 6.0) * (1.0 / 6.0),
+            VecAct::HardSigmoid(alpha, beta) => (alpha * v + beta).clamp(0.0, 1.0),
         }
     }
 }

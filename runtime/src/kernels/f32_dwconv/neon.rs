@@ -125,8 +125,8 @@ unsafe fn pixel(raw: &Raw, offs: &[(usize, usize)], pix: usize, vact: Option<Vec
             if let Some(r) = res {
                 s += *r.add(pix + ch);
             }
-            if let Some(VecAct::Clamp(lo, hi)) = vact {
-                s = s.max(lo).min(hi);
+            if let Some(va) = vact {
+                s = va.apply1(s);
             }
             *y.add(pix + ch) = s;
         }
