@@ -1,9 +1,8 @@
 //! The SIMD direct convolutions must match the scalar twin on odd shapes, every fused
 //! activation, with and without residual. Kernels this CPU cannot run are skipped.
-#![cfg(target_arch = "x86_64")]
 
 use ferrolite_runtime::kernels::f32_conv::{self, pack_weights, ConvArgs, ConvFn, ConvGeom};
-use ferrolite_runtime::kernels::Act;
+use ferrolite_runtime::kernels::{for_isa, Act, CpuFeatures, Isa};
 
 fn values(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -112,6 +111,11 @@ fn check(name: &str, f: ConvFn) {
         Act::Sigmoid,
         Act::Silu,
         Act::Tanh,
+        Act::HardSigmoid {
+            alpha: 0.2,
+            beta: 0.5,
+        },
+        Act::LeakyRelu { alpha: 0.1 },
     ];
     for (i, g) in cases.iter().enumerate() {
         for (j, &act) in acts.iter().enumerate() {
@@ -131,6 +135,7 @@ fn check(name: &str, f: ConvFn) {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 #[test]
 fn avx2_direct_conv_matches_scalar() {
     if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
@@ -141,6 +146,7 @@ fn avx2_direct_conv_matches_scalar() {
     check("avx2", f32_conv::avx2::conv_direct_6x16);
 }
 
+#[cfg(target_arch = "x86_64")]
 #[test]
 fn avx512_direct_conv_matches_scalar() {
     if !std::arch::is_x86_feature_detected!("avx512f") {
@@ -148,4 +154,15 @@ fn avx512_direct_conv_matches_scalar() {
         return;
     }
     check("avx512", f32_conv::avx512::conv_direct_8x32);
+}
+
+#[test]
+fn neon_direct_conv_matches_scalar() {
+    if !CpuFeatures::detect().supports(Isa::Neon) {
+        eprintln!("SKIP: this CPU or build has no NEON tier");
+        return;
+    }
+    let k = for_isa(Isa::Neon);
+    assert!(k.f32_conv.name.contains("::neon::"), "{}", k.f32_conv.name);
+    check(k.f32_conv.name, k.f32_conv.f);
 }

@@ -230,10 +230,12 @@ pub fn for_isa(isa: Isa) -> Kernels {
         #[cfg(target_arch = "aarch64")]
         {
             k.f32_gemm = slot!(f32_gemm::neon::gemm_6x16);
+            k.f32_conv = slot!(f32_conv::neon::conv_direct_6x16);
         }
         #[cfg(target_arch = "arm")]
         {
             k.f32_gemm = slot!(f32_gemm::neon::gemm_4x8);
+            k.f32_conv = slot!(f32_conv::neon::conv_direct_4x8);
         }
         k.f32_dwconv = slot!(f32_dwconv::neon::dwconv_16c);
         #[cfg(target_arch = "aarch64")]

@@ -7,6 +7,8 @@
 pub mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
+#[cfg(any(target_arch = "aarch64", ferrolite_arm_neon))]
+pub mod neon;
 pub mod scalar;
 
 use super::Act;
