@@ -5,9 +5,13 @@
 #[cfg(target_arch = "aarch64")]
 pub use core::arch::aarch64::float32x4_t as F32x4;
 #[cfg(target_arch = "aarch64")]
+use core::arch::aarch64::int32x4_t as I32x4;
+#[cfg(target_arch = "aarch64")]
 use core::arch::aarch64::*;
 #[cfg(target_arch = "arm")]
 pub use core::arch::arm::float32x4_t as F32x4;
+#[cfg(target_arch = "arm")]
+use core::arch::arm::int32x4_t as I32x4;
 #[cfg(target_arch = "arm")]
 use core::arch::arm::*;
 
@@ -147,14 +151,91 @@ fn clamp_nan(v: F32x4, lo: F32x4, hi: F32x4) -> F32x4 {
     unsafe { vminq_f32(vmaxq_f32(v, lo), hi) }
 }
 
+/// `x < 0 ? x * alpha : x` per lane.
+#[inline(always)]
+fn leaky_relu(x: F32x4, alpha: f32) -> F32x4 {
+    // SAFETY: NEON is part of the target.
+    unsafe { vbslq_f32(vcltq_f32(x, splat(0.0)), mul(x, splat(alpha)), x) }
+}
+
+/// Nearest integer of each lane, as integers and as floats (ties may go either way; only
+/// used for range reduction).
+#[inline(always)]
+fn round_int(x: F32x4) -> (I32x4, F32x4) {
+    // SAFETY: NEON is part of the target.
+    unsafe {
+        #[cfg(target_arch = "aarch64")]
+        let n = vcvtnq_s32_f32(x);
+        // 32-bit ARM has no rounding conversion: add +-0.5 and truncate.
+        #[cfg(target_arch = "arm")]
+        let n = {
+            let half = vbslq_f32(vcltq_f32(x, splat(0.0)), splat(-0.5), splat(0.5));
+            vcvtq_s32_f32(vaddq_f32(x, half))
+        };
+        (n, vcvtq_f32_s32(n))
+    }
+}
+
+/// `e^x` per lane: range reduction by `ln 2`, degree-6 Taylor polynomial on
+/// `|r| <= ln(2)/2` (relative error about 1.2e-7), scaled by `2^n` built in the exponent
+/// bits (the AVX2 kernel's algorithm). Inputs are clamped to the range where the result is a
+/// normal float; a NaN lane stays NaN.
+#[inline(always)]
+pub fn exp(x: F32x4) -> F32x4 {
+    // SAFETY: NEON is part of the target.
+    unsafe {
+        let x = vminq_f32(vmaxq_f32(x, splat(-87.33)), splat(88.37));
+        let (ni, n) = round_int(mul(x, splat(std::f32::consts::LOG2_E)));
+        // x - n*ln2 in two steps (the high part of ln 2 has few bits, so n*C1 is exact).
+        let r = vsubq_f32(x, mul(n, splat(0.693_145_75)));
+        let r = vsubq_f32(r, mul(n, splat(1.428_606_8e-6)));
+        let mut p = splat(1.0 / 720.0);
+        for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+            p = mul_add(splat(c), p, r);
+        }
+        let bits = vshlq_n_s32::<23>(vaddq_s32(ni, vdupq_n_s32(127)));
+        mul(p, vreinterpretq_f32_s32(bits))
+    }
+}
+
+/// `1 / d` per lane: a division on aarch64; on 32-bit ARM (no vector division) the
+/// reciprocal estimate refined by two Newton steps (8 -> 16 -> 32 bits).
+#[inline(always)]
+fn recip(d: F32x4) -> F32x4 {
+    // SAFETY: NEON is part of the target.
+    unsafe {
+        #[cfg(target_arch = "aarch64")]
+        {
+            vdivq_f32(splat(1.0), d)
+        }
+        #[cfg(target_arch = "arm")]
+        {
+            let r = vrecpeq_f32(d);
+            let r = vmulq_f32(r, vrecpsq_f32(d, r));
+            vmulq_f32(r, vrecpsq_f32(d, r))
+        }
+    }
+}
+
+/// `1 / (1 + e^-x)` per lane (within a few ulp of the scalar sigmoid).
+#[inline(always)]
+pub fn sigmoid(x: F32x4) -> F32x4 {
+    // SAFETY: NEON is part of the target.
+    recip(add(splat(1.0), exp(unsafe { vnegq_f32(x) })))
+}
+
 /// The activations a kernel applies in registers before storing: ReLU and clamps (ReLU6),
-/// HardSwish and HardSigmoid. Others are applied by the scalar function on the stored values.
+/// LeakyReLU, HardSwish, HardSigmoid, Sigmoid and SiLU. Others are applied by the scalar
+/// function on the stored values.
 #[derive(Clone, Copy)]
 pub enum VecAct {
     None,
     Clamp(f32, f32),
+    LeakyRelu(f32),
     HardSwish,
     HardSigmoid(f32, f32),
+    Sigmoid,
+    Silu,
 }
 
 impl VecAct {
@@ -167,19 +248,24 @@ impl VecAct {
             Act::Clip { min, max } if !min.is_nan() && !max.is_nan() => {
                 Some(VecAct::Clamp(min, max))
             }
+            Act::LeakyRelu { alpha } => Some(VecAct::LeakyRelu(alpha)),
             Act::HardSwish => Some(VecAct::HardSwish),
             Act::HardSigmoid { alpha, beta } => Some(VecAct::HardSigmoid(alpha, beta)),
+            Act::Sigmoid => Some(VecAct::Sigmoid),
+            Act::Silu => Some(VecAct::Silu),
             _ => None,
         }
     }
 
-    /// Applies the activation to four lanes, with the operation order of the scalar
-    /// activation (no fused multiply-add), so finite results are bit-identical to it.
+    /// Applies the activation to four lanes. The piecewise-linear ones keep the operation
+    /// order of the scalar activation (no fused multiply-add), so finite results are
+    /// bit-identical to it; Sigmoid and SiLU use the polynomial [`exp`] (a few ulp).
     #[inline(always)]
     pub fn apply(self, v: F32x4) -> F32x4 {
         match self {
             VecAct::None => v,
             VecAct::Clamp(lo, hi) => min(max(v, splat(lo)), splat(hi)),
+            VecAct::LeakyRelu(alpha) => leaky_relu(v, alpha),
             VecAct::HardSwish => {
                 let t = clamp_nan(add(v, splat(3.0)), splat(0.0), splat(6.0));
                 mul(mul(v, t), splat(1.0 / 6.0))
@@ -189,6 +275,8 @@ impl VecAct {
                 splat(0.0),
                 splat(1.0),
             ),
+            VecAct::Sigmoid => sigmoid(v),
+            VecAct::Silu => mul(v, sigmoid(v)),
         }
     }
 
@@ -199,7 +287,16 @@ impl VecAct {
             VecAct::None => v,
             VecAct::Clamp(lo, hi) => v.max(lo).min(hi),
             VecAct::HardSwish => v * (v + 3.0).clamp(0.0, 6.0) * (1.0 / 6.0),
+            VecAct::LeakyRelu(alpha) => {
+                if v < 0.0 {
+                    v * alpha
+                } else {
+                    v
+                }
+            }
             VecAct::HardSigmoid(alpha, beta) => (alpha * v + beta).clamp(0.0, 1.0),
+            VecAct::Sigmoid => 1.0 / (1.0 + (-v).exp()),
+            VecAct::Silu => v * (1.0 / (1.0 + (-v).exp())),
         }
     }
 }
