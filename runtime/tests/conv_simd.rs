@@ -49,6 +49,32 @@ fn geom(
     }
 }
 
+/// `count` random valid geometries: 1-3 groups, 1-5 input and 1-24 output channels per
+/// group, kernels 1-5, stride 1-3, dilation 1-2, padding 0-2, images up to 14 rows.
+fn random_geoms(count: usize, seed: u64) -> Vec<ConvGeom> {
+    let r = values(count * 8, seed);
+    let pick = |v: f32, lo: usize, hi: usize| {
+        lo + (((v + 1.0) * 0.5 * (hi - lo + 1) as f32) as usize).min(hi - lo)
+    };
+    r.chunks_exact(8)
+        .map(|v| {
+            let groups = pick(v[0], 1, 3);
+            let (k, d, p) = (pick(v[3], 1, 5), pick(v[4], 1, 2), pick(v[6], 0, 2));
+            let min_hw = (d * (k - 1) + 1).saturating_sub(2 * p).max(1);
+            geom(
+                groups * pick(v[1], 1, 5),
+                groups * pick(v[2], 1, 24),
+                pick(v[7], min_hw, min_hw.max(14)),
+                k,
+                pick(v[5], 1, 3),
+                d,
+                p,
+                groups,
+            )
+        })
+        .collect()
+}
+
 fn run(f: ConvFn, g: &ConvGeom, act: Act, residual: bool, seed: u64) -> Vec<f32> {
     let x = values(g.n * g.h * g.w * g.c, seed);
     let w = pack_weights(g, &values(g.o * (g.c / g.groups) * g.kh * g.kw, seed + 1));
@@ -68,7 +94,7 @@ fn run(f: ConvFn, g: &ConvGeom, act: Act, residual: bool, seed: u64) -> Vec<f32>
 }
 
 fn check(name: &str, f: ConvFn) {
-    let cases = [
+    let mut cases = vec![
         geom(3, 32, 17, 3, 2, 1, 1, 1),
         geom(3, 16, 9, 3, 2, 1, 1, 1),
         geom(1, 1, 5, 1, 1, 1, 0, 1),
@@ -103,6 +129,21 @@ fn check(name: &str, f: ConvFn) {
             groups: 1,
         },
     ];
+    // Channel counts at the NEON tile edges (4x8 on armv7, 6x16 on aarch64: tile, tile+1,
+    // 3*tile+5), nothing to compute (no output channels, empty batch), random shapes.
+    cases.extend([
+        geom(3, 8, 9, 3, 1, 1, 1, 1),
+        geom(5, 9, 8, 3, 2, 1, 1, 1),
+        geom(4, 29, 10, 3, 1, 1, 1, 1),
+        geom(3, 53, 13, 3, 2, 1, 1, 1),
+        geom(6, 106, 6, 3, 1, 1, 1, 2),
+        geom(3, 0, 5, 3, 1, 1, 1, 1),
+        ConvGeom {
+            n: 0,
+            ..geom(3, 16, 5, 3, 1, 1, 1, 1)
+        },
+    ]);
+    cases.extend(random_geoms(16, 77));
     let acts = [
         Act::None,
         Act::Relu,
