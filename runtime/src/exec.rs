@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::ir::ReduceOp;
+use crate::kernels::f16_dwconv::F16DwArgs;
+use crate::kernels::f16_gemm::F16GemmParams;
 use crate::kernels::f32_conv::ConvArgs;
 use crate::kernels::f32_copy::copy_view;
 use crate::kernels::f32_gemm::{pack_b_into, packed_len, GemmParams};
@@ -341,6 +343,52 @@ fn exec_step(
             if let Some(g) = post {
                 copy_view(copy, &g.walk, s_hi, 0, o, g.off);
             }
+        }
+        Step::GemmF16 {
+            a,
+            b,
+            bias,
+            residual,
+            m,
+            n,
+            k: kk,
+            act,
+            out,
+        } => {
+            let (rd, c) = split(arena, consts, *out)?;
+            (k.f16_gemm.f)(F16GemmParams {
+                m: *m,
+                n: *n,
+                k: *kk,
+                a: rd.get(*a)?,
+                lda: *kk,
+                b,
+                bias: bias.as_deref(),
+                residual: residual.map(|l| rd.get(l)).transpose()?,
+                c,
+                ldc: *n,
+                act: *act,
+            });
+        }
+        Step::DwConvF16 {
+            geom,
+            x,
+            w,
+            bias,
+            residual,
+            act,
+            out,
+        } => {
+            let (rd, y) = split(arena, consts, *out)?;
+            (k.f16_dwconv.f)(F16DwArgs {
+                g: geom,
+                x: rd.get(*x)?,
+                w,
+                bias,
+                residual: residual.map(|l| rd.get(l)).transpose()?,
+                y,
+                act: *act,
+            });
         }
         Step::MatMul {
             batches,

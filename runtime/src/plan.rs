@@ -107,6 +107,29 @@ pub(crate) enum Step {
         act: Act,
         out: Loc,
     },
+    /// Pointwise convolution with f16 packed weights on a tier with native fp16 arithmetic
+    /// (an fp16 bundle's weights kept in half precision).
+    GemmF16 {
+        a: Loc,
+        b: Vec<half::f16>,
+        bias: Option<Vec<f32>>,
+        residual: Option<Loc>,
+        m: usize,
+        n: usize,
+        k: usize,
+        act: Act,
+        out: Loc,
+    },
+    /// Depthwise convolution with f16 packed weights (as [`Step::GemmF16`]).
+    DwConvF16 {
+        geom: ConvGeom,
+        x: Loc,
+        w: Vec<half::f16>,
+        bias: Vec<f32>,
+        residual: Option<Loc>,
+        act: Act,
+        out: Loc,
+    },
     /// Batched MatMul of two runtime tensors through scratch.
     MatMul {
         /// Per batch: gathers of A and B and the scatter of C.
@@ -448,6 +471,9 @@ pub(crate) struct Planner<'m> {
     places: Vec<Option<Place>>,
     consts: Vec<f32>,
     scratch_len: usize,
+    /// Nodes that must keep f32 weights even on fp16-native tiers (members of fused
+    /// inverted-residual blocks, whose fused step runs the f32 kernels).
+    f32_only: Vec<bool>,
 }
 
 impl<'m> Planner<'m> {
@@ -458,6 +484,7 @@ impl<'m> Planner<'m> {
             places: vec![None; model.graph.tensors.len()],
             consts: Vec::new(),
             scratch_len: 0,
+            f32_only: vec![false; model.graph.nodes.len()],
         })
     }
 
@@ -678,6 +705,11 @@ impl<'m> Planner<'m> {
                 shape: tensor.shape.clone(),
                 strides: physical_strides(tensor),
             });
+        }
+        for c in &chains {
+            for i in c.expand.into_iter().chain([c.dw, c.project]) {
+                self.f32_only[i] = true;
+            }
         }
         // --- 4. lower nodes.
         let mut steps = Vec::with_capacity(steps_n);
@@ -966,6 +998,25 @@ impl<'m> Planner<'m> {
                     && geom.sw == 1
                     && window.pads == [0; 4]
                     && geom.groups == 1;
+                // fp16 bundle on an fp16-arithmetic tier: pointwise and depthwise weights
+                // stay f16 (f16 -> f32 -> f16 is exact) and run the f16 kernels.
+                let f16 = k.f16_native && wt.dtype == DType::F16 && !self.f32_only[i];
+                let halves = |w: &[f32]| w.iter().map(|&v| half::f16::from_f32(v)).collect();
+                if pointwise && f16 {
+                    let wh: Vec<half::f16> = halves(&w);
+                    let step = Step::GemmF16 {
+                        a: x.loc,
+                        b: kernels::f16_gemm::pack_b_transposed(geom.c, o, &wh),
+                        bias: if *has_bias { Some(bias) } else { None },
+                        residual,
+                        m: geom.n * geom.h * geom.w,
+                        n: o,
+                        k: geom.c,
+                        act,
+                        out: out.loc,
+                    };
+                    return Ok((step, k.f16_gemm.name, macs, params));
+                }
                 if pointwise {
                     let m = geom.n * geom.h * geom.w;
                     let b = kernels::f32_gemm::pack_b_transposed(geom.c, o, &w);
@@ -1014,6 +1065,19 @@ impl<'m> Planner<'m> {
                         out: out.loc,
                     };
                     return Ok((step, k.f32_gemm.name, macs, params));
+                }
+                if depthwise && f16 {
+                    let wh: Vec<half::f16> = halves(&w);
+                    let step = Step::DwConvF16 {
+                        geom,
+                        x: x.loc,
+                        w: kernels::f16_dwconv::pack_weights(&geom, &wh),
+                        bias,
+                        residual,
+                        act,
+                        out: out.loc,
+                    };
+                    return Ok((step, k.f16_dwconv.name, macs, params));
                 }
                 let (wp, kname) = if depthwise {
                     (

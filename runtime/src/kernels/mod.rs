@@ -5,6 +5,8 @@
 //! ([`best`]); SIMD files will overwrite slots of the scalar set ([`generic`]).
 
 pub mod cpu;
+pub mod f16_dwconv;
+pub mod f16_gemm;
 pub mod f32_conv;
 pub mod f32_copy;
 pub mod f32_dwconv;
@@ -89,6 +91,10 @@ impl<F> std::fmt::Debug for Slot<F> {
 pub struct Kernels {
     /// Tier the slots were chosen for.
     pub isa: Isa,
+    /// fp16 arithmetic is native on this tier (the f16 slots hold fp16-arithmetic kernels):
+    /// the planner then keeps an fp16 bundle's pointwise and depthwise weights in f16 and
+    /// runs them through [`Kernels::f16_gemm`] / [`Kernels::f16_dwconv`].
+    pub f16_native: bool,
     /// Packed-B GEMM with fused bias, residual and activation (pointwise conv, FC, MatMul).
     pub f32_gemm: Slot<f32_gemm::GemmFn>,
     /// Depthwise convolution, NHWC.
@@ -117,6 +123,10 @@ pub struct Kernels {
     pub f32_copy: Slot<f32_copy::CopyFn>,
     /// Pairwise interleave of strided rows (two-group channel shuffle).
     pub f32_interleave2: Slot<f32_copy::Interleave2Fn>,
+    /// Packed-B GEMM with f16 weights, f32 activations (fp16 bundles' pointwise convs).
+    pub f16_gemm: Slot<f16_gemm::F16GemmFn>,
+    /// Depthwise convolution with f16 weights, f32 activations, NHWC.
+    pub f16_dwconv: Slot<f16_dwconv::F16DwConvFn>,
     /// int8 packed-B GEMM with requantization (pointwise conv, FC, im2col conv).
     pub qs8_gemm: Slot<qs8_gemm::QGemmFn>,
     /// int8 depthwise convolution, NHWC.
@@ -146,6 +156,7 @@ macro_rules! slot {
 pub fn generic() -> Kernels {
     Kernels {
         isa: Isa::Scalar,
+        f16_native: false,
         f32_gemm: slot!(f32_gemm::scalar::gemm_4x16),
         f32_dwconv: slot!(f32_dwconv::scalar::dwconv_generic),
         f32_conv: slot!(f32_conv::scalar::conv_direct),
@@ -160,6 +171,8 @@ pub fn generic() -> Kernels {
         f32_softmax: slot!(f32_softmax::scalar::softmax_strided),
         f32_copy: slot!(f32_copy::scalar::copy_strided),
         f32_interleave2: slot!(f32_copy::scalar::interleave2),
+        f16_gemm: slot!(f16_gemm::scalar::gemm_4x16),
+        f16_dwconv: slot!(f16_dwconv::scalar::dwconv_generic),
         qs8_gemm: slot!(qs8_gemm::scalar::qgemm_1x16),
         qs8_dwconv: slot!(qs8_dwconv::scalar::qdwconv_generic),
         qs8_quantize: slot!(qs8_convert::scalar::quantize),
@@ -246,6 +259,11 @@ pub fn for_isa(isa: Isa) -> Kernels {
                 slot!(qs8_gemm::neon::qgemm_2x16_mull)
             };
             k.qs8_dwconv = slot!(qs8_dwconv::neon::qdwconv_8c);
+            if CpuFeatures::detect().fp16 {
+                k.f16_native = true;
+                k.f16_gemm = slot!(f16_gemm::neon::gemm_4x16);
+                k.f16_dwconv = slot!(f16_dwconv::neon::dwconv_16c);
+            }
         }
     }
     k
@@ -280,6 +298,8 @@ impl Kernels {
             ("f32_softmax", self.f32_softmax.name),
             ("f32_copy", self.f32_copy.name),
             ("f32_interleave2", self.f32_interleave2.name),
+            ("f16_gemm", self.f16_gemm.name),
+            ("f16_dwconv", self.f16_dwconv.name),
             ("qs8_gemm", self.qs8_gemm.name),
             ("qs8_dwconv", self.qs8_dwconv.name),
             ("qs8_quantize", self.qs8_quantize.name),
