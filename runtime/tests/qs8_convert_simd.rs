@@ -1,9 +1,11 @@
-//! The AVX2 f32 -> 8-bit quantize kernel against its scalar twin, byte for byte: lengths 0,
-//! 1, 8, 9 and 29, u8 and i8 bounds, exact .5 ties, out-of-range values, infinities and
-//! NaN; plus hand-computed values for the scalar kernel.
-#![cfg(target_arch = "x86_64")]
+//! The AVX2 and NEON f32 -> 8-bit quantize kernels against their scalar twin, byte for byte:
+//! lengths 0, 1, 8, 9, 29 (the AVX2 step 8), 16, 17, 53 (the NEON step 16), 1000 and random
+//! ones, u8 and i8 bounds, exact .5 ties, out-of-range values, infinities and NaN, and
+//! untouched bytes after the output; plus hand-computed values for the scalar kernel and the
+//! slot each tier registers. Kernels this CPU cannot run are skipped with a message.
 
-use ferrolite_runtime::kernels::qs8_convert::{avx2, scalar};
+use ferrolite_runtime::kernels::qs8_convert::{self, scalar, QuantizeFn};
+use ferrolite_runtime::kernels::{for_isa, CpuFeatures, Isa};
 
 #[test]
 fn scalar_quantize_by_hand() {
@@ -18,12 +20,8 @@ fn scalar_quantize_by_hand() {
     assert_eq!(y[..2], [(-6i8) as u8, 127]);
 }
 
-#[test]
-fn avx2_quantize_matches_scalar() {
-    if !std::is_x86_feature_detected!("avx2") {
-        eprintln!("SKIP avx2_quantize_matches_scalar: this CPU has no AVX2");
-        return;
-    }
+/// `f` against the scalar kernel on every length, special value and bound set.
+fn check_matches_scalar(name: &str, f: QuantizeFn) {
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     let mut next = || {
         state ^= state << 13;
@@ -31,7 +29,9 @@ fn avx2_quantize_matches_scalar() {
         state ^= state << 17;
         state
     };
-    for len in [0usize, 1, 8, 9, 29, 1000] {
+    let mut lens = vec![0usize, 1, 8, 9, 29, 16, 17, 53, 1000];
+    lens.extend((0..6).map(|_| (next() % 300) as usize));
+    for len in lens {
         let mut x: Vec<f32> = (0..len)
             .map(|_| ((next() % 20001) as f32 - 10000.0) / 37.0)
             .collect();
@@ -45,16 +45,82 @@ fn avx2_quantize_matches_scalar() {
             f32::NAN,
             1e30,
             -1e30,
+            -0.0,
+            63.75,
+            -64.25,
         ];
         for (v, s) in x.iter_mut().zip(specials.iter().cycle()).step_by(3) {
             *v = *s;
         }
-        for (scale, zp, lo, hi) in [(0.5, 128, 0, 255), (0.1, 3, 0, 255), (0.25, 0, -128, 127)] {
+        for (scale, zp, lo, hi) in [
+            (0.5, 128, 0, 255),
+            (0.1, 3, 0, 255),
+            (0.25, 0, -128, 127),
+            (0.5, -5, -128, 127),
+            (f32::INFINITY, 7, 0, 255),
+        ] {
             let mut a = vec![0xA5u8; len + 3];
             let mut b = vec![0xA5u8; len + 3];
             scalar::quantize(&x, scale, zp, lo, hi, &mut a);
-            avx2::quantize_8x(&x, scale, zp, lo, hi, &mut b);
-            assert_eq!(a, b, "len {len} scale {scale} zp {zp}");
+            f(&x, scale, zp, lo, hi, &mut b);
+            assert_eq!(a, b, "{name}: len {len} scale {scale} zp {zp}");
+        }
+    }
+}
+
+/// The SIMD kernels this CPU runs, with a message for each tier it lacks.
+fn simd_kernels() -> Vec<(&'static str, QuantizeFn)> {
+    let mut v: Vec<(&'static str, QuantizeFn)> = Vec::new();
+    #[cfg(target_arch = "aarch64")]
+    v.push(("neon::quantize_16x", qs8_convert::neon::quantize_16x));
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        v.push(("avx2::quantize_8x", qs8_convert::avx2::quantize_8x));
+    } else {
+        eprintln!("SKIP avx2::quantize_8x: this CPU has no AVX2");
+    }
+    if v.is_empty() {
+        eprintln!("SKIP simd quantize: no SIMD quantize kernel for this CPU");
+    }
+    v
+}
+
+#[test]
+fn simd_quantize_matches_scalar() {
+    for (name, f) in simd_kernels() {
+        check_matches_scalar(name, f);
+    }
+}
+
+#[test]
+fn qs8_quantize_slots_per_tier() {
+    let cpu = CpuFeatures::detect();
+    assert_eq!(
+        for_isa(Isa::Scalar).qs8_quantize.name,
+        "qs8_convert::scalar::quantize"
+    );
+    // (tier, kernel it registers, whether this build's architecture has the tier)
+    for (isa, name, native) in [
+        (
+            Isa::Avx2,
+            "qs8_convert::avx2::quantize_8x",
+            cfg!(target_arch = "x86_64"),
+        ),
+        (
+            Isa::Avx512,
+            "qs8_convert::avx2::quantize_8x",
+            cfg!(target_arch = "x86_64"),
+        ),
+        (
+            Isa::Neon,
+            "qs8_convert::neon::quantize_16x",
+            cfg!(target_arch = "aarch64"),
+        ),
+    ] {
+        if native && cpu.supports(isa) {
+            assert_eq!(for_isa(isa).qs8_quantize.name, name, "{isa:?}");
+        } else {
+            eprintln!("SKIP {isa:?} quantize slot: tier not supported here");
         }
     }
 }
