@@ -260,6 +260,7 @@ pub fn for_isa(isa: Isa) -> Kernels {
             };
             k.qs8_dwconv = slot!(qs8_dwconv::neon::qdwconv_8c);
             k.qs8_quantize = slot!(qs8_convert::neon::quantize_16x);
+            k.qs8_binary = slot!(qs8_eltwise::neon::binary_16x);
             if CpuFeatures::detect().fp16 {
                 k.f16_native = true;
                 k.f16_gemm = slot!(f16_gemm::neon::gemm_4x16);

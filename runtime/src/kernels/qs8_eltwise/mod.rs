@@ -2,10 +2,13 @@
 //! gating), on rows of unsigned 8-bit values:
 //! add `t = f32(a - za) * ma + f32(b - zb) * mb`, multiply `t = f32((a - za) * (b - zb)) * ma`,
 //! then [`crate::kernels::requant`]'s clamp, rounding and zero point. The product of two
-//! 9-bit differences is exact in f32, so every tier gives the same bytes.
+//! 9-bit differences is exact in f32, so every tier gives the same bytes. SIMD tiers: `avx2`
+//! (x86-64) and `neon` (aarch64).
 
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
+#[cfg(target_arch = "aarch64")]
+pub mod neon;
 pub mod scalar;
 
 use super::requant::Requant;
