@@ -9,7 +9,8 @@
 //! The output stage is [`crate::kernels::requant`]'s rule.
 //!
 //! One file per ISA, all byte-identical to `scalar` (the reference): `avx2` (exact 16-bit
-//! products, `vpmaddwd`) and `avx512` (VNNI `vpdpbusd`).
+//! products, `vpmaddwd`), `avx512` (VNNI `vpdpbusd`) and `neon` (aarch64: `sdot`, or
+//! widening multiplies without dotprod).
 
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
