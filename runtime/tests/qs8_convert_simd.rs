@@ -4,7 +4,11 @@
 //! untouched bytes after the output; plus hand-computed values for the scalar kernel and the
 //! slot each tier registers. Kernels this CPU cannot run are skipped with a message.
 
-use ferrolite_runtime::kernels::qs8_convert::{self, scalar, QuantizeFn};
+#[cfg(target_arch = "x86_64")]
+use ferrolite_runtime::kernels::qs8_convert::avx2;
+#[cfg(target_arch = "aarch64")]
+use ferrolite_runtime::kernels::qs8_convert::neon;
+use ferrolite_runtime::kernels::qs8_convert::{scalar, QuantizeFn};
 use ferrolite_runtime::kernels::{for_isa, CpuFeatures, Isa};
 
 #[test]
@@ -70,15 +74,19 @@ fn check_matches_scalar(name: &str, f: QuantizeFn) {
 
 /// The SIMD kernels this CPU runs, with a message for each tier it lacks.
 fn simd_kernels() -> Vec<(&'static str, QuantizeFn)> {
-    let mut v: Vec<(&'static str, QuantizeFn)> = Vec::new();
-    #[cfg(target_arch = "aarch64")]
-    v.push(("neon::quantize_16x", qs8_convert::neon::quantize_16x));
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        v.push(("avx2::quantize_8x", qs8_convert::avx2::quantize_8x));
-    } else {
-        eprintln!("SKIP avx2::quantize_8x: this CPU has no AVX2");
-    }
+    // One entry per SIMD kernel of this architecture, `None` where the CPU lacks it.
+    let entries: &[Option<(&'static str, QuantizeFn)>] = &[
+        #[cfg(target_arch = "aarch64")]
+        Some(("neon::quantize_16x", neon::quantize_16x)),
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            Some(("avx2::quantize_8x", avx2::quantize_8x))
+        } else {
+            eprintln!("SKIP avx2::quantize_8x: this CPU has no AVX2");
+            None
+        },
+    ];
+    let v: Vec<_> = entries.iter().flatten().copied().collect();
     if v.is_empty() {
         eprintln!("SKIP simd quantize: no SIMD quantize kernel for this CPU");
     }

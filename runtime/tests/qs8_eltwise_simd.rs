@@ -5,7 +5,11 @@
 //! untouched bytes after the output; plus a hand-computed case for the scalar kernel and the
 //! slot each tier registers. Kernels this CPU cannot run are skipped with a message.
 
-use ferrolite_runtime::kernels::qs8_eltwise::{self, scalar, QBinary, QBinaryFn};
+#[cfg(target_arch = "x86_64")]
+use ferrolite_runtime::kernels::qs8_eltwise::avx2;
+#[cfg(target_arch = "aarch64")]
+use ferrolite_runtime::kernels::qs8_eltwise::neon;
+use ferrolite_runtime::kernels::qs8_eltwise::{scalar, QBinary, QBinaryFn};
 use ferrolite_runtime::kernels::requant::Requant;
 use ferrolite_runtime::kernels::{for_isa, CpuFeatures, Isa};
 
@@ -65,15 +69,19 @@ fn scalar_binary_by_hand() {
 
 /// The SIMD kernels this CPU runs, with a message for each tier it lacks.
 fn simd_kernels() -> Vec<(&'static str, QBinaryFn)> {
-    let mut v: Vec<(&'static str, QBinaryFn)> = Vec::new();
-    #[cfg(target_arch = "aarch64")]
-    v.push(("neon::binary_16x", qs8_eltwise::neon::binary_16x));
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        v.push(("avx2::binary_8x", qs8_eltwise::avx2::binary_8x));
-    } else {
-        eprintln!("SKIP avx2::binary_8x: this CPU has no AVX2");
-    }
+    // One entry per SIMD kernel of this architecture, `None` where the CPU lacks it.
+    let entries: &[Option<(&'static str, QBinaryFn)>] = &[
+        #[cfg(target_arch = "aarch64")]
+        Some(("neon::binary_16x", neon::binary_16x)),
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            Some(("avx2::binary_8x", avx2::binary_8x))
+        } else {
+            eprintln!("SKIP avx2::binary_8x: this CPU has no AVX2");
+            None
+        },
+    ];
+    let v: Vec<_> = entries.iter().flatten().copied().collect();
     if v.is_empty() {
         eprintln!("SKIP simd qbinary: no SIMD int8 binary kernel for this CPU");
     }
