@@ -43,6 +43,10 @@ impl Rng {
 
 /// The SIMD kernels this CPU runs, with a message for each tier it lacks.
 fn simd_kernels() -> Vec<(&'static str, QDwConvFn)> {
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        allow(unused_mut)
+    )]
     let mut v: Vec<(&'static str, QDwConvFn)> = Vec::new();
     #[cfg(target_arch = "aarch64")]
     v.push(("neon::qdwconv_8c", qs8_dwconv::neon::qdwconv_8c));

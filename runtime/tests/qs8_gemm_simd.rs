@@ -293,6 +293,10 @@ fn has_vnni() -> bool {
 
 /// The SIMD kernels this CPU runs; the others are skipped with a message.
 fn kernels() -> Vec<Kernel> {
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        allow(unused_mut)
+    )]
     let mut v = Vec::new();
     #[cfg(target_arch = "aarch64")]
     {
