@@ -163,7 +163,11 @@ fn build(p: &Profile) -> Result<package::Built> {
 fn build_cli(p: &Profile, tc: &Toolchain, dir: &Path) -> Result<PathBuf> {
     let mut cmd = tc.cargo(p, "build");
     cmd.args(["--release", "-p", "ferrolite", "--bin", "ferrolite"])
-        .args(["--no-default-features", "--features", "device"]);
+        .args(["--no-default-features", "--features", "device"])
+        // Whole-program optimisation for the one binary that is copied to devices: it
+        // measured 15 % smaller (3.02 -> 2.56 MB for aarch64).
+        .env("CARGO_PROFILE_RELEASE_LTO", "fat")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1");
     run_cargo(cmd, "the device CLI build")?;
     let bin = existing(dir.join("ferrolite"))?;
     let strip = match (&tc.ndk_bin, p.binutils_prefix()) {
