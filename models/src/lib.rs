@@ -1,5 +1,8 @@
-//! Ferrolite models: the default bundle shipped with the CLI (and, later, the architecture
-//! zoo built in code).
+//! Ferrolite models: the architecture zoo built in code, a small ONNX writer for it, and the
+//! default bundle shipped with the CLI.
+
+pub mod onnx;
+pub mod zoo;
 
 /// The default EfficientNet-Lite0 bundle (ImageNet-1k classes, preprocessing included),
 /// when the crate is built with the `default-model` feature.

@@ -6,7 +6,7 @@ pub mod fuse;
 pub mod half_precision;
 pub mod import;
 pub mod int8;
-pub mod onnx_builder;
+
 pub mod qdq;
 pub mod report;
 pub mod work;
@@ -132,6 +132,9 @@ pub fn read_labels(path: &Path) -> Result<Vec<String>> {
     }
     Ok(labels)
 }
+
+/// The ONNX writer (it lives in the zoo crate), re-exported for tests that generate graphs.
+pub use ferrolite_models::onnx as onnx_builder;
 
 /// tract, re-exported so host tools (the CLI benchmark) can run it as a peer.
 pub use tract_onnx;

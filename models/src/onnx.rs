@@ -1,11 +1,12 @@
-//! A small programmatic ONNX writer: tests generate op-level graphs with it and the model
-//! zoo emits whole architectures, so tract and ONNX Runtime can serve as references.
+//! A small programmatic ONNX writer: the model zoo emits whole architectures with it and
+//! tests generate op-level graphs, so tract and ONNX Runtime can serve as references.
+//!
+//! It carries its own minimal subset of the ONNX protobuf schema (the fields a plain
+//! inference graph uses), so the zoo needs no ONNX library.
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
 use prost::Message;
-use tract_onnx::pb;
 
 /// An attribute value of an ONNX node.
 #[derive(Debug, Clone)]
@@ -31,7 +32,6 @@ fn value_info(name: &str, shape: &[Option<usize>]) -> pb::ValueInfoProto {
         .iter()
         .enumerate()
         .map(|(i, d)| Dimension {
-            denotation: String::new(),
             value: Some(match d {
                 Some(v) => dimension::Value::DimValue(*v as i64),
                 None => dimension::Value::DimParam(format!("d{i}")),
@@ -41,13 +41,11 @@ fn value_info(name: &str, shape: &[Option<usize>]) -> pb::ValueInfoProto {
     pb::ValueInfoProto {
         name: name.to_string(),
         r#type: Some(pb::TypeProto {
-            denotation: String::new(),
             value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
                 elem_type: pb::tensor_proto::DataType::Float as i32,
                 shape: Some(pb::TensorShapeProto { dim }),
             })),
         }),
-        doc_string: String::new(),
     }
 }
 
@@ -95,7 +93,7 @@ impl OnnxBuilder {
             name: name.to_string(),
             dims: shape.iter().map(|&d| d as i64).collect(),
             data_type: pb::tensor_proto::DataType::Float as i32,
-            float_data: data,
+            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
             ..Default::default()
         });
         name.to_string()
@@ -220,7 +218,6 @@ impl OnnxBuilder {
             name,
             op_type: op.to_string(),
             attribute,
-            ..Default::default()
         });
         outputs
     }
@@ -236,21 +233,202 @@ impl OnnxBuilder {
     /// Serialize the model.
     pub fn to_bytes(&self) -> Vec<u8> {
         let model = pb::ModelProto {
-            ir_version: 7,
+            ir_version: 8,
             opset_import: vec![pb::OperatorSetIdProto {
                 domain: String::new(),
                 version: self.opset,
             }],
             producer_name: "ferrolite".into(),
             graph: Some(self.graph.clone()),
-            ..Default::default()
         };
         model.encode_to_vec()
     }
 
     /// Write the model to a file.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.to_bytes())
-            .with_context(|| format!("cannot write {}", path.display()))
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::write(path, self.to_bytes()).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()))
+        })
+    }
+}
+
+/// The subset of `onnx.proto` (field numbers as in the ONNX schema) that the writer fills.
+#[allow(missing_docs)]
+pub mod pb {
+    /// A whole model: IR version, opsets and the graph.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ModelProto {
+        #[prost(int64, tag = "1")]
+        pub ir_version: i64,
+        #[prost(string, tag = "2")]
+        pub producer_name: String,
+        #[prost(message, optional, tag = "7")]
+        pub graph: Option<GraphProto>,
+        #[prost(message, repeated, tag = "8")]
+        pub opset_import: Vec<OperatorSetIdProto>,
+    }
+
+    /// One operator set the model uses.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct OperatorSetIdProto {
+        #[prost(string, tag = "1")]
+        pub domain: String,
+        #[prost(int64, tag = "2")]
+        pub version: i64,
+    }
+
+    /// Nodes, initializers, inputs and outputs.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct GraphProto {
+        #[prost(message, repeated, tag = "1")]
+        pub node: Vec<NodeProto>,
+        #[prost(string, tag = "2")]
+        pub name: String,
+        #[prost(message, repeated, tag = "5")]
+        pub initializer: Vec<TensorProto>,
+        #[prost(message, repeated, tag = "11")]
+        pub input: Vec<ValueInfoProto>,
+        #[prost(message, repeated, tag = "12")]
+        pub output: Vec<ValueInfoProto>,
+    }
+
+    /// One operator application.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct NodeProto {
+        #[prost(string, repeated, tag = "1")]
+        pub input: Vec<String>,
+        #[prost(string, repeated, tag = "2")]
+        pub output: Vec<String>,
+        #[prost(string, tag = "3")]
+        pub name: String,
+        #[prost(string, tag = "4")]
+        pub op_type: String,
+        #[prost(message, repeated, tag = "5")]
+        pub attribute: Vec<AttributeProto>,
+    }
+
+    /// A named attribute of a node.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct AttributeProto {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(float, tag = "2")]
+        pub f: f32,
+        #[prost(int64, tag = "3")]
+        pub i: i64,
+        #[prost(bytes = "vec", tag = "4")]
+        pub s: Vec<u8>,
+        #[prost(int64, repeated, tag = "8")]
+        pub ints: Vec<i64>,
+        #[prost(int32, tag = "20")]
+        pub r#type: i32,
+    }
+
+    /// Attribute type codes.
+    pub mod attribute_proto {
+        /// `AttributeProto.AttributeType`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(i32)]
+        pub enum AttributeType {
+            Float = 1,
+            Int = 2,
+            String = 3,
+            Ints = 7,
+        }
+    }
+
+    /// A constant tensor (initializer).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TensorProto {
+        #[prost(int64, repeated, tag = "1")]
+        pub dims: Vec<i64>,
+        #[prost(int32, tag = "2")]
+        pub data_type: i32,
+        #[prost(int32, repeated, tag = "5")]
+        pub int32_data: Vec<i32>,
+        #[prost(int64, repeated, tag = "7")]
+        pub int64_data: Vec<i64>,
+        #[prost(string, tag = "8")]
+        pub name: String,
+        #[prost(bytes = "vec", tag = "9")]
+        pub raw_data: Vec<u8>,
+    }
+
+    /// Element type codes.
+    pub mod tensor_proto {
+        /// `TensorProto.DataType`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(i32)]
+        pub enum DataType {
+            Float = 1,
+            Uint8 = 2,
+            Int8 = 3,
+            Int32 = 6,
+            Int64 = 7,
+        }
+    }
+
+    /// A graph input or output with its type.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ValueInfoProto {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(message, optional, tag = "2")]
+        pub r#type: Option<TypeProto>,
+    }
+
+    /// The type of a value: here always a tensor type.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TypeProto {
+        #[prost(oneof = "type_proto::Value", tags = "1")]
+        pub value: Option<type_proto::Value>,
+    }
+
+    /// `TypeProto`'s nested types.
+    pub mod type_proto {
+        /// The tensor variant of `TypeProto.value`.
+        #[derive(Clone, PartialEq, prost::Oneof)]
+        pub enum Value {
+            #[prost(message, tag = "1")]
+            TensorType(Tensor),
+        }
+
+        /// Element type and shape.
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub struct Tensor {
+            #[prost(int32, tag = "1")]
+            pub elem_type: i32,
+            #[prost(message, optional, tag = "2")]
+            pub shape: Option<super::TensorShapeProto>,
+        }
+    }
+
+    /// A list of dimensions.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TensorShapeProto {
+        #[prost(message, repeated, tag = "1")]
+        pub dim: Vec<tensor_shape_proto::Dimension>,
+    }
+
+    /// `TensorShapeProto`'s nested types.
+    pub mod tensor_shape_proto {
+        /// One dimension, fixed or symbolic.
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub struct Dimension {
+            #[prost(oneof = "dimension::Value", tags = "1, 2")]
+            pub value: Option<dimension::Value>,
+        }
+
+        /// `Dimension.value`.
+        pub mod dimension {
+            /// A fixed size or a symbol.
+            #[derive(Clone, PartialEq, prost::Oneof)]
+            pub enum Value {
+                #[prost(int64, tag = "1")]
+                DimValue(i64),
+                #[prost(string, tag = "2")]
+                DimParam(String),
+            }
+        }
     }
 }

@@ -1,0 +1,180 @@
+//! The architecture zoo: classic CNNs (and two small vision transformers) built in code with
+//! seeded weights, for benchmarking and testing without downloading anything.
+//!
+//! A model is named as `NAME` or `NAME?width=W&resolution=R` where the paper defines a width
+//! multiplier or input resolution.
+
+pub mod net;
+
+mod classic;
+mod efficientnet;
+mod mobilenet;
+mod resnet;
+mod shufflenet;
+mod transformer;
+
+use std::fmt;
+
+pub use net::{Act, Built, ConvOpts, Net, Value};
+
+/// The seed of the weights of zoo models opened by name (`zoo:NAME`): the same everywhere,
+/// so a model exported on one machine and built on another are the same network.
+pub const SEED: u64 = 1;
+
+/// How a built model varies from the paper's reference configuration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Config {
+    /// Width (channel) multiplier; 1.0 is the reference.
+    pub width: f32,
+    /// Input side in pixels (square RGB input).
+    pub resolution: usize,
+    /// Output classes.
+    pub classes: usize,
+}
+
+/// One architecture of the zoo.
+#[derive(Debug, Clone, Copy)]
+pub struct Arch {
+    /// Name used on the command line (`zoo:NAME`).
+    pub name: &'static str,
+    /// The paper that introduced it.
+    pub paper: &'static str,
+    /// Reference input side.
+    pub resolution: usize,
+    /// Whether `width=` is meaningful (the paper defines a width multiplier).
+    pub has_width: bool,
+    /// Whether `resolution=` is meaningful (fully convolutional up to a global pool).
+    pub has_resolution: bool,
+    build: fn(&mut Net, Value, &Config) -> Value,
+}
+
+/// Every architecture, in the order `zoo list` prints them.
+pub fn architectures() -> Vec<Arch> {
+    let mut v = Vec::new();
+    v.extend(classic::ARCHS);
+    v.extend(resnet::ARCHS);
+    v.extend(mobilenet::ARCHS);
+    v.extend(shufflenet::ARCHS);
+    v.extend(efficientnet::ARCHS);
+    v.extend(transformer::ARCHS);
+    v
+}
+
+/// A parsed zoo model name: the architecture and its configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct ZooModel {
+    pub arch: Arch,
+    pub config: Config,
+}
+
+/// Why a zoo model name was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZooError(pub String);
+
+impl fmt::Display for ZooError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ZooError {}
+
+/// Look up `NAME` or `NAME?width=W&resolution=R`.
+pub fn find(spec: &str) -> Result<ZooModel, ZooError> {
+    let (name, query) = match spec.split_once('?') {
+        Some((n, q)) => (n, Some(q)),
+        None => (spec, None),
+    };
+    let archs = architectures();
+    let arch = *archs.iter().find(|a| a.name == name).ok_or_else(|| {
+        let names: Vec<&str> = archs.iter().map(|a| a.name).collect();
+        ZooError(format!(
+            "no zoo model named {name:?}; the zoo has: {}",
+            names.join(", ")
+        ))
+    })?;
+    let mut config = Config {
+        width: 1.0,
+        resolution: arch.resolution,
+        classes: 1000,
+    };
+    for kv in query.into_iter().flat_map(|q| q.split('&')) {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| ZooError(format!("{kv:?} in {spec:?} is not KEY=VALUE")))?;
+        match k {
+            "width" if arch.has_width => {
+                config.width = v
+                    .parse::<f32>()
+                    .ok()
+                    .filter(|w| *w > 0.0 && *w <= 4.0)
+                    .ok_or_else(|| ZooError(format!("width {v:?} must be in (0, 4]")))?;
+            }
+            "resolution" if arch.has_resolution => {
+                config.resolution = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|r| (32..=1024).contains(r))
+                    .ok_or_else(|| ZooError(format!("resolution {v:?} must be 32..=1024")))?;
+            }
+            "width" | "resolution" => {
+                return Err(ZooError(format!(
+                    "{name} has a fixed {k} (its paper defines no {k} option)"
+                )))
+            }
+            _ => {
+                return Err(ZooError(format!(
+                    "unknown zoo option {k:?} (options: width, resolution)"
+                )))
+            }
+        }
+    }
+    Ok(ZooModel { arch, config })
+}
+
+impl ZooModel {
+    /// The input shape, `[1, 3, R, R]`.
+    pub fn input_shape(&self) -> Vec<usize> {
+        vec![1, 3, self.config.resolution, self.config.resolution]
+    }
+
+    /// Count parameters and MACs without generating weights (fast even for VGG).
+    pub fn count(&self) -> Built {
+        self.build(false, 0)
+    }
+
+    /// Build the ONNX model with weights drawn from `seed`.
+    pub fn onnx(&self, seed: u64) -> Built {
+        self.build(true, seed)
+    }
+
+    fn build(&self, weights: bool, seed: u64) -> Built {
+        let input = self.input_shape();
+        let (mut net, x) = Net::new(&input, seed, weights);
+        let y = (self.arch.build)(&mut net, x, &self.config);
+        net.finish(&input, &y)
+    }
+
+    /// The canonical spelling of this model (name plus non-default options).
+    pub fn spec(&self) -> String {
+        let mut opts = Vec::new();
+        if self.config.width != 1.0 {
+            opts.push(format!("width={}", self.config.width));
+        }
+        if self.config.resolution != self.arch.resolution {
+            opts.push(format!("resolution={}", self.config.resolution));
+        }
+        if opts.is_empty() {
+            self.arch.name.to_string()
+        } else {
+            format!("{}?{}", self.arch.name, opts.join("&"))
+        }
+    }
+}
+
+/// The classifier head shared by most CNNs: global average pool, flatten, dense layer.
+pub(crate) fn pool_classifier(net: &mut Net, x: &Value, classes: usize) -> Value {
+    let p = net.global_avg_pool(x);
+    let f = net.flatten(&p);
+    net.linear(&f, classes)
+}

@@ -1,0 +1,641 @@
+//! The architecture builder: layer calls that track shapes, count parameters and
+//! multiply-accumulates, and (when weights are wanted) emit an ONNX graph with seeded weights.
+//!
+//! Weights are scaled so that every activation stays of order one through the whole depth,
+//! and BatchNorm running statistics are set from the estimated scale of the activation they
+//! normalize, as a trained network's would be: deep zoo models neither overflow nor sink into
+//! denormals, so their timings and their int8 calibration are representative.
+
+use crate::onnx::{Attr, OnnxBuilder};
+
+/// An activation function applied after a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    Relu,
+    /// `min(max(x, 0), 6)`.
+    Relu6,
+    HardSwish,
+    HardSigmoid,
+    Sigmoid,
+    /// `x · sigmoid(x)` (SiLU).
+    Swish,
+    /// Exact GELU, `0.5 x (1 + erf(x / √2))`.
+    Gelu,
+}
+
+/// A value flowing through the network under construction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Value {
+    name: String,
+    /// Logical shape (NCHW for feature maps, `[N, tokens, dim]` for transformers).
+    pub shape: Vec<usize>,
+    /// Estimated mean square of the elements, used to scale the next weights.
+    m2: f32,
+}
+
+impl Value {
+    /// Channels of an NCHW feature map (axis 1).
+    pub fn channels(&self) -> usize {
+        self.shape[1]
+    }
+}
+
+/// Options of a convolution beyond output channels and kernel size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvOpts {
+    pub stride: usize,
+    pub groups: usize,
+    pub dilation: usize,
+    /// `None`: "same" padding `dilation·(k−1)/2` on every side.
+    pub pads: Option<[usize; 4]>,
+    pub bias: bool,
+}
+
+impl Default for ConvOpts {
+    fn default() -> Self {
+        ConvOpts {
+            stride: 1,
+            groups: 1,
+            dilation: 1,
+            pads: None,
+            bias: false,
+        }
+    }
+}
+
+/// Deterministic generator of weights (SplitMix64).
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[lo, hi)`.
+    fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+        lo + (hi - lo) * u
+    }
+
+    fn uniform_vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform(lo, hi)).collect()
+    }
+}
+
+/// Builds one network; see the module documentation.
+#[derive(Debug)]
+pub struct Net {
+    /// `None` when only counting (no weights are generated).
+    onnx: Option<OnnxBuilder>,
+    rng: Rng,
+    params: u64,
+    macs: u64,
+    counter: usize,
+}
+
+/// What a finished build produced.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// Serialized ONNX model, when weights were requested.
+    pub onnx: Option<Vec<u8>>,
+    /// Trainable parameters (BatchNorm counts its scale and shift, not its statistics).
+    pub params: u64,
+    /// Multiply-accumulates of convolutions, dense layers and matrix products.
+    pub macs: u64,
+    /// Input shape.
+    pub input: Vec<usize>,
+    /// Output shape.
+    pub output: Vec<usize>,
+}
+
+fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+fn ints(v: &[usize]) -> Attr {
+    Attr::Ints(v.iter().map(|&x| x as i64).collect())
+}
+
+impl Net {
+    /// Start a network with one f32 input named `input`; `with_weights = false` only counts.
+    pub fn new(input: &[usize], seed: u64, with_weights: bool) -> (Net, Value) {
+        let mut onnx = with_weights.then(|| OnnxBuilder::new().opset(17));
+        if let Some(b) = onnx.as_mut() {
+            b.input("input", input);
+        }
+        let net = Net {
+            onnx,
+            rng: Rng(seed ^ 0x5EED_F00D),
+            params: 0,
+            macs: 0,
+            counter: 0,
+        };
+        let x = Value {
+            name: "input".into(),
+            shape: input.to_vec(),
+            m2: 1.0,
+        };
+        (net, x)
+    }
+
+    /// Mark `out` as the model output and serialize.
+    pub fn finish(mut self, input: &[usize], out: &Value) -> Built {
+        let onnx = self.onnx.take().map(|mut b| {
+            b.output(&out.name);
+            b.to_bytes()
+        });
+        Built {
+            onnx,
+            params: self.params,
+            macs: self.macs,
+            input: input.to_vec(),
+            output: out.shape.clone(),
+        }
+    }
+
+    fn fresh(&mut self, what: &str) -> String {
+        self.counter += 1;
+        format!("{what}{}", self.counter)
+    }
+
+    /// A trainable constant: counted, and generated when weights are wanted.
+    fn param(
+        &mut self,
+        what: &str,
+        shape: &[usize],
+        gen: impl FnOnce(&mut Rng) -> Vec<f32>,
+    ) -> String {
+        self.params += numel(shape) as u64;
+        self.buffer(what, shape, gen)
+    }
+
+    /// A constant that is not a trainable parameter (BatchNorm statistics, shapes).
+    fn buffer(
+        &mut self,
+        what: &str,
+        shape: &[usize],
+        gen: impl FnOnce(&mut Rng) -> Vec<f32>,
+    ) -> String {
+        let name = self.fresh(what);
+        if let Some(b) = self.onnx.as_mut() {
+            let data = gen(&mut self.rng);
+            debug_assert_eq!(data.len(), numel(shape));
+            b.constant(&name, shape, data);
+        }
+        name
+    }
+
+    fn shape_const(&mut self, data: &[i64]) -> String {
+        let name = self.fresh("shape");
+        if let Some(b) = self.onnx.as_mut() {
+            b.constant_i64(&name, data.to_vec());
+        }
+        name
+    }
+
+    fn node(&mut self, op: &str, inputs: &[&str], attrs: &[(&str, Attr)]) -> String {
+        self.node_n(op, inputs, attrs, 1).remove(0)
+    }
+
+    fn node_n(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        attrs: &[(&str, Attr)],
+        n: usize,
+    ) -> Vec<String> {
+        match self.onnx.as_mut() {
+            Some(b) => b.node_n(op, inputs, attrs, n),
+            None => (0..n).map(|_| self.fresh("v")).collect(),
+        }
+    }
+
+    fn value(name: String, shape: Vec<usize>, m2: f32) -> Value {
+        Value {
+            name,
+            shape,
+            m2: m2.clamp(1e-3, 1e3),
+        }
+    }
+
+    /// Convolution of an NCHW map with `out` channels and a `k×k` kernel.
+    pub fn conv(&mut self, x: &Value, out: usize, k: usize, o: ConvOpts) -> Value {
+        self.conv2(x, out, [k, k], o)
+    }
+
+    /// Convolution with a rectangular `[kh, kw]` kernel.
+    pub fn conv2(&mut self, x: &Value, out: usize, kernel: [usize; 2], o: ConvOpts) -> Value {
+        let [n, c, h, w] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
+        assert!(
+            c.is_multiple_of(o.groups) && out.is_multiple_of(o.groups),
+            "groups must divide channels"
+        );
+        let pads = o.pads.unwrap_or([
+            o.dilation * (kernel[0] - 1) / 2,
+            o.dilation * (kernel[1] - 1) / 2,
+            o.dilation * (kernel[0] - 1) / 2,
+            o.dilation * (kernel[1] - 1) / 2,
+        ]);
+        let oh = (h + pads[0] + pads[2] - o.dilation * (kernel[0] - 1) - 1) / o.stride + 1;
+        let ow = (w + pads[1] + pads[3] - o.dilation * (kernel[1] - 1) - 1) / o.stride + 1;
+        let fan_in = c / o.groups * kernel[0] * kernel[1];
+        // He scaling with respect to the input's mean square: output mean square ≈ 2.
+        let a = (6.0 / (fan_in as f32 * x.m2)).sqrt();
+        let wshape = [out, c / o.groups, kernel[0], kernel[1]];
+        let wname = self.param("w", &wshape, |r| r.uniform_vec(numel(&wshape), -a, a));
+        let mut inputs = vec![x.name.clone(), wname];
+        if o.bias {
+            inputs.push(self.param("b", &[out], |r| r.uniform_vec(out, -0.1, 0.1)));
+        }
+        let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        let y = self.node(
+            "Conv",
+            &refs,
+            &[
+                ("kernel_shape", ints(&kernel)),
+                ("strides", ints(&[o.stride, o.stride])),
+                ("dilations", ints(&[o.dilation, o.dilation])),
+                ("pads", ints(&pads)),
+                ("group", Attr::Int(o.groups as i64)),
+            ],
+        );
+        let shape = vec![n, out, oh, ow];
+        self.macs += (numel(&shape) * fan_in) as u64;
+        Self::value(y, shape, 2.0)
+    }
+
+    /// Inference BatchNorm with statistics matching the input's scale.
+    pub fn bn(&mut self, x: &Value) -> Value {
+        let c = x.channels();
+        let m2 = x.m2;
+        let gamma = self.param("bn_scale", &[c], |r| r.uniform_vec(c, 0.7, 1.3));
+        let beta = self.param("bn_shift", &[c], |r| r.uniform_vec(c, -0.2, 0.2));
+        let s = m2.sqrt();
+        let mean = self.buffer("bn_mean", &[c], |r| r.uniform_vec(c, -0.2 * s, 0.2 * s));
+        let var = self.buffer("bn_var", &[c], |r| r.uniform_vec(c, 0.6 * m2, 1.4 * m2));
+        let y = self.node(
+            "BatchNormalization",
+            &[&x.name, &gamma, &beta, &mean, &var],
+            &[("epsilon", Attr::Float(1e-5))],
+        );
+        Self::value(y, x.shape.clone(), 1.0)
+    }
+
+    /// Apply an activation function.
+    pub fn act(&mut self, x: &Value, act: Act) -> Value {
+        let (name, m2) = match act {
+            Act::Relu => (self.node("Relu", &[&x.name], &[]), x.m2 / 2.0),
+            Act::Relu6 => {
+                let lo = self.buffer("clip_lo", &[], |_| vec![0.0]);
+                let hi = self.buffer("clip_hi", &[], |_| vec![6.0]);
+                (self.node("Clip", &[&x.name, &lo, &hi], &[]), x.m2 / 2.0)
+            }
+            Act::HardSwish => (self.node("HardSwish", &[&x.name], &[]), x.m2 / 2.0),
+            Act::HardSigmoid => (
+                self.node(
+                    "HardSigmoid",
+                    &[&x.name],
+                    &[
+                        ("alpha", Attr::Float(1.0 / 6.0)),
+                        ("beta", Attr::Float(0.5)),
+                    ],
+                ),
+                0.3,
+            ),
+            Act::Sigmoid => (self.node("Sigmoid", &[&x.name], &[]), 0.3),
+            Act::Swish => {
+                let s = self.node("Sigmoid", &[&x.name], &[]);
+                (self.node("Mul", &[&x.name, &s], &[]), x.m2 / 2.0)
+            }
+            Act::Gelu => {
+                let sqrt2 = self.buffer("sqrt2", &[], |_| vec![std::f32::consts::SQRT_2]);
+                let one = self.buffer("one", &[], |_| vec![1.0]);
+                let half = self.buffer("half", &[], |_| vec![0.5]);
+                let d = self.node("Div", &[&x.name, &sqrt2], &[]);
+                let e = self.node("Erf", &[&d], &[]);
+                let p = self.node("Add", &[&e, &one], &[]);
+                let m = self.node("Mul", &[&x.name, &p], &[]);
+                (self.node("Mul", &[&m, &half], &[]), x.m2 / 2.0)
+            }
+        };
+        Self::value(name, x.shape.clone(), m2)
+    }
+
+    /// Convolution, BatchNorm and an optional activation: the basic CNN unit.
+    pub fn conv_bn(
+        &mut self,
+        x: &Value,
+        out: usize,
+        k: usize,
+        o: ConvOpts,
+        act: Option<Act>,
+    ) -> Value {
+        let y = self.conv(x, out, k, o);
+        let y = self.bn(&y);
+        match act {
+            Some(a) => self.act(&y, a),
+            None => y,
+        }
+    }
+
+    /// Element-wise sum (same shapes or broadcast).
+    pub fn add(&mut self, a: &Value, b: &Value) -> Value {
+        let y = self.node("Add", &[&a.name, &b.name], &[]);
+        let shape = broadcast(&a.shape, &b.shape);
+        Self::value(y, shape, a.m2 + b.m2)
+    }
+
+    /// Element-wise product (same shapes or broadcast), e.g. a squeeze-excite gate.
+    pub fn mul(&mut self, a: &Value, b: &Value) -> Value {
+        let y = self.node("Mul", &[&a.name, &b.name], &[]);
+        let shape = broadcast(&a.shape, &b.shape);
+        Self::value(y, shape, a.m2 * b.m2)
+    }
+
+    /// Concatenation along `axis`.
+    pub fn concat(&mut self, xs: &[&Value], axis: usize) -> Value {
+        let names: Vec<&str> = xs.iter().map(|v| v.name.as_str()).collect();
+        let y = self.node("Concat", &names, &[("axis", Attr::Int(axis as i64))]);
+        let mut shape = xs[0].shape.clone();
+        shape[axis] = xs.iter().map(|v| v.shape[axis]).sum();
+        let total: f32 = xs.iter().map(|v| v.m2 * v.shape[axis] as f32).sum();
+        Self::value(y, shape.clone(), total / shape[axis] as f32)
+    }
+
+    /// Split along `axis` into parts of the given sizes.
+    pub fn split(&mut self, x: &Value, axis: usize, sizes: &[usize]) -> Vec<Value> {
+        let split = self.shape_const(&sizes.iter().map(|&s| s as i64).collect::<Vec<_>>());
+        let names = self.node_n(
+            "Split",
+            &[&x.name, &split],
+            &[("axis", Attr::Int(axis as i64))],
+            sizes.len(),
+        );
+        names
+            .into_iter()
+            .zip(sizes)
+            .map(|(n, &s)| {
+                let mut shape = x.shape.clone();
+                shape[axis] = s;
+                Self::value(n, shape, x.m2)
+            })
+            .collect()
+    }
+
+    fn pool(
+        &mut self,
+        op: &str,
+        x: &Value,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        ceil: bool,
+    ) -> Value {
+        let [n, c, h, w] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
+        let out = |d: usize| {
+            let span = d + 2 * pad - k;
+            let mut o = if ceil {
+                span.div_ceil(stride)
+            } else {
+                span / stride
+            } + 1;
+            // A window may not start inside the right padding (ONNX / PyTorch rule).
+            if ceil && (o - 1) * stride >= d + pad {
+                o -= 1;
+            }
+            o
+        };
+        let mut attrs = vec![
+            ("kernel_shape", ints(&[k, k])),
+            ("strides", ints(&[stride, stride])),
+            ("pads", ints(&[pad; 4])),
+        ];
+        if ceil {
+            attrs.push(("ceil_mode", Attr::Int(1)));
+        }
+        if op == "AveragePool" {
+            attrs.push(("count_include_pad", Attr::Int(0)));
+        }
+        let y = self.node(op, &[&x.name], &attrs);
+        Self::value(y, vec![n, c, out(h), out(w)], x.m2)
+    }
+
+    /// Max pooling with a square window; `ceil` rounds the output size up (Caffe style).
+    pub fn max_pool(
+        &mut self,
+        x: &Value,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        ceil: bool,
+    ) -> Value {
+        self.pool("MaxPool", x, k, stride, pad, ceil)
+    }
+
+    /// Average pooling (padding excluded from the divisor).
+    pub fn avg_pool(
+        &mut self,
+        x: &Value,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        ceil: bool,
+    ) -> Value {
+        self.pool("AveragePool", x, k, stride, pad, ceil)
+    }
+
+    /// Mean over the spatial axes, keeping them as 1×1.
+    pub fn global_avg_pool(&mut self, x: &Value) -> Value {
+        let y = self.node("GlobalAveragePool", &[&x.name], &[]);
+        Self::value(y, vec![x.shape[0], x.shape[1], 1, 1], x.m2)
+    }
+
+    /// Mean over `axes`, keeping them.
+    pub fn reduce_mean(&mut self, x: &Value, axes: &[usize]) -> Value {
+        let y = self.node(
+            "ReduceMean",
+            &[&x.name],
+            &[("axes", ints(axes)), ("keepdims", Attr::Int(1))],
+        );
+        let mut shape = x.shape.clone();
+        for &a in axes {
+            shape[a] = 1;
+        }
+        Self::value(y, shape, x.m2)
+    }
+
+    /// New shape for the same data.
+    pub fn reshape(&mut self, x: &Value, shape: &[usize]) -> Value {
+        assert_eq!(
+            numel(shape),
+            numel(&x.shape),
+            "reshape must keep the element count"
+        );
+        let s = self.shape_const(&shape.iter().map(|&d| d as i64).collect::<Vec<_>>());
+        let y = self.node("Reshape", &[&x.name, &s], &[]);
+        Self::value(y, shape.to_vec(), x.m2)
+    }
+
+    /// `[N, C, H, W]` to `[N, C·H·W]`.
+    pub fn flatten(&mut self, x: &Value) -> Value {
+        let y = self.node("Flatten", &[&x.name], &[("axis", Attr::Int(1))]);
+        Self::value(y, vec![x.shape[0], numel(&x.shape[1..])], x.m2)
+    }
+
+    /// Axis permutation: output axis `i` is input axis `perm[i]`.
+    pub fn transpose(&mut self, x: &Value, perm: &[usize]) -> Value {
+        let y = self.node("Transpose", &[&x.name], &[("perm", ints(perm))]);
+        let shape = perm.iter().map(|&p| x.shape[p]).collect();
+        Self::value(y, shape, x.m2)
+    }
+
+    /// ShuffleNet channel shuffle with `groups` groups.
+    pub fn channel_shuffle(&mut self, x: &Value, groups: usize) -> Value {
+        let [n, c, h, w] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
+        let r = self.reshape(x, &[n, groups, c / groups, h, w]);
+        let t = self.transpose(&r, &[0, 2, 1, 3, 4]);
+        self.reshape(&t, &[n, c, h, w])
+    }
+
+    /// Dense layer on the last axis with bias: `Gemm` for `[N, K]`, `MatMul` + `Add` otherwise.
+    pub fn linear(&mut self, x: &Value, out: usize) -> Value {
+        let k = *x.shape.last().expect("linear needs a non-scalar input");
+        let a = (6.0 / (k as f32 * x.m2)).sqrt();
+        let mut shape = x.shape.clone();
+        *shape.last_mut().unwrap() = out;
+        self.macs += (numel(&shape) * k) as u64;
+        let b = self.param("b", &[out], |r| r.uniform_vec(out, -0.1, 0.1));
+        let y = if x.shape.len() == 2 {
+            let w = self.param("w", &[out, k], |r| r.uniform_vec(out * k, -a, a));
+            self.node("Gemm", &[&x.name, &w, &b], &[("transB", Attr::Int(1))])
+        } else {
+            let w = self.param("w", &[k, out], |r| r.uniform_vec(out * k, -a, a));
+            let m = self.node("MatMul", &[&x.name, &w], &[]);
+            self.node("Add", &[&m, &b], &[])
+        };
+        Self::value(y, shape, 2.0)
+    }
+
+    /// Batched matrix product of two activations `[..., M, K] · [..., K, N]`.
+    pub fn matmul(&mut self, a: &Value, b: &Value) -> Value {
+        let r = a.shape.len();
+        let k = a.shape[r - 1];
+        assert_eq!(k, b.shape[r - 2], "matmul inner dimensions differ");
+        let mut shape = a.shape.clone();
+        shape[r - 1] = b.shape[r - 1];
+        self.macs += (numel(&shape) * k) as u64;
+        let y = self.node("MatMul", &[&a.name, &b.name], &[]);
+        Self::value(y, shape, a.m2 * b.m2 * k as f32)
+    }
+
+    /// Multiply by a constant scalar (e.g. attention's `1/√d`).
+    pub fn scale(&mut self, x: &Value, s: f32) -> Value {
+        let c = self.buffer("scale", &[], |_| vec![s]);
+        let y = self.node("Mul", &[&x.name, &c], &[]);
+        Self::value(y, x.shape.clone(), x.m2 * s * s)
+    }
+
+    /// Softmax along `axis`.
+    pub fn softmax(&mut self, x: &Value, axis: usize) -> Value {
+        let y = self.node("Softmax", &[&x.name], &[("axis", Attr::Int(axis as i64))]);
+        let n = x.shape[axis] as f32;
+        Self::value(y, x.shape.clone(), 1.0 / (n * n))
+    }
+
+    /// LayerNorm over the last axis with learned scale and shift (ONNX opset 17).
+    pub fn layer_norm(&mut self, x: &Value) -> Value {
+        let d = *x.shape.last().unwrap();
+        let gamma = self.param("ln_scale", &[d], |r| r.uniform_vec(d, 0.7, 1.3));
+        let beta = self.param("ln_shift", &[d], |r| r.uniform_vec(d, -0.2, 0.2));
+        let y = self.node(
+            "LayerNormalization",
+            &[&x.name, &gamma, &beta],
+            &[("axis", Attr::Int(-1)), ("epsilon", Attr::Float(1e-6))],
+        );
+        Self::value(y, x.shape.clone(), 1.0)
+    }
+
+    /// A learned constant added to `x` (position embeddings).
+    pub fn add_param(&mut self, x: &Value) -> Value {
+        let shape = x.shape.clone();
+        let p = self.param("pos", &shape, |r| r.uniform_vec(numel(&shape), -0.5, 0.5));
+        let y = self.node("Add", &[&x.name, &p], &[]);
+        Self::value(y, shape, x.m2 + 0.08)
+    }
+
+    /// A learned constant of `shape` concatenated before `x` along `axis` (class token).
+    pub fn prepend_param(&mut self, x: &Value, shape: &[usize], axis: usize) -> Value {
+        let p = self.param("token", shape, |r| r.uniform_vec(numel(shape), -1.0, 1.0));
+        let y = self.node(
+            "Concat",
+            &[&p, &x.name],
+            &[("axis", Attr::Int(axis as i64))],
+        );
+        let mut out = x.shape.clone();
+        out[axis] += shape[axis];
+        Self::value(y, out, x.m2)
+    }
+
+    /// `x[start..end]` along `axis`.
+    pub fn slice(&mut self, x: &Value, axis: usize, start: usize, end: usize) -> Value {
+        let s = self.shape_const(&[start as i64]);
+        let e = self.shape_const(&[end as i64]);
+        let a = self.shape_const(&[axis as i64]);
+        let y = self.node("Slice", &[&x.name, &s, &e, &a], &[]);
+        let mut shape = x.shape.clone();
+        shape[axis] = end - start;
+        Self::value(y, shape, x.m2)
+    }
+
+    /// Squeeze-and-excitation: global pool, two 1×1 convolutions with bias, gate, scale.
+    pub fn squeeze_excite(&mut self, x: &Value, squeeze: usize, inner: Act, gate: Act) -> Value {
+        let c = x.channels();
+        let p = self.global_avg_pool(x);
+        let bias = ConvOpts {
+            bias: true,
+            ..ConvOpts::default()
+        };
+        let s = self.conv(&p, squeeze, 1, bias);
+        let s = self.act(&s, inner);
+        let e = self.conv(&s, c, 1, bias);
+        let g = self.act(&e, gate);
+        let y = self.mul(x, &g);
+        Self::value(y.name, y.shape, x.m2 * 0.3)
+    }
+}
+
+fn broadcast(a: &[usize], b: &[usize]) -> Vec<usize> {
+    let r = a.len().max(b.len());
+    (0..r)
+        .map(|i| {
+            let da = if i + a.len() >= r {
+                a[i + a.len() - r]
+            } else {
+                1
+            };
+            let db = if i + b.len() >= r {
+                b[i + b.len() - r]
+            } else {
+                1
+            };
+            da.max(db)
+        })
+        .collect()
+}
+
+/// Round `v` to the nearest multiple of `divisor` not below 90 % of `v` (the channel rounding
+/// of MobileNet V2/V3, MNASNet and EfficientNet).
+pub fn make_divisible(v: f32, divisor: usize) -> usize {
+    let d = divisor as f32;
+    let mut r = ((v + d / 2.0) / d).floor() as usize * divisor;
+    r = r.max(divisor);
+    if (r as f32) < 0.9 * v {
+        r += divisor;
+    }
+    r
+}
