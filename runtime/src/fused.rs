@@ -131,9 +131,13 @@ pub(crate) fn find_chains(g: &Graph) -> Vec<Chain> {
             b += 1;
             continue;
         }
+        // A pointwise node that already projects the previous block (MobileNet V1's
+        // depthwise → pointwise → depthwise → pointwise) cannot also be this one's expansion.
+        let taken = chains.last().map(|c: &Chain| c.project);
         let expand = b.checked_sub(1).filter(|&a| {
             let n = &g.nodes[a];
-            is_pointwise(&n.op)
+            Some(a) != taken
+                && is_pointwise(&n.op)
                 && n.outputs.first() == Some(&e)
                 && uses[e] == 1
                 && n.inputs.first().is_some_and(|&x| f32_act(x))

@@ -989,6 +989,30 @@ fn inverted_residual_blocks_fuse() {
     assert_eq!(fused, 3, "every block fuses: {kernels:?}");
 }
 
+/// Depthwise-separable pairs back to back (MobileNet V1): the projection of one block is
+/// followed by the next block's depthwise convolution, so it must not also be fused as that
+/// block's expansion. Both blocks fuse (the second without expansion) and match.
+#[test]
+fn separable_blocks_back_to_back_fuse() {
+    let mut b = B::new();
+    let dw = win([3, 3], [1, 1], [1, 1], [1; 4]);
+    let pw = win([1, 1], [1, 1], [1, 1], [0; 4]);
+    let x = b.input(&[1, 64, 64, 64]);
+    let mut y = (x, [1, 64, 64, 64]);
+    for out in [64, 32] {
+        let (d, ds) = conv(&mut b, y.0, y.1, 64, dw, 64, Activation::Relu, None);
+        y = conv(&mut b, d, ds, out, pw, 1, Activation::Relu, None);
+    }
+    b.out(y.0);
+    let s = check(&b, 5);
+    let kernels: Vec<&str> = s.plan().steps().iter().map(|st| st.kernel).collect();
+    let fused = kernels
+        .iter()
+        .filter(|&&k| k == "fused::inverted_residual")
+        .count();
+    assert_eq!(fused, 2, "both blocks fuse: {kernels:?}");
+}
+
 #[test]
 fn binary_unary_broadcasts() {
     let mut b = B::new();
