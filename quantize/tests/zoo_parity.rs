@@ -40,6 +40,11 @@ macro_rules! zoo_parity {
 }
 
 zoo_parity!(
+    alexnet,
+    vgg16,
+    googlenet,
+    densenet121,
+    squeezenet1_1,
     resnet18,
     resnet50,
     resnext50_32x4d,

@@ -343,6 +343,13 @@ impl Net {
         }
     }
 
+    /// Convolution with bias followed by an activation: the unit of CNNs without BatchNorm
+    /// (AlexNet, VGG, SqueezeNet). The bias is added whatever `o.bias` says.
+    pub fn conv_act(&mut self, x: &Value, out: usize, k: usize, o: ConvOpts, act: Act) -> Value {
+        let y = self.conv(x, out, k, ConvOpts { bias: true, ..o });
+        self.act(&y, act)
+    }
+
     /// Element-wise sum (same shapes or broadcast).
     pub fn add(&mut self, a: &Value, b: &Value) -> Value {
         let y = self.node("Add", &[&a.name, &b.name], &[]);
@@ -397,6 +404,10 @@ impl Net {
         ceil: bool,
     ) -> Value {
         let [n, c, h, w] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
+        assert!(
+            h.min(w) + 2 * pad >= k,
+            "a {k}×{k} {op} window does not fit a {h}×{w} map padded by {pad}: input resolution too small"
+        );
         let out = |d: usize| {
             let span = d + 2 * pad - k;
             let mut o = if ceil {
