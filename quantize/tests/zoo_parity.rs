@@ -49,4 +49,6 @@ zoo_parity!(
     mobilenet_v2,
     mobilenet_v3_small,
     mobilenet_v3_large,
+    vit_tiny_16,
+    mixer_s16,
 );
