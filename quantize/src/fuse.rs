@@ -1,5 +1,6 @@
 //! Graph fusions applied at conversion: activation patterns, BatchNorm and Pad folding,
-//! bias and residual folding into convolutions, and channel-shuffle detection.
+//! bias and residual folding into convolutions, channel-shuffle detection, and layer
+//! normalization rebuilt from the primitive ops tract expands it into.
 
 use ferrolite_runtime::ir::{Activation, BinaryOp, Op, PadMode, ReduceOp, TensorId};
 
@@ -15,6 +16,8 @@ pub fn fuse(g: &mut WorkGraph) {
         hard_sigmoid,
         self_gated_activation,
         reduce_mean,
+        layer_norm,
+        affine_into_layer_norm,
         fold_affine_into_linear,
         pad_into_conv,
         subsample_into_pointwise,
@@ -313,6 +316,219 @@ fn reduce_mean(g: &mut WorkGraph) -> bool {
         };
         n.inputs = vec![src];
         g.nodes[p] = None;
+        return true;
+    }
+    false
+}
+
+/// `mean(t, axes)` node of `t` over the last axis with kept dims: the index of the node
+/// producing `m` (read once), and `t`.
+fn mean_over_last_axis(g: &WorkGraph, m: TensorId) -> Option<(usize, TensorId)> {
+    let p = sole_producer(g, m)?;
+    let n = g.nodes[p].as_ref()?;
+    let Op::Reduce {
+        op: ReduceOp::Mean,
+        axes,
+        keep_dims: true,
+    } = &n.op
+    else {
+        return None;
+    };
+    let t = n.inputs[0];
+    let last = shape(g, t).len().checked_sub(1)?;
+    (axes.as_slice() == [last]).then_some((p, t))
+}
+
+/// `1 / sqrt(v + eps)` of a positive scalar `eps`, as one `Add` with a fused reciprocal
+/// square root or as an `Add` then a `Rsqrt`: the nodes (read once) and `(v, eps)`.
+fn inverse_std(g: &WorkGraph, r: TensorId) -> Option<(Vec<usize>, TensorId, f32)> {
+    let p = sole_producer(g, r)?;
+    let (nodes, add) = match node_op(g, p)? {
+        Op::Binary {
+            op: BinaryOp::Add,
+            activation: Activation::Rsqrt,
+        } => (vec![p], p),
+        Op::Unary {
+            activation: Activation::Rsqrt,
+        } => {
+            let a = sole_producer(g, g.nodes[p].as_ref()?.inputs[0])?;
+            let plain_add = Op::Binary {
+                op: BinaryOp::Add,
+                activation: Activation::None,
+            };
+            if node_op(g, a)? != &plain_add {
+                return None;
+            }
+            (vec![p, a], a)
+        }
+        _ => return None,
+    };
+    let n = g.nodes[add].as_ref()?;
+    let (v, c) = if g.const_of(n.inputs[1]).is_some() {
+        (n.inputs[0], n.inputs[1])
+    } else {
+        (n.inputs[1], n.inputs[0])
+    };
+    let eps = g.scalar_const(c)?;
+    (eps > 0.0 && eps.is_finite() && g.const_of(v).is_none()).then_some((nodes, v, eps))
+}
+
+/// The longest common prefix of two node names without its trailing separators, e.g.
+/// `block.norm1` from `block.norm1.mean` and `block.norm1.sub`.
+fn common_name(a: &str, b: &str) -> String {
+    let len: usize = a
+        .chars()
+        .zip(b.chars())
+        .take_while(|(x, y)| x == y)
+        .map(|(x, _)| x.len_utf8())
+        .sum();
+    a[..len]
+        .trim_end_matches(|c: char| !c.is_alphanumeric())
+        .to_string()
+}
+
+/// `(x - mean(x)) * rsqrt(mean((x - mean(x))²) + eps)` over the last axis (the expansion of
+/// ONNX LayerNormalization) becomes one LayerNorm with unit scale and zero shift; the
+/// affine that usually follows is folded in by [`affine_into_layer_norm`].
+fn layer_norm(g: &mut WorkGraph) -> bool {
+    for i in 0..g.nodes.len() {
+        let Some(n) = &g.nodes[i] else { continue };
+        let Op::Binary {
+            op: BinaryOp::Mul,
+            activation: Activation::None,
+        } = n.op
+        else {
+            continue;
+        };
+        let out = n.outputs[0];
+        for (d, r) in [(n.inputs[0], n.inputs[1]), (n.inputs[1], n.inputs[0])] {
+            let Some((std_nodes, ms, epsilon)) = inverse_std(g, r) else {
+                continue;
+            };
+            let Some((var_mean, sq)) = mean_over_last_axis(g, ms) else {
+                continue;
+            };
+            let Some(square) = sole_producer(g, sq) else {
+                continue;
+            };
+            let sq_node = g.nodes[square].as_ref().unwrap();
+            let squares_d = match sq_node.op {
+                Op::Binary {
+                    op: BinaryOp::Mul,
+                    activation: Activation::None,
+                } => sq_node.inputs == [d, d],
+                Op::Binary {
+                    op: BinaryOp::Pow,
+                    activation: Activation::None,
+                } => sq_node.inputs[0] == d && g.scalar_const(sq_node.inputs[1]) == Some(2.0),
+                _ => false,
+            };
+            let mut users = g.consumers(d);
+            users.sort_unstable();
+            let mut expected = vec![square, i];
+            expected.sort_unstable();
+            if !squares_d || g.outputs.contains(&d) || users != expected {
+                continue;
+            }
+            let Some(sub) = g.producer(d) else { continue };
+            let sub_node = g.nodes[sub].as_ref().unwrap();
+            let Op::Binary {
+                op: BinaryOp::Sub,
+                activation: Activation::None,
+            } = sub_node.op
+            else {
+                continue;
+            };
+            let (x, mu) = (sub_node.inputs[0], sub_node.inputs[1]);
+            let Some((mean, mean_of)) = mean_over_last_axis(g, mu) else {
+                continue;
+            };
+            if mean_of != x || shape(g, x) != shape(g, out) || shape(g, x) != shape(g, d) {
+                continue;
+            }
+            let dim = *shape(g, x).last().unwrap();
+            let name = common_name(
+                &g.nodes[mean].as_ref().unwrap().name,
+                &g.nodes[sub].as_ref().unwrap().name,
+            );
+            let name = if name.is_empty() {
+                g.nodes[sub].as_ref().unwrap().name.clone()
+            } else {
+                name
+            };
+            let scale = g.add_const(format!("{name}.scale"), vec![dim], vec![1.0; dim]);
+            let shift = g.add_const(format!("{name}.shift"), vec![dim], vec![0.0; dim]);
+            for k in std_nodes.into_iter().chain([var_mean, square, sub, mean]) {
+                g.nodes[k] = None;
+            }
+            let n = g.nodes[i].as_mut().unwrap();
+            n.name = name;
+            n.op = Op::LayerNorm { epsilon };
+            n.inputs = vec![x, scale, shift];
+            return true;
+        }
+    }
+    false
+}
+
+/// Multiplications and additions by constants varying only along the last axis after a
+/// LayerNorm fold into its scale and shift.
+fn affine_into_layer_norm(g: &mut WorkGraph) -> bool {
+    for i in 0..g.nodes.len() {
+        let Some((op, Activation::None, y, c)) = binary_with_const(g, i) else {
+            continue;
+        };
+        if !matches!(
+            op,
+            BinaryOp::Mul | BinaryOp::Div | BinaryOp::Add | BinaryOp::Sub
+        ) {
+            continue;
+        }
+        let n = g.nodes[i].as_ref().unwrap();
+        if matches!(op, BinaryOp::Sub | BinaryOp::Div) && n.inputs[0] != y {
+            continue;
+        }
+        if shape(g, n.outputs[0]) != shape(g, y) {
+            continue;
+        }
+        let Some(p) = sole_producer(g, y) else {
+            continue;
+        };
+        let pn = g.nodes[p].as_ref().unwrap();
+        if !matches!(pn.op, Op::LayerNorm { .. }) {
+            continue;
+        }
+        let last = shape(g, y).len() - 1;
+        let Some(vals) = per_channel(g, c, shape(g, y), last) else {
+            continue;
+        };
+        let (st, sh) = (pn.inputs[1], pn.inputs[2]);
+        let (Some(mut scale), Some(mut shift)) = (g.const_of(st).cloned(), g.const_of(sh).cloned())
+        else {
+            continue;
+        };
+        for ((s, h), v) in scale.iter_mut().zip(shift.iter_mut()).zip(&vals) {
+            match op {
+                BinaryOp::Mul => {
+                    *s *= v;
+                    *h *= v;
+                }
+                BinaryOp::Div => {
+                    *s /= v;
+                    *h /= v;
+                }
+                BinaryOp::Add => *h += v,
+                _ => *h -= v,
+            }
+        }
+        let name = g.nodes[p].as_ref().unwrap().name.clone();
+        let dim = scale.len();
+        let st = g.add_const(format!("{name}.scale"), vec![dim], scale);
+        let sh = g.add_const(format!("{name}.shift"), vec![dim], shift);
+        let pn = g.nodes[p].as_mut().unwrap();
+        pn.inputs[1] = st;
+        pn.inputs[2] = sh;
+        bypass(g, i, y);
         return true;
     }
     false

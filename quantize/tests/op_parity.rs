@@ -697,3 +697,132 @@ fn rms_normalisation_pattern() {
     b.output(&y);
     run_case("rms_norm", &b, &[vec![1, 6, 10]]);
 }
+
+/// An ONNX LayerNormalization node over `shape` with `attrs`, with or without a shift.
+fn layer_norm_graph(
+    shape: &[usize],
+    attrs: &[(&str, Attr)],
+    norm: &[usize],
+    bias: bool,
+) -> OnnxBuilder {
+    let mut b = OnnxBuilder::new().opset(17);
+    let x = b.input("x", shape);
+    let n: usize = norm.iter().product();
+    let scale = b.constant("scale", norm, random(n, 3));
+    let mut ins = vec![x, scale];
+    if bias {
+        ins.push(b.constant("shift", norm, random(n, 4)));
+    }
+    let refs: Vec<&str> = ins.iter().map(String::as_str).collect();
+    let y = b.node("LayerNormalization", &refs, attrs);
+    b.output(&y);
+    b
+}
+
+#[test]
+fn layer_normalization_becomes_one_op() {
+    let eps = ("epsilon", Attr::Float(1e-6));
+    // Tokens [N, T, D] as in a transformer; a 4-D input, whose last axis is strided in the
+    // runtime's NHWC layout; and no shift input.
+    let cases: [(&str, Vec<usize>, bool); 3] = [
+        ("layer_norm_tokens", vec![2, 7, 48], true),
+        ("layer_norm_4d", vec![1, 3, 5, 24], true),
+        ("layer_norm_no_shift", vec![1, 9, 20], false),
+    ];
+    for (name, shape, bias) in cases {
+        let d = *shape.last().unwrap();
+        let b = layer_norm_graph(&shape, &[("axis", Attr::Int(-1)), eps.clone()], &[d], bias);
+        let g = run_case(name, &b, &[shape]);
+        assert_eq!(ops(&g), ["LayerNorm"], "{name}");
+        assert_eq!(g.nodes[0].op, Op::LayerNorm { epsilon: 1e-6 }, "{name}");
+    }
+    // Normalizing over the last two axes is not the IR's LayerNorm: it stays decomposed.
+    let b = layer_norm_graph(&[2, 6, 10], &[("axis", Attr::Int(1))], &[6, 10], true);
+    let g = run_case("layer_norm_two_axes", &b, &[vec![2, 6, 10]]);
+    assert!(!ops(&g).contains(&"LayerNorm"));
+}
+
+/// LayerNorm as exporters write it before opset 17 (mean, deviation, power 2, mean, add
+/// epsilon, square root, division, scale, shift) is recognized too.
+#[test]
+fn decomposed_layer_norm_pattern() {
+    let mut b = OnnxBuilder::new();
+    let x = b.input("x", &[1, 5, 32]);
+    let axes = ("axes", Attr::Ints(vec![-1]));
+    let mean = b.node("ReduceMean", &[&x], std::slice::from_ref(&axes));
+    let d = b.node("Sub", &[&x, &mean], &[]);
+    let two = b.constant("two", &[], vec![2.0]);
+    let sq = b.node("Pow", &[&d, &two], &[]);
+    let var = b.node("ReduceMean", &[&sq], &[axes]);
+    let eps = b.constant("eps", &[], vec![1e-5]);
+    let v = b.node("Add", &[&var, &eps], &[]);
+    let std = b.node("Sqrt", &[&v], &[]);
+    let n = b.node("Div", &[&d, &std], &[]);
+    let scale = b.constant("scale", &[32], random(32, 5));
+    let shift = b.constant("shift", &[32], random(32, 6));
+    let s = b.node("Mul", &[&n, &scale], &[]);
+    let y = b.node("Add", &[&s, &shift], &[]);
+    b.output(&y);
+    let g = run_case("layer_norm_decomposed", &b, &[vec![1, 5, 32]]);
+    assert_eq!(ops(&g), ["LayerNorm"]);
+}
+
+/// One attention head group as in ViT-Ti: `softmax(q·kᵀ/√d)·v` on `[1, 3, 197, 64]`, with
+/// the key transposed by a 4-D Transpose, then the exact-erf GELU of a dense layer.
+#[test]
+fn attention_matmul_softmax_block() {
+    let mut b = OnnxBuilder::new().opset(17);
+    let shape = [1, 3, 197, 64];
+    let q = b.input("q", &shape);
+    let k = b.input("k", &shape);
+    let v = b.input("v", &shape);
+    let kt = b.node(
+        "Transpose",
+        &[&k],
+        &[("perm", Attr::Ints(vec![0, 1, 3, 2]))],
+    );
+    let s = b.node("MatMul", &[&q, &kt], &[]);
+    let c = b.constant("inv_sqrt_d", &[], vec![0.125]);
+    let s = b.node("Mul", &[&s, &c], &[]);
+    let p = b.node("Softmax", &[&s], &[("axis", Attr::Int(-1))]);
+    let y = b.node("MatMul", &[&p, &v], &[]);
+    b.output(&y);
+    let g = run_case(
+        "attention",
+        &b,
+        &[shape.to_vec(), shape.to_vec(), shape.to_vec()],
+    );
+    let names = ops(&g);
+    assert_eq!(
+        names.iter().filter(|&&o| o == "MatMul").count(),
+        2,
+        "{names:?}"
+    );
+    assert!(names.contains(&"Softmax"), "{names:?}");
+
+    // Dense layer then GELU written with erf: one FullyConnected with a fused GELU.
+    let mut b = OnnxBuilder::new();
+    let x = b.input("x", &[1, 197, 64]);
+    let w = b.constant("w", &[64, 96], random(64 * 96, 8));
+    let bias = b.constant("b", &[96], random(96, 9));
+    let h = b.node("MatMul", &[&x, &w], &[]);
+    let h = b.node("Add", &[&h, &bias], &[]);
+    let sqrt2 = b.constant("sqrt2", &[], vec![std::f32::consts::SQRT_2]);
+    let one = b.constant("one", &[], vec![1.0]);
+    let half = b.constant("half", &[], vec![0.5]);
+    let e = b.node("Div", &[&h, &sqrt2], &[]);
+    let e = b.node("Erf", &[&e], &[]);
+    let e = b.node("Add", &[&e, &one], &[]);
+    let m = b.node("Mul", &[&h, &e], &[]);
+    let y = b.node("Mul", &[&m, &half], &[]);
+    b.output(&y);
+    let g = run_case("dense_gelu", &b, &[vec![1, 197, 64]]);
+    assert_eq!(ops(&g), ["FullyConnected"]);
+    assert!(matches!(
+        g.nodes[0].op,
+        Op::FullyConnected {
+            activation: Activation::Gelu,
+            has_bias: true
+        }
+    ));
+}

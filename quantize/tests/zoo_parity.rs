@@ -67,4 +67,6 @@ zoo_parity!(
     efficientnet_lite2,
     efficientnet_lite3,
     efficientnet_lite4,
+    vit_tiny_16,
+    mixer_s16,
 );

@@ -609,6 +609,35 @@ fn exec_step(
             let x = rd.get(*x)?;
             reduce(*op, walk, x, y, *count);
         }
+        Step::LayerNorm {
+            x,
+            walk,
+            len,
+            sx,
+            sy,
+            scale,
+            shift,
+            epsilon,
+            out,
+        } => {
+            let (rd, y) = split(arena, consts, *out)?;
+            let x = rd.get(*x)?;
+            let f = k.f32_layer_norm.f;
+            walk.run(|[oy, ox], rows, [ry, rx]| {
+                for j in 0..rows {
+                    f(
+                        *len,
+                        &x[ox + j * rx..],
+                        *sx,
+                        scale,
+                        shift,
+                        *epsilon,
+                        &mut y[oy + j * ry..],
+                        *sy,
+                    );
+                }
+            });
+        }
         Step::Softmax {
             x,
             walk,

@@ -306,6 +306,11 @@ pub enum Op {
     /// Per-channel affine (an inference BatchNorm): `y = x * scale[c] + shift[c]` on axis 1.
     /// Inputs: `x`, `scale [C]`, `shift [C]` (constants).
     BatchNorm,
+    /// Layer normalization over the last axis:
+    /// `y = (x - mean) / sqrt(var + epsilon) * scale + shift`, with the mean and the (biased)
+    /// variance of each row of the last axis.
+    /// Inputs: `x [..., D]`, `scale [D]`, `shift [D]` (constants). Output: `[..., D]`.
+    LayerNorm { epsilon: f32 },
     /// 2-D pooling over a window. Input `[N,C,H,W]`, output `[N,C,OH,OW]`.
     Pool2d { kind: PoolKind, window: Window },
     /// Reduction over `axes`, keeping them as size 1 when `keep_dims`.
@@ -362,6 +367,7 @@ impl Op {
             Op::Binary { .. } => "Binary",
             Op::Unary { .. } => "Unary",
             Op::BatchNorm => "BatchNorm",
+            Op::LayerNorm { .. } => "LayerNorm",
             Op::Pool2d { .. } => "Pool2d",
             Op::Reduce { .. } => "Reduce",
             Op::Concat { .. } => "Concat",

@@ -244,6 +244,19 @@ pub(crate) enum Step {
         count: usize,
         out: Loc,
     },
+    /// Layer normalization of rows of the last axis; walk over the shape with that axis set
+    /// to 1, as `[out, in]`.
+    LayerNorm {
+        x: Loc,
+        walk: Walk<2>,
+        len: usize,
+        sx: usize,
+        sy: usize,
+        scale: Vec<f32>,
+        shift: Vec<f32>,
+        epsilon: f32,
+        out: Loc,
+    },
     /// Softmax rows; walk over the shape with the axis set to 1, as `[out, in]`.
     Softmax {
         x: Loc,
@@ -546,7 +559,7 @@ impl<'m> Planner<'m> {
                 Op::Conv2d { has_bias, .. } | Op::FullyConnected { has_bias, .. } => {
                     1..2 + *has_bias as usize
                 }
-                Op::BatchNorm => 1..3,
+                Op::BatchNorm | Op::LayerNorm { .. } => 1..3,
                 _ => 0..0,
             };
             let operands = node
@@ -1327,6 +1340,32 @@ impl<'m> Planner<'m> {
                     out: out.loc,
                 };
                 Ok((s, k.f32_affine.name, x.loc.len as u64, params))
+            }
+            Op::LayerNorm { epsilon } => {
+                let x = self.place(x_id)?.clone();
+                let scale = self.const_f32(inp(1)?)?;
+                let shift = self.const_f32(inp(2)?)?;
+                let axis = x.shape.len() - 1;
+                let len = x.shape[axis];
+                if scale.len() != len || shift.len() != len {
+                    return Err(Error::graph(name, "LayerNorm scale or shift size mismatch"));
+                }
+                let mut rows = x.shape.clone();
+                rows[axis] = 1;
+                let walk = walk2(name, &rows, &out.strides, &x.strides)?;
+                let params = (scale.len() + shift.len()) as u64;
+                let s = Step::LayerNorm {
+                    x: x.loc,
+                    walk,
+                    len,
+                    sx: x.strides[axis],
+                    sy: out.strides[axis],
+                    scale,
+                    shift,
+                    epsilon: *epsilon,
+                    out: out.loc,
+                };
+                Ok((s, k.f32_layer_norm.name, x.loc.len as u64, params))
             }
             Op::Pool2d { kind, window } => {
                 let x = self.place(x_id)?.clone();

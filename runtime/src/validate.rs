@@ -273,7 +273,7 @@ fn input_count(op: &Op) -> Option<usize> {
         } => 2 + *has_bias as usize + *has_residual as usize,
         Op::FullyConnected { has_bias, .. } => 2 + *has_bias as usize,
         Op::MatMul | Op::Binary { .. } => 2,
-        Op::BatchNorm => 3,
+        Op::BatchNorm | Op::LayerNorm { .. } => 3,
         Op::Concat { .. } | Op::ChannelShuffle { .. } => return None,
         _ => 1,
     })
@@ -449,6 +449,20 @@ fn infer(
             let c = x.shape[1];
             want_shape(node, name, "scale", inputs[1], &[c])?;
             want_shape(node, name, "shift", inputs[2], &[c])?;
+            one(x.shape.clone())
+        }
+        Op::LayerNorm { epsilon } => {
+            if !(epsilon.is_finite() && *epsilon > 0.0) {
+                return Err(err(
+                    node,
+                    format!("{name}: epsilon {epsilon} must be finite and positive"),
+                ));
+            }
+            let Some(&d) = x.shape.last() else {
+                return Err(err(node, format!("{name}: input must have rank >= 1")));
+            };
+            want_shape(node, name, "scale", inputs[1], &[d])?;
+            want_shape(node, name, "shift", inputs[2], &[d])?;
             one(x.shape.clone())
         }
         Op::Pool2d { window, .. } => {
@@ -740,9 +754,13 @@ fn check_dtypes(op: &Op, ins: &[&Tensor], outs: &[&Tensor], node: &str) -> Resul
             }
         }
         _ => {
-            let quantized = is_q8(x.dtype) && !matches!(op, Op::BatchNorm | Op::MatMul);
+            let quantized =
+                is_q8(x.dtype) && !matches!(op, Op::BatchNorm | Op::LayerNorm { .. } | Op::MatMul);
             let consts_from = match op {
-                Op::Conv2d { .. } | Op::FullyConnected { .. } | Op::BatchNorm => 1,
+                Op::Conv2d { .. }
+                | Op::FullyConnected { .. }
+                | Op::BatchNorm
+                | Op::LayerNorm { .. } => 1,
                 _ => usize::MAX,
             };
             let const_end = match op {

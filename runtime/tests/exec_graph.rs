@@ -293,6 +293,20 @@ fn naive(g: &Graph, consts: &HashMap<usize, Vec<f32>>, inputs: &[Vec<f32>]) -> V
                     *out = x[i] * v[&node.inputs[1]][c] + v[&node.inputs[2]][c];
                 }
             }
+            Op::LayerNorm { epsilon } => {
+                let d = *xs.last().unwrap();
+                let (scale, shift) = (&v[&node.inputs[1]], &v[&node.inputs[2]]);
+                for (row, out) in x.chunks(d).zip(y.chunks_mut(d)) {
+                    let mean = row.iter().map(|&e| e as f64).sum::<f64>() / d as f64;
+                    let var =
+                        row.iter().map(|&e| (e as f64 - mean).powi(2)).sum::<f64>() / d as f64;
+                    let inv = 1.0 / (var + *epsilon as f64).sqrt();
+                    for (j, o) in out.iter_mut().enumerate() {
+                        *o = ((row[j] as f64 - mean) * inv * scale[j] as f64 + shift[j] as f64)
+                            as f32;
+                    }
+                }
+            }
             Op::Pool2d { kind, window } => {
                 for (i, out) in y.iter_mut().enumerate() {
                     let [n, c, oy, ox] = unflat(&os, i)[..] else {
@@ -1109,6 +1123,27 @@ fn binary_unary_broadcasts() {
     assert_eq!(k[1], "f32_eltwise::scalar::binary_channel");
     assert_eq!(k[2], "f32_eltwise::scalar::binary_channel");
     assert_eq!(k[3], "f32_eltwise::scalar::binary_strided");
+}
+
+/// LayerNorm on a row-major 3-D tensor (contiguous rows, long enough for the SIMD tails)
+/// and on a 4-D one, whose last axis is strided in the NHWC layout.
+#[test]
+fn layer_norm_contiguous_and_strided_rows() {
+    let mut b = B::new();
+    let x3 = b.input(&[2, 5, 37]);
+    let x4 = b.input(&[1, 3, 4, 6]);
+    let (s3, h3) = (b.rand(&[37]), b.rand(&[37]));
+    let (s4, h4) = (b.rand(&[6]), b.rand(&[6]));
+    let ln3 = b.op1(Op::LayerNorm { epsilon: 1e-6 }, &[x3, s3, h3], &[2, 5, 37]);
+    let ln4 = b.op1(
+        Op::LayerNorm { epsilon: 1e-5 },
+        &[x4, s4, h4],
+        &[1, 3, 4, 6],
+    );
+    b.out(ln3);
+    b.out(ln4);
+    let s = check(&b, 9);
+    assert_eq!(s.plan().steps()[0].params, 2 * 37);
 }
 
 #[test]

@@ -519,7 +519,7 @@ fn isa_selection() {
     assert_eq!(cpu::resolve_isa(None, &f).unwrap(), f.best_isa());
     let g = kernels::generic();
     assert_eq!(g.f32_dwconv.name, "f32_dwconv::scalar::dwconv_generic");
-    assert_eq!(g.names().len(), 20);
+    assert_eq!(g.names().len(), 21);
 }
 
 /// Throughput check (run with `--release -- --ignored`): prints GFLOP/s of the scalar

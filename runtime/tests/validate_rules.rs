@@ -163,6 +163,13 @@ fn other_shapes() {
         one(Op::BatchNorm, &[&[1, 3, 2, 2], &[3], &[3]]),
         [1, 3, 2, 2]
     );
+    assert_eq!(
+        one(
+            Op::LayerNorm { epsilon: 1e-6 },
+            &[&[1, 197, 192], &[192], &[192]]
+        ),
+        [1, 197, 192]
+    );
     assert!(shapes(Op::Reshape, &[&[2, 3]])
         .unwrap_err()
         .contains("declared output"));
@@ -406,6 +413,15 @@ fn transpose_softmax_pad_shuffle_batchnorm() {
     assert!(shapes(shuffle(2, 1), &[]).is_err());
     let e = shapes(Op::BatchNorm, &[&[1, 3, 2, 2], &[3], &[4]]).unwrap_err();
     assert_has(&e, &["shift has shape [4], expected [3]"]);
+    let ln = |epsilon| Op::LayerNorm { epsilon };
+    let e = shapes(ln(1e-5), &[&[2, 8], &[2], &[8]]).unwrap_err();
+    assert_has(&e, &["scale has shape [2], expected [8]"]);
+    let e = shapes(ln(0.0), &[&[2, 8], &[8], &[8]]).unwrap_err();
+    assert_has(&e, &["epsilon 0 must be finite and positive"]);
+    let e = shapes(ln(f32::NAN), &[&[2, 8], &[8], &[8]]).unwrap_err();
+    assert_has(&e, &["must be finite and positive"]);
+    let e = shapes(ln(1e-5), &[&[], &[1], &[1]]).unwrap_err();
+    assert_has(&e, &["input must have rank >= 1"]);
 }
 
 #[test]

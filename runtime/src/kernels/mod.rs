@@ -12,6 +12,7 @@ pub mod f32_copy;
 pub mod f32_dwconv;
 pub mod f32_eltwise;
 pub mod f32_gemm;
+pub mod f32_norm;
 pub mod f32_pool;
 pub mod f32_softmax;
 #[cfg(any(target_arch = "aarch64", ferrolite_arm_neon))]
@@ -117,6 +118,8 @@ pub struct Kernels {
     pub f32_activation: Slot<f32_eltwise::ActivationFn>,
     /// Per-channel affine (BatchNorm).
     pub f32_affine: Slot<f32_eltwise::AffineFn>,
+    /// Layer normalization of one strided row.
+    pub f32_layer_norm: Slot<f32_norm::LayerNormFn>,
     /// Softmax over one strided row.
     pub f32_softmax: Slot<f32_softmax::SoftmaxFn>,
     /// Strided row copy (data movement).
@@ -168,6 +171,7 @@ pub fn generic() -> Kernels {
         f32_binary_strided: slot!(f32_eltwise::scalar::binary_strided),
         f32_activation: slot!(f32_eltwise::scalar::activation),
         f32_affine: slot!(f32_eltwise::scalar::affine),
+        f32_layer_norm: slot!(f32_norm::scalar::layer_norm_strided),
         f32_softmax: slot!(f32_softmax::scalar::softmax_strided),
         f32_copy: slot!(f32_copy::scalar::copy_strided),
         f32_interleave2: slot!(f32_copy::scalar::interleave2),
@@ -201,6 +205,7 @@ pub fn for_isa(isa: Isa) -> Kernels {
             k.f32_interleave2 = slot!(f32_copy::avx2::interleave2_8c);
             k.f32_binary = slot!(f32_eltwise::avx2::binary_8c);
             k.f32_binary_channel = slot!(f32_eltwise::avx2::binary_channel_8c);
+            k.f32_layer_norm = slot!(f32_norm::avx2::layer_norm_8c);
             k.qs8_dwconv = slot!(qs8_dwconv::avx2::qdwconv_32c);
             k.qs8_quantize = slot!(qs8_convert::avx2::quantize_8x);
             k.qs8_binary = slot!(qs8_eltwise::avx2::binary_8x);
@@ -221,6 +226,7 @@ pub fn for_isa(isa: Isa) -> Kernels {
             k.f32_interleave2 = slot!(f32_copy::avx2::interleave2_8c);
             k.f32_binary = slot!(f32_eltwise::avx512::binary_16c);
             k.f32_binary_channel = slot!(f32_eltwise::avx512::binary_channel_16c);
+            k.f32_layer_norm = slot!(f32_norm::avx512::layer_norm_16c);
             k.qs8_quantize = slot!(qs8_convert::avx2::quantize_8x);
             k.qs8_binary = slot!(qs8_eltwise::avx2::binary_8x);
             // The VNNI kernels; AVX-512 cores without VNNI keep the AVX2 ones.
@@ -297,6 +303,7 @@ impl Kernels {
             ("f32_binary_strided", self.f32_binary_strided.name),
             ("f32_activation", self.f32_activation.name),
             ("f32_affine", self.f32_affine.name),
+            ("f32_layer_norm", self.f32_layer_norm.name),
             ("f32_softmax", self.f32_softmax.name),
             ("f32_copy", self.f32_copy.name),
             ("f32_interleave2", self.f32_interleave2.name),
