@@ -325,6 +325,160 @@ fn bench_reports_statistics_profile_and_peer() {
     );
 }
 
+/// The numbers of a `bench --zoo` table row: min, median, max ms and GMAC/s.
+fn zoo_row_numbers(table: &str, model: &str) -> [f64; 4] {
+    let row = table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(model))
+        .unwrap_or_else(|| panic!("no row for {model} in {table}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols.len(), 9, "row {row:?}");
+    assert_eq!(cols[1], "224x224", "input of {row:?}");
+    for units in &cols[2..4] {
+        let (number, unit) = units.split_at(units.len() - 1);
+        assert!(["K", "M", "G"].contains(&unit), "{units} in {row:?}");
+        assert!(number.parse::<f64>().unwrap() > 0.0, "{units} in {row:?}");
+    }
+    let n: Vec<f64> = cols[4..8].iter().map(|c| c.parse().unwrap()).collect();
+    [n[0], n[1], n[2], n[3]]
+}
+
+#[test]
+fn bench_zoo_prints_a_table_and_charts_it() {
+    let dir = scratch("bench_zoo_prints_a_table_and_charts_it");
+    let chart = dir.join("x.svg");
+    let models = ["mobilenet_v3_small", "resnet18"];
+    let mut args = vec!["bench", "--zoo"];
+    args.extend(models);
+    args.extend(["--runs", "2", "--warmup", "0", "--plot", s(&chart)]);
+    let table = ok(&args);
+    assert!(table.contains("GMAC/s"), "{table}");
+    for m in models {
+        let [min, median, max, gmacs] = zoo_row_numbers(&table, m);
+        assert!(0.0 < min && min <= median && median <= max, "{m}: {table}");
+        assert!(gmacs > 0.0, "{m}: {table}");
+    }
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    for needle in [
+        "<svg",
+        "mobilenet_v3_small",
+        "resnet18",
+        "median latency",
+        "fp32",
+    ] {
+        assert!(svg.contains(needle), "the chart lacks {needle}");
+    }
+
+    let json = ok(&[
+        "bench",
+        "--zoo",
+        "mobilenet_v3_small",
+        "--precision",
+        "int8",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(v["precision"], "int8");
+    assert_eq!(v["models"][0]["model"], "mobilenet_v3_small");
+    assert_eq!(v["models"][0]["params"], 2_542_856);
+    assert!(v["models"][0]["median_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["failed"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn bench_profile_plot_and_zoo_peer() {
+    let dir = scratch("bench_profile_plot_and_zoo_peer");
+    let onnx = small_cnn(&dir);
+    let chart = dir.join("profile.svg");
+    let out = ok(&[
+        "bench",
+        s(&onnx),
+        "--runs",
+        "2",
+        "--warmup",
+        "0",
+        "--profile",
+        "--plot",
+        s(&chart),
+    ]);
+    assert!(out.contains("GFLOP/s"), "{out}");
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    for needle in [
+        "time per op kind",
+        "time per kernel",
+        "Conv2d",
+        "FullyConnected",
+        "ms per run",
+    ] {
+        assert!(svg.contains(needle), "the profile chart lacks {needle}");
+    }
+    let json = ok(&[
+        "bench",
+        "zoo:mobilenet_v3_small",
+        "--compare",
+        "tract",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(v["model"], "zoo:mobilenet_v3_small");
+    assert!(v["tract_median_ms"].as_f64().unwrap() > 0.0, "{json}");
+}
+
+#[test]
+fn bench_zoo_refuses_bad_requests() {
+    let dir = scratch("bench_zoo_refuses_bad_requests");
+    let onnx = small_cnn(&dir);
+    let bundle = dir.join("small.flb");
+    ok(&["convert", s(&onnx), "-o", s(&bundle)]);
+    let quick = ["--runs", "1", "--warmup", "0"];
+    let bench = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = vec!["bench".into()];
+        v.extend(extra.iter().map(|a| a.to_string()));
+        v.extend(quick.iter().map(|a| a.to_string()));
+        v
+    };
+    let fails_with = |extra: &[&str], expect: &str| {
+        let args = bench(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        fails(&args, expect);
+    };
+    fails_with(&["--zoo", s(&bundle)], "is a model file");
+    fails_with(&["--zoo", "no_such_net"], "no zoo model named");
+    fails_with(&["--zoo", "no_such_net"], "mobilenet_v3_small");
+    fails_with(&[s(&bundle), "--zoo"], "not both");
+    fails_with(&[], "nothing to benchmark");
+    fails_with(
+        &["--zoo", "resnet18", "--profile"],
+        "--profile measures one model",
+    );
+    fails_with(
+        &[s(&bundle), "--precision", "fp16"],
+        "applies to zoo models",
+    );
+    let unwritable = dir.join("no/such/folder/x.svg");
+    fails_with(
+        &["--zoo", "mobilenet_v3_small", "--plot", s(&unwritable)],
+        "cannot write the chart",
+    );
+    let png = dir.join("x.png");
+    fails_with(&["--zoo", "--plot", s(&png)], "name the file *.svg");
+    let chart = dir.join("refused.svg");
+    fails_with(&[s(&onnx), "--plot", s(&chart)], "add --profile");
+    assert!(
+        !chart.exists(),
+        "a refused benchmark leaves no chart behind"
+    );
+    fails_with(&["--zoo", "--threads", "2"], "only single-threaded");
+}
+
 /// A pointwise-heavy model whose weights have large fan-ins (so fp16 stores them as half).
 fn wide_pointwise(dir: &Path, name: &str, round: fn(f32) -> f32) -> PathBuf {
     let w: Vec<f32> = values(128 * 64).into_iter().map(round).collect();

@@ -1,15 +1,21 @@
 //! `ferrolite bench`: latency of a model on this machine, optionally per op and side by
-//! side with tract on the same ONNX file in the same process.
+//! side with tract on the same ONNX file in the same process; with `--zoo`, one table row
+//! per architecture of the zoo (as ncnn's benchncnn does), optionally drawn as an SVG chart.
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use ferrolite_models::zoo::{self, ZooModel};
 use ferrolite_runtime::exec::Session;
+use ferrolite_runtime::meta::Precision;
 use ferrolite_runtime::stats::LatencyStats;
+use ferrolite_runtime::Model;
+use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{load, ModelArgs, ModelSource};
+use super::{load, ModelArgs, ModelSource, PrecisionArg};
 
 /// A runtime to compare against.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq)]
@@ -20,15 +26,27 @@ pub enum Peer {
 /// Arguments of `ferrolite bench`.
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// Model: a .flb bundle or an .onnx file.
-    model: PathBuf,
+    /// Model: a .flb bundle, an .onnx file or zoo:NAME (an architecture of the zoo); leave
+    /// it out with --zoo.
+    model: Option<PathBuf>,
+    /// Benchmark the architecture zoo, one table row per model: every architecture, or the
+    /// NAMEs given (NAME?width=W&resolution=R where the architecture has those options).
+    #[arg(long, num_args = 0.., value_name = "NAME")]
+    zoo: Option<Vec<String>>,
+    /// Weights of zoo models: fp32 (the default); fp16 (half weights, as `convert
+    /// --precision fp16`);
+    /// int8 (post-training quantization calibrated on 4 deterministic synthetic images:
+    /// seeded uniform-noise pixels normalised with ImageNet mean/std, percentile ranges; zoo
+    /// weights are random, so only the speed is meaningful).
+    #[arg(long, value_enum)]
+    precision: Option<PrecisionArg>,
     /// Worker threads (1: single-threaded execution).
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// Timed runs.
+    /// Timed runs (per model).
     #[arg(long, default_value_t = 100)]
     runs: usize,
-    /// Untimed runs first.
+    /// Untimed runs first (per model).
     #[arg(long, default_value_t = 10)]
     warmup: usize,
     /// Print one JSON object.
@@ -40,6 +58,10 @@ pub struct BenchArgs {
     /// Also run this peer on the same ONNX model, interleaved with ours.
     #[arg(long, value_enum)]
     compare: Option<Peer>,
+    /// Write an SVG chart: median latency per model with min-max whiskers (--zoo), or time
+    /// per op kind and per kernel (MODEL --profile).
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
     #[command(flatten)]
     model_args: ModelArgs,
 }
@@ -117,52 +139,33 @@ struct Report {
     ratio_vs_tract: Option<f64>,
 }
 
-/// Benchmark the model.
-pub fn run(a: BenchArgs) -> Result<()> {
-    if a.threads != 1 {
-        bail!(
-            "--threads {}: only single-threaded execution (--threads 1) is implemented",
-            a.threads
-        );
-    }
-    if a.runs == 0 {
-        bail!("--runs must be at least 1");
-    }
-    let model = load::open(
-        &ModelSource::Path(a.model.clone()),
-        a.model_args.input_shape.as_deref(),
-    )?;
-    let mut session = Session::new(Arc::clone(&model))?;
-    let shapes = session.input_shapes();
-    let inputs: Vec<Vec<f32>> = shapes
-        .iter()
-        .map(|s| input_values(s.iter().product()))
-        .collect();
+/// Timings of one model (and its peer) over the timed runs.
+struct Timings {
+    ours: LatencyStats,
+    tract: Option<LatencyStats>,
+    /// Summed time of each plan step over the runs (empty without profiling).
+    per_step: Vec<Duration>,
+}
+
+/// Warm up, then time `runs` runs of `session` on `inputs`, each followed by one of `peer`.
+fn measure(
+    session: &mut Session,
+    inputs: &[Vec<f32>],
+    peer: Option<&tract_peer::TractPeer>,
+    a: &BenchArgs,
+) -> Result<Timings> {
     let refs: Vec<&[f32]> = inputs.iter().map(|v| v.as_slice()).collect();
-    let peer = match a.compare {
-        Some(Peer::Tract) => {
-            if shapes.len() != 1 {
-                bail!("--compare tract supports single-input models");
-            }
-            let is_bundle = std::fs::read(&a.model)
-                .map(|b| ferrolite_runtime::bundle::looks_like_bundle(&b[..b.len().min(16)]))
-                .unwrap_or(false);
-            if is_bundle {
-                bail!("--compare tract needs the ONNX model, not a bundle");
-            }
-            Some(tract_peer::TractPeer::new(
-                &a.model, &shapes[0], &inputs[0],
-            )?)
-        }
-        None => None,
-    };
     for _ in 0..a.warmup {
         session.run(&refs)?;
-        if let Some(p) = &peer {
+        if let Some(p) = peer {
             p.run()?;
         }
     }
-    let steps = session.plan().steps().len();
+    let steps = if a.profile {
+        session.plan().steps().len()
+    } else {
+        0
+    };
     let mut per_step = vec![Duration::ZERO; steps];
     let (mut ours, mut theirs) = (Vec::with_capacity(a.runs), Vec::with_capacity(a.runs));
     for _ in 0..a.runs {
@@ -175,14 +178,162 @@ pub fn run(a: BenchArgs) -> Result<()> {
             session.run(&refs)?;
         }
         ours.push(t.elapsed());
-        if let Some(p) = &peer {
+        if let Some(p) = peer {
             let t = Instant::now();
             p.run()?;
             theirs.push(t.elapsed());
         }
     }
-    let st = LatencyStats::from_samples(&ours);
-    let tract = peer.as_ref().map(|_| LatencyStats::from_samples(&theirs));
+    Ok(Timings {
+        ours: LatencyStats::from_samples(&ours),
+        tract: peer.map(|_| LatencyStats::from_samples(&theirs)),
+        per_step,
+    })
+}
+
+/// A session over `model` with its deterministic inputs.
+fn session_with_inputs(model: Arc<Model>) -> Result<(Session, Vec<Vec<f32>>)> {
+    let session = Session::new(model)?;
+    let inputs = session
+        .input_shapes()
+        .iter()
+        .map(|s| input_values(s.iter().product()))
+        .collect();
+    Ok((session, inputs))
+}
+
+/// The tract peer on the ONNX file `onnx` for a single-input session.
+fn tract_for(onnx: &Path, session: &Session, inputs: &[Vec<f32>]) -> Result<tract_peer::TractPeer> {
+    let shapes = session.input_shapes();
+    if shapes.len() != 1 {
+        bail!("--compare tract supports single-input models");
+    }
+    tract_peer::TractPeer::new(onnx, &shapes[0], &inputs[0])
+}
+
+/// The chart file of `--plot`, created before benchmarking so that a bad path fails at once,
+/// and removed again if it is dropped unwritten (the benchmark failed).
+struct PlotFile {
+    path: PathBuf,
+    file: File,
+    written: bool,
+}
+
+impl PlotFile {
+    fn create(path: &Path) -> Result<PlotFile> {
+        if !cfg!(feature = "plot") {
+            bail!("--plot needs a build with the `plot` feature (SVG charts)");
+        }
+        let is_svg = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+        if !is_svg {
+            bail!(
+                "--plot {} : the chart is SVG, name the file *.svg",
+                path.display()
+            );
+        }
+        let file = File::create(path)
+            .with_context(|| format!("cannot write the chart {}", path.display()))?;
+        Ok(PlotFile {
+            path: path.to_path_buf(),
+            file,
+            written: false,
+        })
+    }
+
+    fn write(mut self, svg: &str) -> Result<()> {
+        use std::io::Write as _;
+        self.file
+            .write_all(svg.as_bytes())
+            .and_then(|()| self.file.flush())
+            .with_context(|| format!("cannot write the chart {}", self.path.display()))?;
+        self.written = true;
+        Ok(())
+    }
+}
+
+impl Drop for PlotFile {
+    fn drop(&mut self) {
+        if !self.written {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Benchmark the model, or the zoo with `--zoo`.
+pub fn run(a: BenchArgs) -> Result<()> {
+    if a.threads != 1 {
+        bail!(
+            "--threads {}: only single-threaded execution (--threads 1) is implemented",
+            a.threads
+        );
+    }
+    if a.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let plot = a.plot.as_deref().map(PlotFile::create).transpose()?;
+    match (&a.model, &a.zoo) {
+        (Some(m), Some(_)) => bail!(
+            "give either MODEL ({}) or --zoo [NAME ...], not both",
+            m.display()
+        ),
+        (None, None) => bail!(
+            "nothing to benchmark: give a MODEL (.flb, .onnx or zoo:NAME), or --zoo [NAME ...] \
+             for the architecture zoo"
+        ),
+        (Some(m), None) => bench_model(&a, m, plot),
+        (None, Some(names)) => bench_zoo(&a, names, plot),
+    }
+}
+
+/// Benchmark one model; with `plot`, chart its profile there.
+fn bench_model(a: &BenchArgs, path: &Path, plot: Option<PlotFile>) -> Result<()> {
+    if plot.is_some() && !a.profile {
+        bail!(
+            "--plot of one model charts its per-op profile: add --profile (or chart the zoo \
+             with --zoo)"
+        );
+    }
+    let zoo_onnx = load::zoo_spec(path).map(load::write_zoo_onnx).transpose()?;
+    let model = match &zoo_onnx {
+        Some(z) => {
+            if a.model_args.input_shape.is_some() {
+                bail!("--input-shape does not apply to zoo models: use zoo:NAME?resolution=R");
+            }
+            let precision = a.precision.map_or(Precision::Fp32, Precision::from);
+            Arc::new(load::convert_zoo(z, precision)?)
+        }
+        None => {
+            if let Some(p) = a.precision {
+                bail!(
+                    "--precision {} applies to zoo models (zoo:NAME or --zoo); convert other \
+                     models with `ferrolite convert --precision`",
+                    precision_name(p.into())
+                );
+            }
+            load::open(
+                &ModelSource::Path(path.to_path_buf()),
+                a.model_args.input_shape.as_deref(),
+            )?
+        }
+    };
+    let (mut session, inputs) = session_with_inputs(Arc::clone(&model))?;
+    let peer = match a.compare {
+        Some(Peer::Tract) => {
+            let onnx = zoo_onnx.as_ref().map_or(path, |z| z.path.as_path());
+            let is_bundle = std::fs::read(onnx)
+                .map(|b| ferrolite_runtime::bundle::looks_like_bundle(&b[..b.len().min(16)]))
+                .unwrap_or(false);
+            if is_bundle {
+                bail!("--compare tract needs the ONNX model, not a bundle");
+            }
+            Some(tract_for(onnx, &session, &inputs)?)
+        }
+        None => None,
+    };
+    let t = measure(&mut session, &inputs, peer.as_ref(), a)?;
+    let st = t.ours;
     let report = Report {
         model: model.meta.model_name.clone(),
         median_ms: st.median_ms,
@@ -192,9 +343,12 @@ pub fn run(a: BenchArgs) -> Result<()> {
         runs: st.runs,
         threads: a.threads,
         isa: session.isa(),
-        tract_median_ms: tract.map(|t| t.median_ms),
-        ratio_vs_tract: tract.map(|t| st.median_ms / t.median_ms),
+        tract_median_ms: t.tract.map(|t| t.median_ms),
+        ratio_vs_tract: t.tract.map(|t| st.median_ms / t.median_ms),
     };
+    if let Some(file) = plot {
+        file.write(&profile_chart(&session, &report, &t.per_step, a.runs)?)?;
+    }
     if a.json {
         out!("{}", serde_json::to_string(&report)?)?;
         return Ok(());
@@ -213,7 +367,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         st.p90_ms,
         st.min_ms
     )?;
-    if let Some(t) = tract {
+    if let Some(t) = t.tract {
         out!(
             "tract      median {:8.3} ms   p90 {:8.3} ms   min {:8.3} ms",
             t.median_ms,
@@ -223,9 +377,387 @@ pub fn run(a: BenchArgs) -> Result<()> {
         out!("ferrolite / tract = {:.2}", st.median_ms / t.median_ms)?;
     }
     if a.profile {
-        print_profile(&session, &per_step, a.runs)?;
+        print_profile(&session, &t.per_step, a.runs)?;
     }
     Ok(())
+}
+
+fn precision_name(p: Precision) -> &'static str {
+    match p {
+        Precision::Fp32 => "fp32",
+        Precision::Fp16 => "fp16",
+        Precision::Int8 => "int8",
+    }
+}
+
+/// One row of the zoo table.
+#[derive(serde::Serialize)]
+struct ZooRow {
+    model: String,
+    input: Vec<usize>,
+    params: u64,
+    macs: u64,
+    min_ms: f64,
+    median_ms: f64,
+    p90_ms: f64,
+    max_ms: f64,
+    gmac_per_s: f64,
+    isa: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tract_median_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ratio_vs_tract: Option<f64>,
+}
+
+/// A zoo model that could not be built, converted or run.
+#[derive(serde::Serialize)]
+struct ZooFailure {
+    model: String,
+    error: String,
+}
+
+/// What `bench --zoo --json` prints.
+#[derive(serde::Serialize)]
+struct ZooReport {
+    precision: &'static str,
+    threads: usize,
+    runs: usize,
+    warmup: usize,
+    models: Vec<ZooRow>,
+    failed: Vec<ZooFailure>,
+}
+
+/// The zoo models `--zoo NAME ...` names, or every architecture when none is named.
+fn zoo_models(names: &[String]) -> Result<Vec<ZooModel>> {
+    if names.is_empty() {
+        let all = zoo::architectures();
+        if all.is_empty() {
+            bail!("the architecture zoo of this build is empty");
+        }
+        return all
+            .iter()
+            .map(|arch| zoo::find(arch.name).map_err(anyhow::Error::from))
+            .collect();
+    }
+    names
+        .iter()
+        .map(|name| {
+            let spec = name.strip_prefix("zoo:").unwrap_or(name);
+            let is_file = spec.contains(['/', '\\'])
+                || spec.ends_with(".flb")
+                || spec.ends_with(".onnx")
+                || Path::new(spec).is_file();
+            if is_file {
+                bail!(
+                    "--zoo takes names of zoo architectures, and {name:?} is a model file: \
+                     benchmark it with `ferrolite bench {name}`"
+                );
+            }
+            zoo::find(spec).map_err(|e| anyhow!("--zoo {name}: {e}"))
+        })
+        .collect()
+}
+
+fn with_units(n: u64) -> String {
+    let n = n as f64;
+    if n >= 1e9 {
+        format!("{:.2}G", n / 1e9)
+    } else if n >= 1e6 {
+        format!("{:.2}M", n / 1e6)
+    } else if n >= 1e3 {
+        format!("{:.1}K", n / 1e3)
+    } else {
+        format!("{n}")
+    }
+}
+
+/// Build, convert and time one zoo model.
+fn bench_zoo_model(
+    a: &BenchArgs,
+    m: &ZooModel,
+    precision: Precision,
+    bar: &ProgressBar,
+) -> Result<ZooRow> {
+    let spec = m.spec();
+    bar.set_message(format!("{spec}: building"));
+    let onnx = load::write_zoo_onnx(&spec)?;
+    bar.set_message(match precision {
+        Precision::Int8 => format!("{spec}: converting, calibrating and quantizing to int8"),
+        p => format!("{spec}: converting to {}", precision_name(p)),
+    });
+    let model = Arc::new(load::convert_zoo(&onnx, precision)?);
+    let (mut session, inputs) = session_with_inputs(model)?;
+    let peer = match a.compare {
+        Some(Peer::Tract) => {
+            bar.set_message(format!("{spec}: optimizing with tract"));
+            Some(tract_for(&onnx.path, &session, &inputs)?)
+        }
+        None => None,
+    };
+    bar.set_message(format!("{spec}: running"));
+    let t = measure(&mut session, &inputs, peer.as_ref(), a)?;
+    let count = m.count();
+    let st = t.ours;
+    Ok(ZooRow {
+        model: spec,
+        input: m.input_shape(),
+        params: count.params,
+        macs: count.macs,
+        min_ms: st.min_ms,
+        median_ms: st.median_ms,
+        p90_ms: st.p90_ms,
+        max_ms: st.max_ms,
+        gmac_per_s: count.macs as f64 / (st.median_ms * 1e-3) / 1e9,
+        isa: session.isa(),
+        tract_median_ms: t.tract.map(|t| t.median_ms),
+        ratio_vs_tract: t.tract.map(|t| st.median_ms / t.median_ms),
+    })
+}
+
+/// Benchmark zoo models one after the other (one built at a time, so memory stays that of
+/// the largest), printing each table row as it is measured; with `plot`, chart them there.
+fn bench_zoo(a: &BenchArgs, names: &[String], plot: Option<PlotFile>) -> Result<()> {
+    if !cfg!(feature = "onnx") {
+        bail!("--zoo builds models with the ONNX converter, which this build leaves out");
+    }
+    if a.profile {
+        bail!("--profile measures one model: `ferrolite bench zoo:NAME --profile`");
+    }
+    if a.model_args.input_shape.is_some() {
+        bail!("--input-shape does not apply to zoo models: use --zoo NAME?resolution=R");
+    }
+    let models = zoo_models(names)?;
+    let precision = a.precision.map_or(Precision::Fp32, Precision::from);
+    let name_width = models
+        .iter()
+        .map(|m| m.spec().chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let bar = ProgressBar::new(models.len() as u64).with_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len}  {elapsed}  {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    if !a.json {
+        out!(
+            "ferrolite zoo benchmark: {}, {} thread, {} runs after {} warm-up; times in ms",
+            precision_name(precision),
+            a.threads,
+            a.runs,
+            a.warmup
+        )?;
+        let peer_columns = if a.compare.is_some() {
+            format!(" {:>9} {:>6}", "tract", "ratio")
+        } else {
+            String::new()
+        };
+        out!(
+            "{:<name_width$} {:>9} {:>8} {:>8} {:>9} {:>9} {:>9} {:>8}{peer_columns}  tier",
+            "model",
+            "input",
+            "params",
+            "MACs",
+            "min",
+            "median",
+            "max",
+            "GMAC/s",
+        )?;
+    }
+    let (mut rows, mut failed) = (Vec::new(), Vec::new());
+    for m in &models {
+        match bench_zoo_model(a, m, precision, &bar) {
+            Ok(row) => {
+                if !a.json {
+                    bar.suspend(|| print_zoo_row(&row, name_width))?;
+                }
+                rows.push(row);
+            }
+            Err(e) => {
+                bar.suspend(|| eprintln!("zoo:{}: {e:#}", m.spec()));
+                failed.push(ZooFailure {
+                    model: m.spec(),
+                    error: format!("{e:#}"),
+                });
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if let Some(file) = plot {
+        if !rows.is_empty() {
+            file.write(&zoo_chart(&rows, precision, a)?)?;
+        }
+    }
+    let failed_names: Vec<String> = failed.iter().map(|f| f.model.clone()).collect();
+    if a.json {
+        let report = ZooReport {
+            precision: precision_name(precision),
+            threads: a.threads,
+            runs: a.runs,
+            warmup: a.warmup,
+            models: rows,
+            failed,
+        };
+        out!("{}", serde_json::to_string(&report)?)?;
+    }
+    if !failed_names.is_empty() {
+        bail!(
+            "{} of {} zoo models failed: {}",
+            failed_names.len(),
+            models.len(),
+            failed_names.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn print_zoo_row(r: &ZooRow, name_width: usize) -> Result<()> {
+    let input = match r.input.as_slice() {
+        [_, _, h, w] => format!("{h}x{w}"),
+        other => format!("{other:?}"),
+    };
+    let peer = match (r.tract_median_ms, r.ratio_vs_tract) {
+        (Some(t), Some(ratio)) => format!(" {t:>9.3} {ratio:>6.2}"),
+        _ => String::new(),
+    };
+    out!(
+        "{:<name_width$} {:>9} {:>8} {:>8} {:>9.3} {:>9.3} {:>9.3} {:>8.2}{peer}  {}",
+        r.model,
+        input,
+        with_units(r.params),
+        with_units(r.macs),
+        r.min_ms,
+        r.median_ms,
+        r.max_ms,
+        r.gmac_per_s,
+        r.isa
+    )
+}
+
+/// Ratio of the slowest to the fastest median above which the zoo chart's axis is
+/// logarithmic (a linear one would flatten the small models to nothing).
+#[cfg(feature = "plot")]
+const LOG_SCALE_SPREAD: f64 = 30.0;
+
+/// Median latency per zoo model with min-max whiskers.
+#[cfg(feature = "plot")]
+fn zoo_chart(rows: &[ZooRow], precision: Precision, a: &BenchArgs) -> Result<String> {
+    use super::plot::{svg, Bar, Panel};
+    let mut tiers: Vec<&str> = rows.iter().map(|r| r.isa).collect();
+    tiers.dedup();
+    let title = format!(
+        "ferrolite zoo · {} · cpu tier {} · {} thread",
+        precision_name(precision),
+        tiers.join("/"),
+        a.threads
+    );
+    let medians = rows.iter().map(|r| r.median_ms).filter(|m| *m > 0.0);
+    let spread = medians.clone().fold(0.0, f64::max) / medians.fold(f64::INFINITY, f64::min);
+    let log_scale = spread > LOG_SCALE_SPREAD;
+    let panel = Panel {
+        title: format!(
+            "median latency per model (whiskers: min – max of {} run{})",
+            a.runs,
+            if a.runs == 1 { "" } else { "s" }
+        ),
+        x_label: if log_scale { "ms (log scale)" } else { "ms" }.into(),
+        log_scale,
+        bars: rows
+            .iter()
+            .map(|r| Bar {
+                label: r.model.clone(),
+                value: r.median_ms,
+                range: Some((r.min_ms, r.max_ms)),
+                note: format!("{:.2} ms · {:.1} GMAC/s", r.median_ms, r.gmac_per_s),
+            })
+            .collect(),
+    };
+    svg(&title, &[panel])
+}
+
+#[cfg(not(feature = "plot"))]
+fn zoo_chart(_: &[ZooRow], _: Precision, _: &BenchArgs) -> Result<String> {
+    bail!("--plot needs a build with the `plot` feature (SVG charts)")
+}
+
+/// Bars kept per breakdown of a profile chart; the rest are summed as "other".
+#[cfg(feature = "plot")]
+const TOP_GROUPS: usize = 15;
+
+/// Sum `ms` by key, largest first, keeping the top [`TOP_GROUPS`] and one "other" bar.
+#[cfg(feature = "plot")]
+fn top_groups<'a>(items: impl Iterator<Item = (&'a str, f64)>) -> Vec<(String, f64, usize)> {
+    let mut sums: Vec<(String, f64, usize)> = Vec::new();
+    for (key, ms) in items {
+        match sums.iter_mut().find(|(k, _, _)| k == key) {
+            Some(entry) => {
+                entry.1 += ms;
+                entry.2 += 1;
+            }
+            None => sums.push((key.to_string(), ms, 1)),
+        }
+    }
+    sums.sort_by(|x, y| y.1.total_cmp(&x.1));
+    if sums.len() > TOP_GROUPS + 1 {
+        let rest = sums.split_off(TOP_GROUPS);
+        let other = rest.iter().fold(0.0, |acc, r| acc + r.1);
+        let steps = rest.iter().map(|r| r.2).sum();
+        sums.push((format!("other ({} more)", rest.len()), other, steps));
+    }
+    sums
+}
+
+/// Time per op kind and per kernel of a profiled run.
+#[cfg(feature = "plot")]
+fn profile_chart(
+    session: &Session,
+    report: &Report,
+    per_step: &[Duration],
+    runs: usize,
+) -> Result<String> {
+    use super::plot::{svg, Bar, Panel};
+    let steps = session.plan().steps();
+    let ms: Vec<f64> = per_step
+        .iter()
+        .map(|d| d.as_secs_f64() * 1e3 / runs as f64)
+        .collect();
+    let total: f64 = ms.iter().sum::<f64>().max(1e-12);
+    let panel = |title: &str, groups: Vec<(String, f64, usize)>| Panel {
+        title: title.to_string(),
+        x_label: "ms per run".into(),
+        log_scale: false,
+        bars: groups
+            .into_iter()
+            .map(|(label, value, count)| Bar {
+                label,
+                value,
+                range: None,
+                note: format!(
+                    "{value:.3} ms · {:.1} % · {count} step{}",
+                    100.0 * value / total,
+                    if count == 1 { "" } else { "s" }
+                ),
+            })
+            .collect(),
+    };
+    let by_op = top_groups(steps.iter().zip(&ms).map(|(s, &t)| (s.op, t)));
+    let by_kernel = top_groups(steps.iter().zip(&ms).map(|(s, &t)| (s.kernel, t)));
+    let title = format!(
+        "{} · cpu tier {} · median {:.3} ms · {} runs",
+        report.model, report.isa, report.median_ms, runs
+    );
+    svg(
+        &title,
+        &[
+            panel("time per op kind", by_op),
+            panel("time per kernel", by_kernel),
+        ],
+    )
+}
+
+#[cfg(not(feature = "plot"))]
+fn profile_chart(_: &Session, _: &Report, _: &[Duration], _: usize) -> Result<String> {
+    bail!("--plot needs a build with the `plot` feature (SVG charts)")
 }
 
 fn print_profile(session: &Session, per_step: &[Duration], runs: usize) -> Result<()> {

@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 
 use super::eval::collect_images;
-use super::{decode, parse_list, parse_shape};
+use super::{decode, parse_list, parse_shape, PrecisionArg};
 
 /// Arguments of `ferrolite convert`.
 #[derive(clap::Args, Debug)]
@@ -88,24 +88,6 @@ impl From<CalibArg> for CalibMethod {
             CalibArg::Percentile => CalibMethod::Percentile,
             CalibArg::Mse => CalibMethod::Mse,
             CalibArg::Kl => CalibMethod::Kl,
-        }
-    }
-}
-
-/// Weight precisions `convert` can write.
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-enum PrecisionArg {
-    Fp32,
-    Fp16,
-    Int8,
-}
-
-impl From<PrecisionArg> for Precision {
-    fn from(p: PrecisionArg) -> Self {
-        match p {
-            PrecisionArg::Fp32 => Precision::Fp32,
-            PrecisionArg::Fp16 => Precision::Fp16,
-            PrecisionArg::Int8 => Precision::Int8,
         }
     }
 }

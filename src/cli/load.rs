@@ -63,23 +63,101 @@ pub fn write_zoo_onnx(spec: &str) -> Result<ZooOnnx> {
     Ok(ZooOnnx { path, model })
 }
 
+/// Per-channel mean of 0..255 pixels stored with zoo models (ImageNet's, as torchvision's
+/// classifiers expect).
+#[cfg(feature = "onnx")]
+const ZOO_MEAN: [f32; 3] = [123.675, 116.28, 103.53];
+/// Per-channel divisor stored with zoo models (ImageNet's).
+#[cfg(feature = "onnx")]
+const ZOO_STD: [f32; 3] = [58.395, 57.12, 57.375];
+
+/// Synthetic images int8 zoo models are calibrated on.
+#[cfg(feature = "onnx")]
+pub const ZOO_CALIBRATION_IMAGES: usize = 4;
+
 #[cfg(feature = "onnx")]
 fn open_zoo(spec: &str, input_shape: Option<&[usize]>) -> Result<Model> {
     if input_shape.is_some() {
         bail!("--input-shape does not apply to zoo models: use zoo:NAME?resolution=R");
     }
-    let zoo = write_zoo_onnx(spec)?;
+    convert_zoo(
+        &write_zoo_onnx(spec)?,
+        ferrolite_runtime::meta::Precision::Fp32,
+    )
+}
+
+/// Convert a zoo model written by [`write_zoo_onnx`] with weights at `precision`. int8 is
+/// post-training quantization calibrated (percentile ranges) on [`ZOO_CALIBRATION_IMAGES`]
+/// deterministic [`synthetic_images`]: the weights are random, so only speed is meaningful.
+#[cfg(feature = "onnx")]
+pub fn convert_zoo(zoo: &ZooOnnx, precision: ferrolite_runtime::meta::Precision) -> Result<Model> {
+    use ferrolite_quantize::calibrate::{calibrate, CalibMethod};
+    use ferrolite_quantize::int8::{quantize_model, split_activations};
+    use ferrolite_runtime::meta::Precision;
+
+    let spec = zoo.model.spec();
+    let int8 = precision == Precision::Int8;
     let opts = ferrolite_quantize::ConvertOptions {
-        model_name: Some(format!("zoo:{}", zoo.model.spec())),
+        model_name: Some(format!("zoo:{spec}")),
         preprocess: Some(ferrolite_runtime::meta::Preprocess {
-            mean: [123.675, 116.28, 103.53],
-            std: [58.395, 57.12, 57.375],
+            mean: ZOO_MEAN,
+            std: ZOO_STD,
             ..Default::default()
         }),
+        precision: if int8 { Precision::Fp32 } else { precision },
         ..Default::default()
     };
-    ferrolite_quantize::convert_onnx(&zoo.path, &opts)
-        .with_context(|| format!("cannot convert zoo model {spec}"))
+    let model = ferrolite_quantize::convert_onnx(&zoo.path, &opts)
+        .with_context(|| format!("cannot convert zoo model {spec}"))?;
+    if !int8 {
+        return Ok(model);
+    }
+    let inputs = synthetic_images(&zoo.model.input_shape(), ZOO_CALIBRATION_IMAGES);
+    let method = CalibMethod::Percentile;
+    let model = split_activations(&model);
+    let ranges = calibrate(&model, &inputs, method, || {})
+        .with_context(|| format!("cannot calibrate zoo model {spec}"))?;
+    let mut quantized = quantize_model(&model, &ranges)
+        .with_context(|| format!("cannot quantize zoo model {spec} to int8"))?
+        .model;
+    quantized.meta.records.insert(
+        "calibration".into(),
+        serde_json::json!({
+            "method": method.name(),
+            "images": inputs.len(),
+            "source": "synthetic: seeded uniform pixels, ImageNet mean/std",
+        }),
+    );
+    Ok(quantized)
+}
+
+/// Without the converter, zoo models cannot be built into runnable models.
+#[cfg(not(feature = "onnx"))]
+pub fn convert_zoo(zoo: &ZooOnnx, _precision: ferrolite_runtime::meta::Precision) -> Result<Model> {
+    open_zoo(&zoo.model.spec(), None)
+}
+
+/// `count` deterministic calibration inputs of NCHW `shape`: uniform pseudo-random pixels in
+/// 0..=255 (a fixed xorshift stream per image), normalised with the zoo's ImageNet mean/std.
+#[cfg(feature = "onnx")]
+pub fn synthetic_images(shape: &[usize], count: usize) -> Vec<Vec<f32>> {
+    let channels = shape.get(1).copied().unwrap_or(1).max(1);
+    let plane: usize = shape.iter().skip(2).product();
+    (0..count)
+        .map(|image| {
+            let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ (image as u64 + 1);
+            (0..shape.iter().product::<usize>())
+                .map(|i| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    let pixel = (state >> 56) as f32;
+                    let c = (i / plane.max(1)) % channels;
+                    (pixel - ZOO_MEAN[c % 3]) / ZOO_STD[c % 3]
+                })
+                .collect()
+        })
+        .collect()
 }
 
 #[cfg(not(feature = "onnx"))]

@@ -18,6 +18,8 @@ mod eval;
 mod image_model;
 mod inspect;
 mod load;
+#[cfg(feature = "plot")]
+mod plot;
 mod run;
 
 use std::path::PathBuf;
@@ -44,7 +46,8 @@ enum Command {
     Classify(classify::ClassifyArgs),
     /// Show a model's inputs, outputs, operators, kernels and memory.
     Inspect(inspect::InspectArgs),
-    /// Measure latency (median, p90, min), per op with --profile, against tract with --compare.
+    /// Measure latency (median, p90, min), per op with --profile, against tract with --compare;
+    /// the whole architecture zoo as one table with --zoo.
     Bench(bench::BenchArgs),
     /// Accuracy on labeled image folders (top-1, top-5) and agreement with a reference model.
     Eval(eval::EvalArgs),
@@ -89,6 +92,25 @@ struct ModelArgs {
     /// Shape of the first input when converting an ONNX model with symbolic dimensions.
     #[arg(long, value_parser = parse_shape)]
     input_shape: Option<::std::vec::Vec<usize>>,
+}
+
+/// Weight precisions on the command line (`convert --precision`, `bench --precision`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq)]
+enum PrecisionArg {
+    Fp32,
+    Fp16,
+    Int8,
+}
+
+impl From<PrecisionArg> for ferrolite_runtime::meta::Precision {
+    fn from(p: PrecisionArg) -> Self {
+        use ferrolite_runtime::meta::Precision;
+        match p {
+            PrecisionArg::Fp32 => Precision::Fp32,
+            PrecisionArg::Fp16 => Precision::Fp16,
+            PrecisionArg::Int8 => Precision::Int8,
+        }
+    }
 }
 
 /// Where a model comes from.
