@@ -31,6 +31,9 @@ pub struct ConvertOptions {
     /// Storage precision of the weights ([`Precision::Int8`] is refused here: int8 needs
     /// calibration data, see [`int8::quantize_model`]).
     pub precision: Precision,
+    /// Skip the graph fusions: keep the operators as the ONNX file has them (BatchNorm as
+    /// its own scale and shift, activations separate), as `ferrolite summary` reports them.
+    pub unfused: bool,
 }
 
 /// Convert an ONNX file into a Ferrolite model held in memory, with weights stored at
@@ -61,7 +64,9 @@ pub(crate) fn convert_keeping_qdq(
     let typed = import::load_onnx(path, opts.input_shape.as_deref())?;
     let mut work =
         import::lower(&typed).with_context(|| format!("cannot convert {}", path.display()))?;
-    fuse::fuse(&mut work);
+    if !opts.unfused {
+        fuse::fuse(&mut work);
+    }
     if opts.precision == Precision::Fp16 {
         half_precision::store_weights_as_f16(&mut work);
     }

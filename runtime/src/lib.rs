@@ -16,6 +16,7 @@ pub mod plan;
 pub mod preprocess;
 mod qplan;
 pub mod stats;
+pub mod summary;
 pub mod validate;
 pub mod weights;
 

@@ -301,6 +301,7 @@ pub fn run(a: ConvertArgs) -> Result<()> {
         labels,
         model_name: a.name.clone(),
         precision: Precision::Fp32,
+        unfused: false,
     };
     let model = if qdq::is_qdq(&a.model)? {
         let what = format!(

@@ -14,7 +14,17 @@ use super::ModelSource;
 pub fn open(source: &ModelSource, input_shape: Option<&[usize]>) -> Result<Arc<Model>> {
     let model = match source {
         ModelSource::Default => open_default()?,
-        ModelSource::Path(p) => open_path(p, input_shape)?,
+        ModelSource::Path(p) => open_path(p, input_shape, false)?,
+    };
+    Ok(Arc::new(model))
+}
+
+/// Load a model with its operators as authored: ONNX and zoo models are converted without
+/// the graph fusions (BatchNorm and activations stay separate layers); a bundle is as stored.
+pub fn open_unfused(source: &ModelSource, input_shape: Option<&[usize]>) -> Result<Arc<Model>> {
+    let model = match source {
+        ModelSource::Default => open_default()?,
+        ModelSource::Path(p) => open_path(p, input_shape, true)?,
     };
     Ok(Arc::new(model))
 }
@@ -76,14 +86,21 @@ const ZOO_STD: [f32; 3] = [58.395, 57.12, 57.375];
 pub const ZOO_CALIBRATION_IMAGES: usize = 4;
 
 #[cfg(feature = "onnx")]
-fn open_zoo(spec: &str, input_shape: Option<&[usize]>) -> Result<Model> {
+fn open_zoo(spec: &str, input_shape: Option<&[usize]>, unfused: bool) -> Result<Model> {
     if input_shape.is_some() {
         bail!("--input-shape does not apply to zoo models: use zoo:NAME?resolution=R");
     }
-    convert_zoo(
-        &write_zoo_onnx(spec)?,
-        ferrolite_runtime::meta::Precision::Fp32,
-    )
+    let zoo = write_zoo_onnx(spec)?;
+    if unfused {
+        let opts = ferrolite_quantize::ConvertOptions {
+            model_name: Some(format!("zoo:{}", zoo.model.spec())),
+            unfused: true,
+            ..Default::default()
+        };
+        return ferrolite_quantize::convert_onnx(&zoo.path, &opts)
+            .with_context(|| format!("cannot convert zoo model {spec}"));
+    }
+    convert_zoo(&zoo, ferrolite_runtime::meta::Precision::Fp32)
 }
 
 /// Convert a zoo model written by [`write_zoo_onnx`] with weights at `precision`. int8 is
@@ -134,7 +151,7 @@ pub fn convert_zoo(zoo: &ZooOnnx, precision: ferrolite_runtime::meta::Precision)
 /// Without the converter, zoo models cannot be built into runnable models.
 #[cfg(not(feature = "onnx"))]
 pub fn convert_zoo(zoo: &ZooOnnx, _precision: ferrolite_runtime::meta::Precision) -> Result<Model> {
-    open_zoo(&zoo.model.spec(), None)
+    open_zoo(&zoo.model.spec(), None, false)
 }
 
 /// `count` deterministic calibration inputs of NCHW `shape`: uniform pseudo-random pixels in
@@ -161,7 +178,7 @@ pub fn synthetic_images(shape: &[usize], count: usize) -> Vec<Vec<f32>> {
 }
 
 #[cfg(not(feature = "onnx"))]
-fn open_zoo(spec: &str, _input_shape: Option<&[usize]>) -> Result<Model> {
+fn open_zoo(spec: &str, _input_shape: Option<&[usize]>, _unfused: bool) -> Result<Model> {
     ferrolite_models::zoo::find(spec)?;
     bail!(
         "zoo:{spec} needs the ONNX converter, which this device build leaves out: on a host, \
@@ -169,9 +186,9 @@ fn open_zoo(spec: &str, _input_shape: Option<&[usize]>) -> Result<Model> {
     )
 }
 
-fn open_path(path: &Path, input_shape: Option<&[usize]>) -> Result<Model> {
+fn open_path(path: &Path, input_shape: Option<&[usize]>, unfused: bool) -> Result<Model> {
     if let Some(spec) = zoo_spec(path) {
-        return open_zoo(spec, input_shape);
+        return open_zoo(spec, input_shape, unfused);
     }
     let mut head = [0u8; 16];
     let n = {
@@ -191,20 +208,21 @@ fn open_path(path: &Path, input_shape: Option<&[usize]>) -> Result<Model> {
         return bundle::load(path)
             .with_context(|| format!("cannot load bundle {}", path.display()));
     }
-    open_onnx(path, input_shape)
+    open_onnx(path, input_shape, unfused)
 }
 
 #[cfg(feature = "onnx")]
-fn open_onnx(path: &Path, input_shape: Option<&[usize]>) -> Result<Model> {
+fn open_onnx(path: &Path, input_shape: Option<&[usize]>, unfused: bool) -> Result<Model> {
     let opts = ferrolite_quantize::ConvertOptions {
         input_shape: input_shape.map(|s| s.to_vec()),
+        unfused,
         ..Default::default()
     };
     ferrolite_quantize::convert_onnx(path, &opts)
 }
 
 #[cfg(not(feature = "onnx"))]
-fn open_onnx(path: &Path, _input_shape: Option<&[usize]>) -> Result<Model> {
+fn open_onnx(path: &Path, _input_shape: Option<&[usize]>, _unfused: bool) -> Result<Model> {
     bail!(
         "{} is not a Ferrolite bundle, and this build has no ONNX import (feature `onnx`): \
          convert it on a host with `ferrolite convert`",

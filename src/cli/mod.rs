@@ -21,6 +21,8 @@ mod load;
 #[cfg(feature = "plot")]
 mod plot;
 mod run;
+mod summary;
+mod zoo;
 
 use std::path::PathBuf;
 
@@ -49,6 +51,11 @@ enum Command {
     /// Measure latency (median, p90, min), per op with --profile, against tract with --compare;
     /// the whole architecture zoo as one table with --zoo.
     Bench(bench::BenchArgs),
+    /// Per-layer shapes, parameters, MACs, memory and receptive fields of a model.
+    Summary(summary::SummaryArgs),
+    /// The architecture zoo: list its models or export one as ONNX or a bundle.
+    #[command(subcommand)]
+    Zoo(zoo::ZooCommand),
     /// Accuracy on labeled image folders (top-1, top-5) and agreement with a reference model.
     Eval(eval::EvalArgs),
 }
@@ -63,6 +70,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Inspect(a) => inspect::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Summary(a) => summary::run(a),
+        Command::Zoo(c) => zoo::run(c),
     }
 }
 

@@ -1,0 +1,124 @@
+//! `ferrolite summary`: per-layer output shapes, parameters, MACs, activation memory and
+//! receptive fields, then totals, weight memory per precision and the planned peak arena.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use ferrolite_runtime::exec::Session;
+use ferrolite_runtime::summary::{summarize, Summary};
+
+use super::{load, ModelArgs, ModelSource};
+
+/// Arguments of `ferrolite summary`.
+#[derive(clap::Args, Debug)]
+pub struct SummaryArgs {
+    /// Model: a .flb bundle, an .onnx file or zoo:NAME.
+    model: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    model_args: ModelArgs,
+}
+
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    model: String,
+    #[serde(flatten)]
+    summary: &'a Summary,
+    /// Activation memory the runtime's plan actually reserves (fused, with buffer reuse).
+    peak_arena_bytes: usize,
+}
+
+fn human(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000_000 => format!("{:.2} G", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.2} M", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.1} k", n as f64 / 1e3),
+        n => n.to_string(),
+    }
+}
+
+fn mib(n: u64) -> String {
+    format!("{:.2} MiB", n as f64 / (1024.0 * 1024.0))
+}
+
+/// Print the summary.
+pub fn run(a: SummaryArgs) -> Result<()> {
+    let source = ModelSource::Path(a.model.clone());
+    let shape = a.model_args.input_shape.as_deref();
+    let authored = load::open_unfused(&source, shape)?;
+    let summary = summarize(&authored.graph);
+    let planned = load::open(&source, shape)?;
+    let peak = Session::new(planned)?.plan().arena_bytes();
+    let report = Report {
+        model: authored.meta.model_name.clone(),
+        summary: &summary,
+        peak_arena_bytes: peak,
+    };
+    if a.json {
+        out!("{}", serde_json::to_string(&report)?)?;
+        return Ok(());
+    }
+    out!("{}", report.model)?;
+    out!(
+        "{:>4}  {:<15} {:<30} {:<20} {:>10} {:>10} {:>10} {:>9}",
+        "#",
+        "op",
+        "name",
+        "output",
+        "params",
+        "MACs",
+        "act mem",
+        "RF"
+    )?;
+    for (i, l) in summary.layers.iter().enumerate() {
+        let mut name = l.name.clone();
+        if name.chars().count() > 30 {
+            name = name.chars().take(29).collect::<String>() + "…";
+        }
+        let shape = l
+            .output_shape
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("x");
+        let rf = l
+            .receptive_field
+            .map_or("global".to_string(), |[h, w]| format!("{h}x{w}"));
+        out!(
+            "{:>4}  {:<15} {:<30} {:<20} {:>10} {:>10} {:>10} {:>9}",
+            i,
+            l.op,
+            name,
+            shape,
+            human(l.params),
+            human(l.macs),
+            mib(l.activation_bytes),
+            rf
+        )?;
+    }
+    out!()?;
+    out!(
+        "parameters     {} ({})",
+        human(summary.params),
+        summary.params
+    )?;
+    out!("MACs           {} ({})", human(summary.macs), summary.macs)?;
+    out!(
+        "weights        fp32 {}   fp16 {}   int8 {}",
+        mib(summary.weight_bytes_fp32),
+        mib(summary.weight_bytes_fp16),
+        mib(summary.weight_bytes_int8)
+    )?;
+    out!(
+        "activations    {} in all, largest {}",
+        mib(summary.activation_bytes),
+        mib(summary.largest_activation_bytes)
+    )?;
+    out!(
+        "peak arena     {} (the runtime's plan: fused layers, reused buffers)",
+        mib(peak as u64)
+    )?;
+    Ok(())
+}
