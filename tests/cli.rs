@@ -479,6 +479,82 @@ fn bench_zoo_refuses_bad_requests() {
     fails_with(&["--zoo", "--threads", "2"], "only single-threaded");
 }
 
+/// `zoo list` lists the whole zoo with counts; `zoo export` writes ONNX that tract runs and a
+/// bundle that `run`-style commands load; `summary` adds up to the zoo's own counts.
+#[test]
+fn zoo_list_export_and_summary() {
+    let dir = scratch("zoo_list_export_and_summary");
+    let list = ok(&["zoo", "list"]);
+    for name in [
+        "alexnet",
+        "mobilenet_v2",
+        "shufflenet_v1_g8",
+        "efficientnet_lite4",
+        "vit_tiny_16",
+    ] {
+        assert!(list.contains(name), "{name} missing from:\n{list}");
+    }
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(&["zoo", "list", "--json"])).unwrap();
+    assert_eq!(rows.len(), ferrolite_models::zoo::architectures().len());
+    let v3s = rows
+        .iter()
+        .find(|r| r["name"] == "mobilenet_v3_small")
+        .unwrap();
+    assert_eq!(v3s["params"], 2_542_856);
+
+    let onnx = dir.join("v3s.onnx");
+    ok(&[
+        "zoo",
+        "export",
+        "mobilenet_v3_small?resolution=96",
+        "-o",
+        s(&onnx),
+    ]);
+    let input: Vec<f32> = (0..3 * 96 * 96)
+        .map(|i| ((i % 17) as f32 - 8.0) / 8.0)
+        .collect();
+    let reference = tract_run(&onnx, &[1, 3, 96, 96], &input);
+    assert_eq!(reference.len(), 1000);
+    let bundle = dir.join("v3s.flb");
+    ok(&[
+        "zoo",
+        "export",
+        "mobilenet_v3_small?resolution=96",
+        "-o",
+        s(&bundle),
+    ]);
+    assert!(ok(&["inspect", s(&bundle)]).contains("zoo:mobilenet_v3_small?resolution=96"));
+
+    let summary: serde_json::Value =
+        serde_json::from_str(&ok(&["summary", "zoo:squeezenet1_1", "--json"])).unwrap();
+    let counted = ferrolite_models::zoo::find("squeezenet1_1")
+        .unwrap()
+        .count();
+    assert_eq!(summary["params"], counted.params);
+    assert_eq!(summary["macs"], counted.macs);
+    assert!(summary["peak_arena_bytes"].as_u64().unwrap() > 0);
+    let text = ok(&["summary", s(&bundle)]);
+    assert!(
+        text.contains("peak arena") && text.contains("Conv2d"),
+        "{text}"
+    );
+
+    fails(
+        &["zoo", "export", "nope", "-o", s(&onnx)],
+        "no zoo model named",
+    );
+    fails(
+        &["zoo", "export", "resnet18", "-o", s(&dir.join("x.txt"))],
+        ".onnx or .flb",
+    );
+    fails(
+        &["zoo", "export", "resnet18?width=2", "-o", s(&onnx)],
+        "fixed width",
+    );
+    fails(&["summary", "zoo:vgg16?resolution=160"], "fixed resolution");
+}
+
 /// A pointwise-heavy model whose weights have large fan-ins (so fp16 stores them as half).
 fn wide_pointwise(dir: &Path, name: &str, round: fn(f32) -> f32) -> PathBuf {
     let w: Vec<f32> = values(128 * 64).into_iter().map(round).collect();
