@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use ferrolite_runtime::exec::Session;
 
-use super::{load, ModelArgs, ModelSource};
+use super::{human, load, ModelArgs, ModelSource};
 
 /// Arguments of `ferrolite inspect`.
 #[derive(clap::Args, Debug)]
@@ -14,15 +14,6 @@ pub struct InspectArgs {
     model: PathBuf,
     #[command(flatten)]
     model_args: ModelArgs,
-}
-
-fn human(n: u64) -> String {
-    match n {
-        n if n >= 1_000_000_000 => format!("{:.2} G", n as f64 / 1e9),
-        n if n >= 1_000_000 => format!("{:.2} M", n as f64 / 1e6),
-        n if n >= 1_000 => format!("{:.1} k", n as f64 / 1e3),
-        n => n.to_string(),
-    }
 }
 
 /// Print the model description.

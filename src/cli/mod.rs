@@ -75,6 +75,16 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// A count with a k / M / G suffix, for tables.
+fn human(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000_000 => format!("{:.2} G", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.2} M", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.1} k", n as f64 / 1e3),
+        n => n.to_string(),
+    }
+}
+
 /// Parse a comma-separated list such as `1,3,224,224`.
 fn parse_list<T: std::str::FromStr>(s: &str) -> Result<Vec<T>, String> {
     s.split(',')

@@ -7,7 +7,7 @@ use anyhow::Result;
 use ferrolite_runtime::exec::Session;
 use ferrolite_runtime::summary::{summarize, Summary};
 
-use super::{load, ModelArgs, ModelSource};
+use super::{human, load, ModelArgs, ModelSource};
 
 /// Arguments of `ferrolite summary`.
 #[derive(clap::Args, Debug)]
@@ -28,15 +28,6 @@ struct Report<'a> {
     summary: &'a Summary,
     /// Activation memory the runtime's plan actually reserves (fused, with buffer reuse).
     peak_arena_bytes: usize,
-}
-
-fn human(n: u64) -> String {
-    match n {
-        n if n >= 1_000_000_000 => format!("{:.2} G", n as f64 / 1e9),
-        n if n >= 1_000_000 => format!("{:.2} M", n as f64 / 1e6),
-        n if n >= 1_000 => format!("{:.1} k", n as f64 / 1e3),
-        n => n.to_string(),
-    }
 }
 
 fn mib(n: u64) -> String {
