@@ -471,27 +471,35 @@ fn layer_norm(g: &mut WorkGraph) -> bool {
     false
 }
 
+/// Node `i` as `y op c`: an add, subtract, multiply or divide of the sole output of node `p`
+/// by a constant `c` (the constant second for subtract and divide), without activation and
+/// without broadcasting `y` to a larger shape. Returns `(op, y, c, p)`: the shape of the
+/// affine steps that fold into their producer.
+fn affine_after_producer(g: &WorkGraph, i: usize) -> Option<(BinaryOp, TensorId, TensorId, usize)> {
+    let (op, Activation::None, y, c) = binary_with_const(g, i)? else {
+        return None;
+    };
+    if !matches!(
+        op,
+        BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div
+    ) {
+        return None;
+    }
+    let n = g.nodes[i].as_ref()?;
+    if matches!(op, BinaryOp::Sub | BinaryOp::Div) && n.inputs[0] != y {
+        return None;
+    }
+    if shape(g, n.outputs[0]) != shape(g, y) {
+        return None;
+    }
+    Some((op, y, c, sole_producer(g, y)?))
+}
+
 /// Multiplications and additions by constants varying only along the last axis after a
 /// LayerNorm fold into its scale and shift.
 fn affine_into_layer_norm(g: &mut WorkGraph) -> bool {
     for i in 0..g.nodes.len() {
-        let Some((op, Activation::None, y, c)) = binary_with_const(g, i) else {
-            continue;
-        };
-        if !matches!(
-            op,
-            BinaryOp::Mul | BinaryOp::Div | BinaryOp::Add | BinaryOp::Sub
-        ) {
-            continue;
-        }
-        let n = g.nodes[i].as_ref().unwrap();
-        if matches!(op, BinaryOp::Sub | BinaryOp::Div) && n.inputs[0] != y {
-            continue;
-        }
-        if shape(g, n.outputs[0]) != shape(g, y) {
-            continue;
-        }
-        let Some(p) = sole_producer(g, y) else {
+        let Some((op, y, c, p)) = affine_after_producer(g, i) else {
             continue;
         };
         let pn = g.nodes[p].as_ref().unwrap();
@@ -559,24 +567,7 @@ fn per_channel(g: &WorkGraph, c: TensorId, out_shape: &[usize], axis: usize) -> 
 /// layer fold into its weights and bias (this is how BatchNorm disappears).
 fn fold_affine_into_linear(g: &mut WorkGraph) -> bool {
     for i in 0..g.nodes.len() {
-        let Some((op, Activation::None, y, c)) = binary_with_const(g, i) else {
-            continue;
-        };
-        if !matches!(
-            op,
-            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div
-        ) {
-            continue;
-        }
-        let n = g.nodes[i].as_ref().unwrap();
-        if matches!(op, BinaryOp::Sub | BinaryOp::Div) && n.inputs[0] != y {
-            continue;
-        }
-        let out = n.outputs[0];
-        if shape(g, out) != shape(g, y) {
-            continue;
-        }
-        let Some(p) = sole_producer(g, y) else {
+        let Some((op, y, c, p)) = affine_after_producer(g, i) else {
             continue;
         };
         let pn = g.nodes[p].as_ref().unwrap();
