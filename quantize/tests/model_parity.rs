@@ -4,26 +4,10 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::{
-    ferrolite_model, ferrolite_run_tier, random, relative_error, runnable_tiers, tract_run,
+    ferrolite_model, ferrolite_run_tier, random, relative_error, runnable_tiers, shared_model,
+    tract_run,
 };
-
-fn shared_model(name: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/models")
-        .join(name);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIP {name}: {} not found (the shared models sit beside the repo in the project workplace only)",
-            p.display()
-        );
-        None
-    }
-}
 
 fn parity(name: &str) {
     let Some(path) = shared_model(name) else {

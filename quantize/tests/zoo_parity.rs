@@ -8,12 +8,6 @@ use ferrolite_models::zoo;
 
 const TOL: f32 = 1e-4;
 
-/// SE-ResNet-50 with seeded weights is numerically sensitive: our own scalar and AVX-512
-/// kernels differ from each other by ~1.5e-4 relative on it (summation order alone), so
-/// tract parity is checked at 5e-4 there. Open issue: make its seeded initialisation as
-/// well conditioned as the other zoo models.
-const SE_RESNET_TOL: f32 = 5e-4;
-
 fn parity(name: &str) {
     let m = zoo::find(name).unwrap();
     let built = m.onnx(7);
@@ -21,12 +15,7 @@ fn parity(name: &str) {
     std::fs::write(&path, built.onnx.as_ref().unwrap()).unwrap();
     let shape = m.input_shape();
     let input = random(shape.iter().product(), 11);
-    let tol = if name == "se_resnet50" {
-        SE_RESNET_TOL
-    } else {
-        TOL
-    };
-    check_parity(&path, &[(shape, input)], tol);
+    check_parity(&path, &[(shape, input)], TOL);
     std::fs::remove_file(&path).unwrap();
 }
 

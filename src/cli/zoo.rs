@@ -53,7 +53,7 @@ fn list(json: bool) -> Result<()> {
             if a.has_width {
                 options.push("width");
             }
-            if a.has_resolution {
+            if a.min_resolution.is_some() {
                 options.push("resolution");
             }
             Row {

@@ -3,7 +3,7 @@
 //!
 //! Dropout is an identity at inference and is left out everywhere.
 
-use super::{pool_classifier, Act, Arch, Config, ConvOpts, Net, Value};
+use super::{pool_classifier, Act, Arch, Config, ConvOpts, Net, Value, MIN_RESOLUTION};
 
 pub(super) const ARCHS: [Arch; 5] = [
     Arch {
@@ -11,7 +11,7 @@ pub(super) const ARCHS: [Arch; 5] = [
         paper: "Krizhevsky et al. 2012, ImageNet Classification with Deep CNNs (NeurIPS)",
         resolution: 224,
         has_width: false,
-        has_resolution: false,
+        min_resolution: None,
         build: alexnet,
     },
     Arch {
@@ -19,7 +19,7 @@ pub(super) const ARCHS: [Arch; 5] = [
         paper: "Simonyan & Zisserman 2014, Very Deep ConvNets (arXiv:1409.1556)",
         resolution: 224,
         has_width: false,
-        has_resolution: false,
+        min_resolution: None,
         build: vgg16,
     },
     Arch {
@@ -27,7 +27,8 @@ pub(super) const ARCHS: [Arch; 5] = [
         paper: "Szegedy et al. 2014, Going Deeper with Convolutions (arXiv:1409.4842)",
         resolution: 224,
         has_width: false,
-        has_resolution: true,
+        // Below 47 pixels the last 3×3/2 max pool has no room left.
+        min_resolution: Some(47),
         build: googlenet,
     },
     Arch {
@@ -35,7 +36,7 @@ pub(super) const ARCHS: [Arch; 5] = [
         paper: "Huang et al. 2016, Densely Connected Convolutional Networks (arXiv:1608.06993)",
         resolution: 224,
         has_width: false,
-        has_resolution: true,
+        min_resolution: Some(MIN_RESOLUTION),
         build: densenet121,
     },
     Arch {
@@ -43,7 +44,7 @@ pub(super) const ARCHS: [Arch; 5] = [
         paper: "Iandola et al. 2016, SqueezeNet (arXiv:1602.07360)",
         resolution: 224,
         has_width: false,
-        has_resolution: true,
+        min_resolution: Some(MIN_RESOLUTION),
         build: squeezenet1_1,
     },
 ];

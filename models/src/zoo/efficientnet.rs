@@ -3,7 +3,7 @@
 //! "same" padding).
 
 use super::net::make_divisible;
-use super::{pool_classifier, Act, Arch, Config, ConvOpts, Net, Value};
+use super::{pool_classifier, Act, Arch, Config, ConvOpts, Net, Value, MIN_RESOLUTION};
 
 const EFFICIENTNET_PAPER: &str = "Tan & Le 2019, EfficientNet (arXiv:1905.11946)";
 
@@ -13,7 +13,7 @@ pub(super) const ARCHS: [Arch; 7] = [
         paper: "Tan et al. 2018, MnasNet (arXiv:1807.11626)",
         resolution: 224,
         has_width: true,
-        has_resolution: true,
+        min_resolution: Some(MIN_RESOLUTION),
         build: mnasnet,
     },
     Arch {
@@ -21,7 +21,7 @@ pub(super) const ARCHS: [Arch; 7] = [
         paper: EFFICIENTNET_PAPER,
         resolution: 224,
         has_width: false,
-        has_resolution: true,
+        min_resolution: Some(MIN_RESOLUTION),
         build: efficientnet_b0,
     },
     Arch {
@@ -29,7 +29,7 @@ pub(super) const ARCHS: [Arch; 7] = [
         paper: EFFICIENTNET_PAPER,
         resolution: 224,
         has_width: false,
-        has_resolution: true,
+        min_resolution: Some(MIN_RESOLUTION),
         build: |n, x, c| efficientnet_lite(n, x, c, 1.0, 1.0),
     },
     Arch {
@@ -37,7 +37,7 @@ pub(super) const ARCHS: [Arch; 7] = [
         paper: EFFICIENTNET_PAPER,
         resolution: 240,
         has_width: false,
-        has_resolution: true,
+        min_resolution: Some(MIN_RESOLUTION),
         build: |n, x, c| efficientnet_lite(n, x, c, 1.0, 1.1),
     },
     Arch {
@@ -45,7 +45,7 @@ pub(super) const ARCHS: [Arch; 7] = [
         paper: EFFICIENTNET_PAPER,
         resolution: 260,
         has_width: false,
-        has_resolution: true,
+        min_resolution: Some(MIN_RESOLUTION),
         build: |n, x, c| efficientnet_lite(n, x, c, 1.1, 1.2),
     },
     Arch {
@@ -53,7 +53,7 @@ pub(super) const ARCHS: [Arch; 7] = [
         paper: EFFICIENTNET_PAPER,
         resolution: 280,
         has_width: false,
-        has_resolution: true,
+        min_resolution: Some(MIN_RESOLUTION),
         build: |n, x, c| efficientnet_lite(n, x, c, 1.2, 1.4),
     },
     Arch {
@@ -61,7 +61,7 @@ pub(super) const ARCHS: [Arch; 7] = [
         paper: EFFICIENTNET_PAPER,
         resolution: 300,
         has_width: false,
-        has_resolution: true,
+        min_resolution: Some(MIN_RESOLUTION),
         build: |n, x, c| efficientnet_lite(n, x, c, 1.4, 1.8),
     },
 ];

@@ -1,7 +1,7 @@
 //! MobileNet V1, V2 and V3 (Small and Large), in the torchvision layouts.
 
 use super::net::make_divisible;
-use super::{pool_classifier, Act, Arch, Config, ConvOpts, Net, Value};
+use super::{pool_classifier, Act, Arch, Config, ConvOpts, Net, Value, MIN_RESOLUTION};
 
 pub(super) const ARCHS: [Arch; 4] = [
     Arch {
@@ -9,7 +9,7 @@ pub(super) const ARCHS: [Arch; 4] = [
         paper: "Howard et al. 2017, MobileNets (arXiv:1704.04861)",
         resolution: 224,
         has_width: true,
-        has_resolution: true,
+        min_resolution: Some(MIN_RESOLUTION),
         build: mobilenet_v1,
     },
     Arch {
@@ -17,7 +17,7 @@ pub(super) const ARCHS: [Arch; 4] = [
         paper: "Sandler et al. 2018, MobileNetV2 (arXiv:1801.04381)",
         resolution: 224,
         has_width: true,
-        has_resolution: true,
+        min_resolution: Some(MIN_RESOLUTION),
         build: mobilenet_v2,
     },
     Arch {
@@ -25,7 +25,7 @@ pub(super) const ARCHS: [Arch; 4] = [
         paper: "Howard et al. 2019, Searching for MobileNetV3 (arXiv:1905.02244)",
         resolution: 224,
         has_width: true,
-        has_resolution: true,
+        min_resolution: Some(MIN_RESOLUTION),
         build: mobilenet_v3_small,
     },
     Arch {
@@ -33,7 +33,7 @@ pub(super) const ARCHS: [Arch; 4] = [
         paper: "Howard et al. 2019, Searching for MobileNetV3 (arXiv:1905.02244)",
         resolution: 224,
         has_width: true,
-        has_resolution: true,
+        min_resolution: Some(MIN_RESOLUTION),
         build: mobilenet_v3_large,
     },
 ];

@@ -17,6 +17,12 @@ use std::fmt;
 
 pub use net::{Act, Built, ConvOpts, Net, Value};
 
+/// The smallest input side any resolution-flexible architecture accepts.
+pub const MIN_RESOLUTION: usize = 32;
+
+/// The largest input side accepted.
+pub const MAX_RESOLUTION: usize = 1024;
+
 /// The seed of the weights of zoo models opened by name (`zoo:NAME`): the same everywhere,
 /// so a model exported on one machine and built on another are the same network.
 pub const SEED: u64 = 1;
@@ -43,8 +49,9 @@ pub struct Arch {
     pub resolution: usize,
     /// Whether `width=` is meaningful (the paper defines a width multiplier).
     pub has_width: bool,
-    /// Whether `resolution=` is meaningful (fully convolutional up to a global pool).
-    pub has_resolution: bool,
+    /// The smallest input side `resolution=` accepts, for architectures that are fully
+    /// convolutional up to a global pool; `None`: the resolution is fixed.
+    pub min_resolution: Option<usize>,
     build: fn(&mut Net, Value, &Config) -> Value,
 }
 
@@ -110,12 +117,17 @@ pub fn find(spec: &str) -> Result<ZooModel, ZooError> {
                     .filter(|w| *w > 0.0 && *w <= 4.0)
                     .ok_or_else(|| ZooError(format!("width {v:?} must be in (0, 4]")))?;
             }
-            "resolution" if arch.has_resolution => {
+            "resolution" if arch.min_resolution.is_some() => {
+                let min = arch.min_resolution.unwrap_or(MIN_RESOLUTION);
                 config.resolution = v
                     .parse::<usize>()
                     .ok()
-                    .filter(|r| (32..=1024).contains(r))
-                    .ok_or_else(|| ZooError(format!("resolution {v:?} must be 32..=1024")))?;
+                    .filter(|r| (min..=MAX_RESOLUTION).contains(r))
+                    .ok_or_else(|| {
+                        ZooError(format!(
+                            "{name}: resolution {v:?} must be {min}..={MAX_RESOLUTION}"
+                        ))
+                    })?;
             }
             "width" | "resolution" => {
                 return Err(ZooError(format!(
@@ -177,4 +189,22 @@ pub(crate) fn pool_classifier(net: &mut Net, x: &Value, classes: usize) -> Value
     let p = net.global_avg_pool(x);
     let f = net.flatten(&p);
     net.linear(&f, classes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_architecture_builds_at_its_smallest_resolution_and_refuses_below() {
+        for a in architectures() {
+            let Some(min) = a.min_resolution else {
+                continue;
+            };
+            let m = find(&format!("{}?resolution={min}", a.name)).unwrap();
+            assert!(m.count().macs > 0, "{}", a.name);
+            let err = find(&format!("{}?resolution={}", a.name, min - 1)).unwrap_err();
+            assert!(err.0.contains(&format!("must be {min}..=")), "{}: {err}", a.name);
+        }
+    }
 }

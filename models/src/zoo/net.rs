@@ -2,9 +2,12 @@
 //! multiply-accumulates, and (when weights are wanted) emit an ONNX graph with seeded weights.
 //!
 //! Weights are scaled so that every activation stays of order one through the whole depth,
-//! and BatchNorm running statistics are set from the estimated scale of the activation they
-//! normalize, as a trained network's would be: deep zoo models neither overflow nor sink into
-//! denormals, so their timings and their int8 calibration are representative.
+//! and BatchNorm running statistics are set from the estimated mean and variance of each
+//! channel they normalize, as a trained network's would be: deep zoo models neither overflow
+//! nor sink into denormals, their squeeze-excite gates do not saturate, so their timings,
+//! their int8 calibration and their parity with other runtimes are representative.
+
+use std::rc::Rc;
 
 use crate::onnx::{Attr, OnnxBuilder};
 
@@ -31,12 +34,102 @@ pub struct Value {
     pub shape: Vec<usize>,
     /// Estimated mean square of the elements, used to scale the next weights.
     m2: f32,
+    /// Estimated mean of the elements.
+    mean: f32,
+    /// Estimated moments of each channel of an NCHW map, when weights are generated: what a
+    /// BatchNorm sets its running statistics from. `m2` and `mean` are their averages.
+    per_channel: Option<Rc<[Moments]>>,
 }
 
 impl Value {
     /// Channels of an NCHW feature map (axis 1).
     pub fn channels(&self) -> usize {
         self.shape[1]
+    }
+
+    fn moments(&self) -> Moments {
+        Moments {
+            mean: self.mean,
+            m2: self.m2,
+        }
+    }
+}
+
+/// Estimated first and second moments of a value's elements.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Moments {
+    mean: f32,
+    m2: f32,
+}
+
+impl Moments {
+    fn zero_mean(m2: f32) -> Moments {
+        Moments { mean: 0.0, m2 }
+    }
+
+    fn from_mean_variance(mean: f32, variance: f32) -> Moments {
+        Moments {
+            mean,
+            m2: variance + mean * mean,
+        }
+    }
+
+    fn variance(self) -> f32 {
+        (self.m2 - self.mean * self.mean).max(1e-3 * self.m2)
+    }
+
+    /// Moments of the maximum of `n` neighbouring elements: the mean of the maximum of `n`
+    /// independent Gaussian draws; the spread stays that of one element, because neighbours
+    /// are correlated.
+    fn max_of(self, n: usize) -> Moments {
+        const STEPS: usize = 512;
+        let dz = 16.0 / STEPS as f32;
+        let pdf: Vec<f32> = (0..STEPS)
+            .map(|i| {
+                let z = -8.0 + (i as f32 + 0.5) * dz;
+                (-0.5 * z * z).exp()
+            })
+            .collect();
+        let total: f32 = pdf.iter().sum();
+        let (mut cdf, mut z_mean) = (0.0f32, 0.0f32);
+        for (i, p) in pdf.iter().enumerate() {
+            let lo = cdf / total;
+            cdf += p;
+            // Probability that the maximum falls in this cell: F(hi)^n − F(lo)^n.
+            let w = (cdf / total).powi(n as i32) - lo.powi(n as i32);
+            z_mean += w * (-8.0 + (i as f32 + 0.5) * dz);
+        }
+        let variance = self.variance();
+        Moments::from_mean_variance(self.mean + z_mean * variance.sqrt(), variance)
+    }
+
+    /// Average of per-channel moments.
+    fn average(channels: &[Moments]) -> Moments {
+        let n = channels.len() as f32;
+        Moments {
+            mean: channels.iter().map(|m| m.mean).sum::<f32>() / n,
+            m2: channels.iter().map(|m| m.m2).sum::<f32>() / n,
+        }
+    }
+
+    /// Moments of `f(x)` for a Gaussian `x` with these moments (midpoint rule over ±8σ).
+    fn through(self, f: impl Fn(f32) -> f32) -> Moments {
+        const STEPS: usize = 512;
+        let sd = self.variance().sqrt();
+        let dz = 16.0 / STEPS as f32;
+        let (mut w_sum, mut m1, mut m2) = (0.0f32, 0.0f32, 0.0f32);
+        for i in 0..STEPS {
+            let z = -8.0 + (i as f32 + 0.5) * dz;
+            let w = (-0.5 * z * z).exp();
+            let y = f(self.mean + sd * z);
+            w_sum += w;
+            m1 += w * y;
+            m2 += w * y * y;
+        }
+        Moments {
+            mean: m1 / w_sum,
+            m2: m2 / w_sum,
+        }
     }
 }
 
@@ -135,11 +228,11 @@ impl Net {
             macs: 0,
             counter: 0,
         };
-        let x = Value {
-            name: "input".into(),
-            shape: input.to_vec(),
-            m2: 1.0,
-        };
+        let x = Self::value(
+            "input".into(),
+            input.to_vec(),
+            Moments { mean: 0.0, m2: 1.0 },
+        );
         (net, x)
     }
 
@@ -170,8 +263,18 @@ impl Net {
         shape: &[usize],
         gen: impl FnOnce(&mut Rng) -> Vec<f32>,
     ) -> String {
+        self.param_data(what, shape, gen).0
+    }
+
+    /// [`Net::param`], also returning the generated values (none when only counting).
+    fn param_data(
+        &mut self,
+        what: &str,
+        shape: &[usize],
+        gen: impl FnOnce(&mut Rng) -> Vec<f32>,
+    ) -> (String, Option<Vec<f32>>) {
         self.params += numel(shape) as u64;
-        self.buffer(what, shape, gen)
+        self.buffer_data(what, shape, gen)
     }
 
     /// A constant that is not a trainable parameter (BatchNorm statistics, shapes).
@@ -181,13 +284,24 @@ impl Net {
         shape: &[usize],
         gen: impl FnOnce(&mut Rng) -> Vec<f32>,
     ) -> String {
+        self.buffer_data(what, shape, gen).0
+    }
+
+    /// [`Net::buffer`], also returning the generated values (none when only counting).
+    fn buffer_data(
+        &mut self,
+        what: &str,
+        shape: &[usize],
+        gen: impl FnOnce(&mut Rng) -> Vec<f32>,
+    ) -> (String, Option<Vec<f32>>) {
         let name = self.fresh(what);
-        if let Some(b) = self.onnx.as_mut() {
+        let data = self.onnx.as_mut().map(|b| {
             let data = gen(&mut self.rng);
             debug_assert_eq!(data.len(), numel(shape));
-            b.constant(&name, shape, data);
-        }
-        name
+            b.constant(&name, shape, data.clone());
+            data
+        });
+        (name, data)
     }
 
     fn shape_const(&mut self, data: &[i64]) -> String {
@@ -215,11 +329,45 @@ impl Net {
         }
     }
 
-    fn value(name: String, shape: Vec<usize>, m2: f32) -> Value {
+    /// A value with per-channel moments (their average becomes the overall estimate).
+    fn value_per_channel(name: String, shape: Vec<usize>, channels: Vec<Moments>) -> Value {
+        debug_assert_eq!(channels.len(), shape[1]);
+        let mut v = Self::value(name, shape, Moments::average(&channels));
+        v.per_channel = Some(channels.into());
+        v
+    }
+
+    /// `x`'s moments per channel (the overall estimate repeated when not known per channel).
+    fn channel_moments(x: &Value) -> Vec<Moments> {
+        match &x.per_channel {
+            Some(ch) => ch.to_vec(),
+            None => vec![x.moments(); x.channels()],
+        }
+    }
+
+    /// A value whose channels are `x`'s, each transformed by `f`; the overall estimate
+    /// transformed when `x` has none per channel.
+    fn map_channels(
+        x: &Value,
+        name: String,
+        shape: Vec<usize>,
+        f: impl Fn(Moments) -> Moments,
+    ) -> Value {
+        match &x.per_channel {
+            Some(ch) => Self::value_per_channel(name, shape, ch.iter().map(|&m| f(m)).collect()),
+            None => Self::value(name, shape, f(x.moments())),
+        }
+    }
+
+    fn value(name: String, shape: Vec<usize>, m: Moments) -> Value {
+        let m2 = m.m2.clamp(1e-3, 1e3);
+        let bound = m2.sqrt();
         Value {
             name,
             shape,
-            m2: m2.clamp(1e-3, 1e3),
+            m2,
+            mean: m.mean.clamp(-bound, bound),
+            per_channel: None,
         }
     }
 
@@ -247,10 +395,14 @@ impl Net {
         // He scaling with respect to the input's mean square: output mean square ≈ 2.
         let a = (6.0 / (fan_in as f32 * x.m2)).sqrt();
         let wshape = [out, c / o.groups, kernel[0], kernel[1]];
-        let wname = self.param("w", &wshape, |r| r.uniform_vec(numel(&wshape), -a, a));
+        let (wname, weights) =
+            self.param_data("w", &wshape, |r| r.uniform_vec(numel(&wshape), -a, a));
         let mut inputs = vec![x.name.clone(), wname];
+        let mut bias = None;
         if o.bias {
-            inputs.push(self.param("b", &[out], |r| r.uniform_vec(out, -0.1, 0.1)));
+            let (name, data) = self.param_data("b", &[out], |r| r.uniform_vec(out, -0.1, 0.1));
+            inputs.push(name);
+            bias = data;
         }
         let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
         let y = self.node(
@@ -266,36 +418,93 @@ impl Net {
         );
         let shape = vec![n, out, oh, ow];
         self.macs += (numel(&shape) * fan_in) as u64;
-        Self::value(y, shape, 2.0)
+        let Some(weights) = weights else {
+            return Self::value(y, shape, Moments::zero_mean(2.0));
+        };
+        let coverage = |d: usize, od: usize, k: usize, pad: usize| -> Vec<f32> {
+            (0..k)
+                .map(|t| {
+                    let inside = (0..od)
+                        .filter(|&i| {
+                            let at = (i * o.stride + t * o.dilation) as isize - pad as isize;
+                            (0..d as isize).contains(&at)
+                        })
+                        .count();
+                    inside as f32 / od as f32
+                })
+                .collect()
+        };
+        let cov_y = coverage(h, oh, kernel[0], pads[0]);
+        let cov_x = coverage(w, ow, kernel[1], pads[1]);
+        let inputs = Self::channel_moments(x);
+        let per_channel = conv_channel_moments(
+            &weights,
+            bias.as_deref(),
+            out,
+            o.groups,
+            &inputs,
+            &cov_y,
+            &cov_x,
+        );
+        Self::value_per_channel(y, shape, per_channel)
     }
 
-    /// Inference BatchNorm with statistics matching the input's scale.
+    /// Inference BatchNorm whose running statistics are close to the true mean and variance
+    /// of each channel, as after training.
     pub fn bn(&mut self, x: &Value) -> Value {
         let c = x.channels();
-        let m2 = x.m2;
-        let gamma = self.param("bn_scale", &[c], |r| r.uniform_vec(c, 0.7, 1.3));
-        let beta = self.param("bn_shift", &[c], |r| r.uniform_vec(c, -0.2, 0.2));
-        let s = m2.sqrt();
-        let mean = self.buffer("bn_mean", &[c], |r| r.uniform_vec(c, -0.2 * s, 0.2 * s));
-        let var = self.buffer("bn_var", &[c], |r| r.uniform_vec(c, 0.6 * m2, 1.4 * m2));
+        let inputs = Self::channel_moments(x);
+        let (gamma, g) = self.param_data("bn_scale", &[c], |r| r.uniform_vec(c, 0.7, 1.3));
+        let (beta, b) = self.param_data("bn_shift", &[c], |r| r.uniform_vec(c, -0.2, 0.2));
+        let (mean, rm) = self.buffer_data("bn_mean", &[c], |r| {
+            let off = |r: &mut Rng, m: Moments| 0.1 * m.variance().sqrt() * r.uniform(-1.0, 1.0);
+            inputs.iter().map(|&m| m.mean + off(r, m)).collect()
+        });
+        let (var, rv) = self.buffer_data("bn_var", &[c], |r| {
+            inputs
+                .iter()
+                .map(|m| m.variance() * r.uniform(0.8, 1.25))
+                .collect()
+        });
+        const EPSILON: f32 = 1e-5;
         let y = self.node(
             "BatchNormalization",
             &[&x.name, &gamma, &beta, &mean, &var],
-            &[("epsilon", Attr::Float(1e-5))],
+            &[("epsilon", Attr::Float(EPSILON))],
         );
-        Self::value(y, x.shape.clone(), 1.0)
+        let (Some(g), Some(b), Some(rm), Some(rv)) = (g, b, rm, rv) else {
+            return Self::value(y, x.shape.clone(), Moments::zero_mean(1.0));
+        };
+        let per_channel: Vec<Moments> = (0..c)
+            .map(|i| {
+                let k = g[i] / (rv[i] + EPSILON).sqrt();
+                let m = inputs[i];
+                Moments::from_mean_variance(b[i] + k * (m.mean - rm[i]), k * k * m.variance())
+            })
+            .collect();
+        // Carried on per channel, small errors in the estimated channel means would compound
+        // through the depth; the average is a steadier base for the layers that follow.
+        Self::value(y, x.shape.clone(), Moments::average(&per_channel))
     }
 
     /// Apply an activation function.
     pub fn act(&mut self, x: &Value, act: Act) -> Value {
-        let (name, m2) = match act {
-            Act::Relu => (self.node("Relu", &[&x.name], &[]), x.m2 / 2.0),
+        fn relu6(v: f32) -> f32 {
+            v.clamp(0.0, 6.0)
+        }
+        fn sigmoid(v: f32) -> f32 {
+            1.0 / (1.0 + (-v).exp())
+        }
+        let (name, f): (String, fn(f32) -> f32) = match act {
+            Act::Relu => (self.node("Relu", &[&x.name], &[]), |v| v.max(0.0)),
             Act::Relu6 => {
                 let lo = self.buffer("clip_lo", &[], |_| vec![0.0]);
                 let hi = self.buffer("clip_hi", &[], |_| vec![6.0]);
-                (self.node("Clip", &[&x.name, &lo, &hi], &[]), x.m2 / 2.0)
+                (self.node("Clip", &[&x.name, &lo, &hi], &[]), relu6)
             }
-            Act::HardSwish => (self.node("HardSwish", &[&x.name], &[]), x.m2 / 2.0),
+            Act::HardSwish => (self.node("HardSwish", &[&x.name], &[]), |v| {
+                v * relu6(v + 3.0) / 6.0
+            }),
             Act::HardSigmoid => (
                 self.node(
                     "HardSigmoid",
@@ -305,12 +514,12 @@ impl Net {
                         ("beta", Attr::Float(0.5)),
                     ],
                 ),
-                0.3,
+                |v| relu6(v + 3.0) / 6.0,
             ),
-            Act::Sigmoid => (self.node("Sigmoid", &[&x.name], &[]), 0.3),
+            Act::Sigmoid => (self.node("Sigmoid", &[&x.name], &[]), sigmoid),
             Act::Swish => {
                 let s = self.node("Sigmoid", &[&x.name], &[]);
-                (self.node("Mul", &[&x.name, &s], &[]), x.m2 / 2.0)
+                (self.node("Mul", &[&x.name, &s], &[]), |v| v * sigmoid(v))
             }
             Act::Gelu => {
                 let sqrt2 = self.buffer("sqrt2", &[], |_| vec![std::f32::consts::SQRT_2]);
@@ -320,10 +529,14 @@ impl Net {
                 let e = self.node("Erf", &[&d], &[]);
                 let p = self.node("Add", &[&e, &one], &[]);
                 let m = self.node("Mul", &[&x.name, &p], &[]);
-                (self.node("Mul", &[&m, &half], &[]), x.m2 / 2.0)
+                // The tanh form of GELU is close enough for estimating moments.
+                (self.node("Mul", &[&m, &half], &[]), |v| {
+                    let k = (2.0 / std::f32::consts::PI).sqrt();
+                    0.5 * v * (1.0 + (k * (v + 0.044_715 * v * v * v)).tanh())
+                })
             }
         };
-        Self::value(name, x.shape.clone(), m2)
+        Self::map_channels(x, name, x.shape.clone(), |m| m.through(f))
     }
 
     /// Convolution, BatchNorm and an optional activation: the basic CNN unit.
@@ -354,14 +567,39 @@ impl Net {
     pub fn add(&mut self, a: &Value, b: &Value) -> Value {
         let y = self.node("Add", &[&a.name, &b.name], &[]);
         let shape = broadcast(&a.shape, &b.shape);
-        Self::value(y, shape, a.m2 + b.m2)
+        let sum = |a: Moments, b: Moments| {
+            Moments::from_mean_variance(a.mean + b.mean, a.variance() + b.variance())
+        };
+        Self::combine(y, shape, a, b, sum)
     }
 
     /// Element-wise product (same shapes or broadcast), e.g. a squeeze-excite gate.
     pub fn mul(&mut self, a: &Value, b: &Value) -> Value {
         let y = self.node("Mul", &[&a.name, &b.name], &[]);
         let shape = broadcast(&a.shape, &b.shape);
-        Self::value(y, shape, a.m2 * b.m2)
+        let product = |a: Moments, b: Moments| Moments {
+            mean: a.mean * b.mean,
+            m2: a.m2 * b.m2,
+        };
+        Self::combine(y, shape, a, b, product)
+    }
+
+    /// The result of an element-wise op on independent `a` and `b`: per channel when both
+    /// are known per channel, overall otherwise.
+    fn combine(
+        name: String,
+        shape: Vec<usize>,
+        a: &Value,
+        b: &Value,
+        f: impl Fn(Moments, Moments) -> Moments,
+    ) -> Value {
+        match (&a.per_channel, &b.per_channel) {
+            (Some(pa), Some(pb)) if pa.len() == pb.len() => {
+                let ch = pa.iter().zip(pb.iter()).map(|(&x, &y)| f(x, y)).collect();
+                Self::value_per_channel(name, shape, ch)
+            }
+            _ => Self::value(name, shape, f(a.moments(), b.moments())),
+        }
     }
 
     /// Concatenation along `axis`.
@@ -370,8 +608,16 @@ impl Net {
         let y = self.node("Concat", &names, &[("axis", Attr::Int(axis as i64))]);
         let mut shape = xs[0].shape.clone();
         shape[axis] = xs.iter().map(|v| v.shape[axis]).sum();
-        let total: f32 = xs.iter().map(|v| v.m2 * v.shape[axis] as f32).sum();
-        Self::value(y, shape.clone(), total / shape[axis] as f32)
+        if axis == 1 && xs.iter().all(|v| v.per_channel.is_some()) {
+            let ch = xs.iter().flat_map(|v| Self::channel_moments(v)).collect();
+            return Self::value_per_channel(y, shape, ch);
+        }
+        let share = |v: &Value| v.shape[axis] as f32 / shape[axis] as f32;
+        let moments = Moments {
+            mean: xs.iter().map(|v| v.mean * share(v)).sum(),
+            m2: xs.iter().map(|v| v.m2 * share(v)).sum(),
+        };
+        Self::value(y, shape, moments)
     }
 
     /// Split along `axis` into parts of the given sizes.
@@ -383,13 +629,20 @@ impl Net {
             &[("axis", Attr::Int(axis as i64))],
             sizes.len(),
         );
+        let mut start = 0;
         names
             .into_iter()
             .zip(sizes)
             .map(|(n, &s)| {
                 let mut shape = x.shape.clone();
                 shape[axis] = s;
-                Self::value(n, shape, x.m2)
+                start += s;
+                match &x.per_channel {
+                    Some(ch) if axis == 1 => {
+                        Self::value_per_channel(n, shape, ch[start - s..start].to_vec())
+                    }
+                    _ => Self::value(n, shape, x.moments()),
+                }
             })
             .collect()
     }
@@ -433,7 +686,14 @@ impl Net {
             attrs.push(("count_include_pad", Attr::Int(0)));
         }
         let y = self.node(op, &[&x.name], &attrs);
-        Self::value(y, vec![n, c, out(h), out(w)], x.m2)
+        let shape = vec![n, c, out(h), out(w)];
+        if op == "MaxPool" {
+            Self::map_channels(x, y, shape, |m| m.max_of(k * k))
+        } else {
+            // Averaging keeps the mean; the spread between channels is not estimated, so the
+            // mean square is kept as a bound rather than shrunk.
+            Self::map_channels(x, y, shape, |m| m)
+        }
     }
 
     /// Max pooling with a square window; `ceil` rounds the output size up (Caffe style).
@@ -463,7 +723,8 @@ impl Net {
     /// Mean over the spatial axes, keeping them as 1×1.
     pub fn global_avg_pool(&mut self, x: &Value) -> Value {
         let y = self.node("GlobalAveragePool", &[&x.name], &[]);
-        Self::value(y, vec![x.shape[0], x.shape[1], 1, 1], x.m2)
+        // As for average pooling, the mean square is kept as a bound.
+        Self::map_channels(x, y, vec![x.shape[0], x.shape[1], 1, 1], |m| m)
     }
 
     /// Mean over `axes`, keeping them.
@@ -477,7 +738,7 @@ impl Net {
         for &a in axes {
             shape[a] = 1;
         }
-        Self::value(y, shape, x.m2)
+        Self::value(y, shape, x.moments())
     }
 
     /// New shape for the same data.
@@ -489,20 +750,20 @@ impl Net {
         );
         let s = self.shape_const(&shape.iter().map(|&d| d as i64).collect::<Vec<_>>());
         let y = self.node("Reshape", &[&x.name, &s], &[]);
-        Self::value(y, shape.to_vec(), x.m2)
+        Self::value(y, shape.to_vec(), x.moments())
     }
 
     /// `[N, C, H, W]` to `[N, C·H·W]`.
     pub fn flatten(&mut self, x: &Value) -> Value {
         let y = self.node("Flatten", &[&x.name], &[("axis", Attr::Int(1))]);
-        Self::value(y, vec![x.shape[0], numel(&x.shape[1..])], x.m2)
+        Self::value(y, vec![x.shape[0], numel(&x.shape[1..])], x.moments())
     }
 
     /// Axis permutation: output axis `i` is input axis `perm[i]`.
     pub fn transpose(&mut self, x: &Value, perm: &[usize]) -> Value {
         let y = self.node("Transpose", &[&x.name], &[("perm", ints(perm))]);
         let shape = perm.iter().map(|&p| x.shape[p]).collect();
-        Self::value(y, shape, x.m2)
+        Self::value(y, shape, x.moments())
     }
 
     /// ShuffleNet channel shuffle with `groups` groups.
@@ -510,7 +771,18 @@ impl Net {
         let [n, c, h, w] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
         let r = self.reshape(x, &[n, groups, c / groups, h, w]);
         let t = self.transpose(&r, &[0, 2, 1, 3, 4]);
-        self.reshape(&t, &[n, c, h, w])
+        let y = self.reshape(&t, &[n, c, h, w]);
+        match &x.per_channel {
+            // Output channel `i·groups + g` is input channel `g·(c / groups) + i`.
+            Some(ch) => {
+                let per_group = c / groups;
+                let shuffled = (0..c)
+                    .map(|o| ch[o % groups * per_group + o / groups])
+                    .collect();
+                Self::value_per_channel(y.name, y.shape, shuffled)
+            }
+            None => y,
+        }
     }
 
     /// Dense layer on the last axis with bias: `Gemm` for `[N, K]`, `MatMul` + `Add` otherwise.
@@ -529,7 +801,7 @@ impl Net {
             let m = self.node("MatMul", &[&x.name, &w], &[]);
             self.node("Add", &[&m, &b], &[])
         };
-        Self::value(y, shape, 2.0)
+        Self::value(y, shape, Moments::zero_mean(2.0))
     }
 
     /// Batched matrix product of two activations `[..., M, K] · [..., K, N]`.
@@ -541,21 +813,35 @@ impl Net {
         shape[r - 1] = b.shape[r - 1];
         self.macs += (numel(&shape) * k) as u64;
         let y = self.node("MatMul", &[&a.name, &b.name], &[]);
-        Self::value(y, shape, a.m2 * b.m2 * k as f32)
+        Self::value(y, shape, Moments::zero_mean(a.m2 * b.m2 * k as f32))
     }
 
     /// Multiply by a constant scalar (e.g. attention's `1/√d`).
     pub fn scale(&mut self, x: &Value, s: f32) -> Value {
         let c = self.buffer("scale", &[], |_| vec![s]);
         let y = self.node("Mul", &[&x.name, &c], &[]);
-        Self::value(y, x.shape.clone(), x.m2 * s * s)
+        Self::value(
+            y,
+            x.shape.clone(),
+            Moments {
+                mean: x.mean * s,
+                m2: x.m2 * s * s,
+            },
+        )
     }
 
     /// Softmax along `axis`.
     pub fn softmax(&mut self, x: &Value, axis: usize) -> Value {
         let y = self.node("Softmax", &[&x.name], &[("axis", Attr::Int(axis as i64))]);
         let n = x.shape[axis] as f32;
-        Self::value(y, x.shape.clone(), 1.0 / (n * n))
+        Self::value(
+            y,
+            x.shape.clone(),
+            Moments {
+                mean: 1.0 / n,
+                m2: 1.0 / (n * n),
+            },
+        )
     }
 
     /// LayerNorm over the last axis with learned scale and shift (ONNX opset 17).
@@ -568,7 +854,7 @@ impl Net {
             &[&x.name, &gamma, &beta],
             &[("axis", Attr::Int(-1)), ("epsilon", Attr::Float(1e-6))],
         );
-        Self::value(y, x.shape.clone(), 1.0)
+        Self::value(y, x.shape.clone(), Moments::zero_mean(1.0))
     }
 
     /// A learned constant added to `x` (position embeddings).
@@ -576,7 +862,14 @@ impl Net {
         let shape = x.shape.clone();
         let p = self.param("pos", &shape, |r| r.uniform_vec(numel(&shape), -0.5, 0.5));
         let y = self.node("Add", &[&x.name, &p], &[]);
-        Self::value(y, shape, x.m2 + 0.08)
+        Self::value(
+            y,
+            shape,
+            Moments {
+                mean: x.mean,
+                m2: x.m2 + 1.0 / 12.0,
+            },
+        )
     }
 
     /// A learned constant of `shape` concatenated before `x` along `axis` (class token).
@@ -589,7 +882,7 @@ impl Net {
         );
         let mut out = x.shape.clone();
         out[axis] += shape[axis];
-        Self::value(y, out, x.m2)
+        Self::value(y, out, x.moments())
     }
 
     /// `x[start..end]` along `axis`.
@@ -600,7 +893,7 @@ impl Net {
         let y = self.node("Slice", &[&x.name, &s, &e, &a], &[]);
         let mut shape = x.shape.clone();
         shape[axis] = end - start;
-        Self::value(y, shape, x.m2)
+        Self::value(y, shape, x.moments())
     }
 
     /// Squeeze-and-excitation: global pool, two 1×1 convolutions with bias, gate, scale.
@@ -615,9 +908,45 @@ impl Net {
         let s = self.act(&s, inner);
         let e = self.conv(&s, c, 1, bias);
         let g = self.act(&e, gate);
-        let y = self.mul(x, &g);
-        Self::value(y.name, y.shape, x.m2 * 0.3)
+        self.mul(x, &g)
     }
+}
+
+/// Moments of each of the `out` output channels of a grouped convolution whose input channels
+/// have the moments `inputs`, elements independent; `cov_y[t]` / `cov_x[t]` is the share of
+/// outputs for which kernel row / column `t` lands inside the input rather than in the padding.
+fn conv_channel_moments(
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    out: usize,
+    groups: usize,
+    inputs: &[Moments],
+    cov_y: &[f32],
+    cov_x: &[f32],
+) -> Vec<Moments> {
+    let taps = cov_y.len() * cov_x.len();
+    let group_in = inputs.len() / groups;
+    let group_out = out / groups;
+    weights
+        .chunks_exact(group_in * taps)
+        .enumerate()
+        .map(|(o, w)| {
+            let first = o / group_out * group_in;
+            let (mut mean, mut var) = (bias.map_or(0.0, |b| b[o]), 0.0f32);
+            for (ci, wc) in w.chunks_exact(taps).enumerate() {
+                let x = inputs[first + ci];
+                let (mut sum, mut sum_sq) = (0.0f32, 0.0f32);
+                for (t, &wt) in wc.iter().enumerate() {
+                    let cov = cov_y[t / cov_x.len()] * cov_x[t % cov_x.len()];
+                    sum += wt * cov;
+                    sum_sq += wt * wt * cov;
+                }
+                mean += x.mean * sum;
+                var += x.variance() * sum_sq;
+            }
+            Moments::from_mean_variance(mean, var)
+        })
+        .collect()
 }
 
 fn broadcast(a: &[usize], b: &[usize]) -> Vec<usize> {
@@ -649,4 +978,53 @@ pub fn make_divisible(v: f32, divisor: usize) -> usize {
         r += divisor;
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Moments;
+
+    #[test]
+    fn gaussian_moments_through_relu_match_the_closed_form() {
+        // For x ~ N(0, 1): E[relu(x)] = 1/√(2π), E[relu(x)²] = 1/2.
+        let m = Moments::zero_mean(1.0).through(|v| v.max(0.0));
+        assert!((m.mean - 0.398_942_3).abs() < 1e-4, "{m:?}");
+        assert!((m.m2 - 0.5).abs() < 1e-4, "{m:?}");
+        // For x ~ N(3, 4), with Φ(1.5) = 0.933193 and φ(1.5) = 0.129518:
+        // E[relu(x)] = 3Φ + 2φ, E[relu(x)²] = 13Φ + 6φ.
+        let m = Moments {
+            mean: 3.0,
+            m2: 13.0,
+        }
+        .through(|v| v.max(0.0));
+        assert!((m.mean - 3.058_615).abs() < 1e-4, "{m:?}");
+        assert!((m.m2 - 12.908_617).abs() < 1e-3, "{m:?}");
+    }
+
+    #[test]
+    fn maximum_of_two_gaussians_has_the_closed_form_mean() {
+        // For two independent N(1, 4): E[max] = 1 + 2/√π; the variance is kept.
+        let m = Moments::from_mean_variance(1.0, 4.0).max_of(2);
+        assert!((m.mean - 2.128_38).abs() < 1e-3, "{m:?}");
+        assert!((m.variance() - 4.0).abs() < 1e-4, "{m:?}");
+    }
+
+    #[test]
+    fn convolution_moments_follow_weights_groups_and_padding() {
+        // Two groups of one input and one output channel, 1×3 kernel; the first tap lands
+        // in the padding for half the outputs. Input means 2 and −1, variances 1 and 4.
+        let w = [1.0, 2.0, 3.0, -1.0, 0.0, 1.0];
+        let x = [
+            Moments::from_mean_variance(2.0, 1.0),
+            Moments::from_mean_variance(-1.0, 4.0),
+        ];
+        let got =
+            super::conv_channel_moments(&w, Some(&[0.5, 0.0]), 2, 2, &x, &[1.0], &[0.5, 1.0, 1.0]);
+        // mean = μ·(0.5·w0 + w1 + w2) + b, variance = σ²·(0.5·w0² + w1² + w2²).
+        let want = [
+            Moments::from_mean_variance(2.0 * 5.5 + 0.5, 13.5),
+            Moments::from_mean_variance(-0.5, 4.0 * 1.5),
+        ];
+        assert_eq!(got, want);
+    }
 }

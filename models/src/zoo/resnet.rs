@@ -1,7 +1,7 @@
 //! ResNet-18/50 and its descendants: ResNeXt-50 32×4d (grouped 3×3), Wide ResNet-50-2 and
 //! SE-ResNet-50 (squeeze-excite before the shortcut sum), in the torchvision layouts.
 
-use super::{pool_classifier, Act, Arch, Config, ConvOpts, Net, Value};
+use super::{pool_classifier, Act, Arch, Config, ConvOpts, Net, Value, MIN_RESOLUTION};
 
 pub(super) const ARCHS: [Arch; 5] = [
     Arch {
@@ -9,7 +9,7 @@ pub(super) const ARCHS: [Arch; 5] = [
         paper: "He et al. 2015, Deep Residual Learning (arXiv:1512.03385)",
         resolution: 224,
         has_width: false,
-        has_resolution: true,
+        min_resolution: Some(MIN_RESOLUTION),
         build: |n, x, c| resnet(n, x, c, &Variant::basic()),
     },
     Arch {
@@ -17,7 +17,7 @@ pub(super) const ARCHS: [Arch; 5] = [
         paper: "He et al. 2015, Deep Residual Learning (arXiv:1512.03385)",
         resolution: 224,
         has_width: false,
-        has_resolution: true,
+        min_resolution: Some(MIN_RESOLUTION),
         build: |n, x, c| resnet(n, x, c, &Variant::bottleneck(1, 64, false)),
     },
     Arch {
@@ -25,7 +25,7 @@ pub(super) const ARCHS: [Arch; 5] = [
         paper: "Xie et al. 2016, Aggregated Residual Transformations (arXiv:1611.05431)",
         resolution: 224,
         has_width: false,
-        has_resolution: true,
+        min_resolution: Some(MIN_RESOLUTION),
         build: |n, x, c| resnet(n, x, c, &Variant::bottleneck(32, 4, false)),
     },
     Arch {
@@ -33,7 +33,7 @@ pub(super) const ARCHS: [Arch; 5] = [
         paper: "Zagoruyko & Komodakis 2016, Wide Residual Networks (arXiv:1605.07146)",
         resolution: 224,
         has_width: false,
-        has_resolution: true,
+        min_resolution: Some(MIN_RESOLUTION),
         build: |n, x, c| resnet(n, x, c, &Variant::bottleneck(1, 128, false)),
     },
     Arch {
@@ -41,7 +41,7 @@ pub(super) const ARCHS: [Arch; 5] = [
         paper: "Hu et al. 2017, Squeeze-and-Excitation Networks (arXiv:1709.01507)",
         resolution: 224,
         has_width: false,
-        has_resolution: true,
+        min_resolution: Some(MIN_RESOLUTION),
         build: |n, x, c| resnet(n, x, c, &Variant::bottleneck(1, 64, true)),
     },
 ];

@@ -2,7 +2,7 @@
 //! ShuffleNet V2 (channel split, concat and shuffle; torchvision layouts).
 
 use super::net::make_divisible;
-use super::{pool_classifier, Act, Arch, Config, ConvOpts, Net, Value};
+use super::{pool_classifier, Act, Arch, Config, ConvOpts, Net, Value, MIN_RESOLUTION};
 
 const V1_PAPER: &str = "Zhang et al. 2017, ShuffleNet (arXiv:1707.01083)";
 const V2_PAPER: &str = "Ma et al. 2018, ShuffleNet V2 (arXiv:1807.11164)";
@@ -13,7 +13,7 @@ pub(super) const ARCHS: [Arch; 6] = [
         paper: V1_PAPER,
         resolution: 224,
         has_width: true,
-        has_resolution: true,
+        min_resolution: Some(MIN_RESOLUTION),
         build: |n, x, c| shufflenet_v1(n, x, c, 3, [240, 480, 960]),
     },
     Arch {
@@ -21,7 +21,7 @@ pub(super) const ARCHS: [Arch; 6] = [
         paper: V1_PAPER,
         resolution: 224,
         has_width: true,
-        has_resolution: true,
+        min_resolution: Some(MIN_RESOLUTION),
         build: |n, x, c| shufflenet_v1(n, x, c, 8, [384, 768, 1536]),
     },
     Arch {
@@ -29,7 +29,7 @@ pub(super) const ARCHS: [Arch; 6] = [
         paper: V2_PAPER,
         resolution: 224,
         has_width: false,
-        has_resolution: true,
+        min_resolution: Some(MIN_RESOLUTION),
         build: |n, x, c| shufflenet_v2(n, x, c, [48, 96, 192], 1024),
     },
     Arch {
@@ -37,7 +37,7 @@ pub(super) const ARCHS: [Arch; 6] = [
         paper: V2_PAPER,
         resolution: 224,
         has_width: false,
-        has_resolution: true,
+        min_resolution: Some(MIN_RESOLUTION),
         build: |n, x, c| shufflenet_v2(n, x, c, [116, 232, 464], 1024),
     },
     Arch {
@@ -45,7 +45,7 @@ pub(super) const ARCHS: [Arch; 6] = [
         paper: V2_PAPER,
         resolution: 224,
         has_width: false,
-        has_resolution: true,
+        min_resolution: Some(MIN_RESOLUTION),
         build: |n, x, c| shufflenet_v2(n, x, c, [176, 352, 704], 1024),
     },
     Arch {
@@ -53,7 +53,7 @@ pub(super) const ARCHS: [Arch; 6] = [
         paper: V2_PAPER,
         resolution: 224,
         has_width: false,
-        has_resolution: true,
+        min_resolution: Some(MIN_RESOLUTION),
         build: |n, x, c| shufflenet_v2(n, x, c, [244, 488, 976], 2048),
     },
 ];

@@ -15,7 +15,7 @@ pub(super) const ARCHS: [Arch; 2] = [
                 Ti size from Touvron et al. 2020, DeiT (arXiv:2012.12877)",
         resolution: 224,
         has_width: false,
-        has_resolution: false,
+        min_resolution: None,
         build: |n, x, c| vit(n, x, c, &VitSize::TINY),
     },
     Arch {
@@ -23,7 +23,7 @@ pub(super) const ARCHS: [Arch; 2] = [
         paper: "Tolstikhin et al. 2021, MLP-Mixer (arXiv:2105.01601)",
         resolution: 224,
         has_width: false,
-        has_resolution: false,
+        min_resolution: None,
         build: |n, x, c| mixer(n, x, c, &MixerSize::SMALL),
     },
 ];

@@ -149,3 +149,20 @@ pub fn check_parity(path: &Path, inputs: &[(Vec<usize>, Vec<f32>)], tol: f32) ->
         weights: ferrolite_runtime::Weights::Owned(Default::default()),
     }
 }
+
+/// A real model from `../shared/models` beside the repo, or `None` after saying why the
+/// caller skips: the shared models exist in the project workplace only, not in git.
+pub fn shared_model(name: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/models")
+        .join(name);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIP {name}: {} not found (the shared models sit beside the repo in the project workplace only)",
+            p.display()
+        );
+        None
+    }
+}
