@@ -343,15 +343,19 @@ fn zoo_row_numbers(table: &str, model: &str) -> [f64; 4] {
     [n[0], n[1], n[2], n[3]]
 }
 
+/// Run `ferrolite ARGS --runs 1 --warmup 0`: a benchmark smoke run.
+fn quick_bench(args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.extend(["--runs", "1", "--warmup", "0"]);
+    ok(&all)
+}
+
 #[test]
 fn bench_zoo_prints_a_table_and_charts_it() {
     let dir = scratch("bench_zoo_prints_a_table_and_charts_it");
     let chart = dir.join("x.svg");
     let models = ["mobilenet_v3_small", "resnet18"];
-    let mut args = vec!["bench", "--zoo"];
-    args.extend(models);
-    args.extend(["--runs", "2", "--warmup", "0", "--plot", s(&chart)]);
-    let table = ok(&args);
+    let table = quick_bench(&["bench", "--zoo", models[0], models[1], "--plot", s(&chart)]);
     assert!(table.contains("GMAC/s"), "{table}");
     for m in models {
         let [min, median, max, gmacs] = zoo_row_numbers(&table, m);
@@ -369,16 +373,12 @@ fn bench_zoo_prints_a_table_and_charts_it() {
         assert!(svg.contains(needle), "the chart lacks {needle}");
     }
 
-    let json = ok(&[
+    let json = quick_bench(&[
         "bench",
         "--zoo",
         "mobilenet_v3_small",
         "--precision",
         "int8",
-        "--runs",
-        "1",
-        "--warmup",
-        "0",
         "--json",
     ]);
     let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
@@ -394,17 +394,7 @@ fn bench_profile_plot_and_zoo_peer() {
     let dir = scratch("bench_profile_plot_and_zoo_peer");
     let onnx = small_cnn(&dir);
     let chart = dir.join("profile.svg");
-    let out = ok(&[
-        "bench",
-        s(&onnx),
-        "--runs",
-        "2",
-        "--warmup",
-        "0",
-        "--profile",
-        "--plot",
-        s(&chart),
-    ]);
+    let out = quick_bench(&["bench", s(&onnx), "--profile", "--plot", s(&chart)]);
     assert!(out.contains("GFLOP/s"), "{out}");
     let svg = std::fs::read_to_string(&chart).unwrap();
     for needle in [
@@ -416,15 +406,11 @@ fn bench_profile_plot_and_zoo_peer() {
     ] {
         assert!(svg.contains(needle), "the profile chart lacks {needle}");
     }
-    let json = ok(&[
+    let json = quick_bench(&[
         "bench",
         "zoo:mobilenet_v3_small",
         "--compare",
         "tract",
-        "--runs",
-        "1",
-        "--warmup",
-        "0",
         "--json",
     ]);
     let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();

@@ -204,7 +204,11 @@ mod tests {
             let m = find(&format!("{}?resolution={min}", a.name)).unwrap();
             assert!(m.count().macs > 0, "{}", a.name);
             let err = find(&format!("{}?resolution={}", a.name, min - 1)).unwrap_err();
-            assert!(err.0.contains(&format!("must be {min}..=")), "{}: {err}", a.name);
+            assert!(
+                err.0.contains(&format!("must be {min}..=")),
+                "{}: {err}",
+                a.name
+            );
         }
     }
 }
