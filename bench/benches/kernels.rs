@@ -104,6 +104,10 @@ const CONV_SHAPES: &[(&str, usize, usize, usize, usize, usize)] = &[
     ("stem3x3s2_224x224_3to32", 3, 32, 224, 3, 2),
     ("stem3x3s2_224x224_3to16", 3, 16, 224, 3, 2),
     ("dense3x3s1_28x28_32to32", 32, 32, 28, 3, 1),
+    ("stem7x7s2_224x224_3to64", 3, 64, 224, 7, 2),
+    ("dense3x3s1_56x56_64to64", 64, 64, 56, 3, 1),
+    ("dense3x3s1_14x14_256to256", 256, 256, 14, 3, 1),
+    ("dense3x3s1_7x7_512to512", 512, 512, 7, 3, 1),
 ];
 
 fn window_geom(c: usize, o: usize, hw: usize, k: usize, s: usize, groups: usize) -> ConvGeom {

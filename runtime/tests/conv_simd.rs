@@ -109,6 +109,11 @@ fn check(name: &str, f: ConvFn) {
         geom(3, 24, 39, 3, 2, 1, 1, 1),
         geom(7, 48, 40, 3, 1, 1, 1, 1),
         geom(2, 40, 26, 5, 1, 1, 2, 2),
+        // Maps with fewer pixels than a tile, and tiles spanning row ends (ResNet's 7x7).
+        geom(16, 40, 1, 3, 1, 1, 1, 1),
+        geom(9, 20, 2, 3, 2, 1, 1, 1),
+        geom(32, 64, 7, 3, 1, 1, 1, 1),
+        geom(5, 7, 3, 3, 1, 2, 2, 1),
         // TF "same" export of a stride-2 stem: no top/left padding, one bottom/right.
         ConvGeom {
             n: 2,

@@ -1,18 +1,16 @@
-//! AVX-512 direct NHWC convolution, register-tiled: [`PX`] output pixels of one row by up to
-//! 32 output channels of a group. Each packed weight vector is loaded once per (tap, input
-//! channel) and reused by all pixels of the tile, whose input values are broadcast, so the
-//! FMA units rather than the loads set the pace; this matters most for the first 3x3
-//! stride-2 layer with 3 input channels, where a pixel-at-a-time loop is latency-bound.
-//! Pixels whose window crosses the left or right border run one at a time, skipping padded
-//! taps; padded rows are skipped for the whole row. A row's interior that is not a multiple
-//! of the tile ends with a tile overlapping its predecessor.
+//! AVX-512 NHWC convolution, register-tiled: [`PX`] output pixels (a row-major run, see
+//! [`super::for_each_tile`]) by up to 32 output channels of a group. Each packed weight vector
+//! is loaded once per (tap, input channel) and reused by all pixels of the tile, whose input
+//! values are broadcast, so the FMA units rather than the loads set the pace. Run tiles (one
+//! row, no padded columns) read their pixels at a fixed stride, a whole kernel row at a time
+//! when it is contiguous; border tiles read each pixel through its own pointer, the zero row
+//! where a tap is padding, so border pixels and small maps also run full tiles.
 
 use core::arch::x86_64::*;
 
-use super::{check_lengths, ConvArgs, ConvGeom};
+use super::{check_lengths, for_each_tile, ConvArgs, Operands, Tile};
 use crate::kernels::f32_eltwise::avx512::{apply_act, lane_mask, vectorised};
 use crate::kernels::f32_eltwise::scalar::activation;
-use crate::kernels::Act;
 
 /// Lanes of a register.
 const LANES: usize = 16;
@@ -27,187 +25,149 @@ const CHANNELS: usize = 2 * LANES;
 /// sound; [`crate::kernels::for_isa`] only installs it for the `Avx512` tier anyway.
 /// Panics (like the scalar kernel) when a slice is too short for the geometry.
 pub fn conv_direct_8x32(a: ConvArgs<'_>) {
-    if !std::arch::is_x86_feature_detected!("avx512f") {
+    if !(std::arch::is_x86_feature_detected!("avx512f")) {
         return super::scalar::conv_direct(a);
     }
     if !check_lengths(&a) {
         return;
     }
-    // SAFETY: avx512f was detected just above; `check_lengths` proved x, w, bias, residual
-    // and y cover the full geometry.
-    unsafe { conv(a) }
-}
-
-/// Raw view of the operands (pointers proven in range by [`check_lengths`]).
-struct Ops {
-    g: ConvGeom,
-    /// Input and output channels per group, packed weights per group.
-    cg: usize,
-    og: usize,
-    wg: usize,
-    x: *const f32,
-    w: *const f32,
-    bias: *const f32,
-    residual: Option<*const f32>,
-    y: *mut f32,
-    act: Act,
-}
-
-/// One tile row: image `n`, output row `oy`, group `gi`, channels `start..start+width` of
-/// the group, kernel rows `ky` inside the image.
-struct Row {
-    n: usize,
-    oy: usize,
-    gi: usize,
-    start: usize,
-    width: usize,
-    ky: std::ops::Range<usize>,
+    // SAFETY: AVX-512F was detected just above; `check_lengths` proved x, w, bias,
+    // residual and y cover the full geometry.
+    unsafe { conv(&Operands::new(a)) }
 }
 
 /// # Safety
-/// AVX-512F must be available and `check_lengths(&a)` must have returned `true`.
+/// AVX-512F must be available and `check_lengths` must have returned `true` for the
+/// arguments `o` views.
 #[target_feature(enable = "avx512f")]
-unsafe fn conv(a: ConvArgs<'_>) {
-    let g = *a.g;
-    let groups = g.groups.max(1);
-    let (cg, og) = (g.c / groups, g.o / groups);
-    let o = Ops {
-        g,
-        cg,
-        og,
-        wg: g.kh * g.kw * cg * og,
-        x: a.x.as_ptr(),
-        w: a.w.as_ptr(),
-        bias: a.bias.as_ptr(),
-        residual: a.residual.map(|r| r.as_ptr()),
-        y: a.y.as_mut_ptr(),
-        act: a.act,
-    };
-    let (ox0, ox1) = g.interior_x();
-    for n in 0..g.n {
-        for oy in 0..g.oh {
-            let ky = g.valid_ky(oy);
-            for gi in 0..groups {
-                let mut start = 0;
-                while start < og {
-                    let width = (og - start).min(CHANNELS);
-                    let row = Row {
-                        n,
-                        oy,
-                        gi,
-                        start,
-                        width,
-                        ky: ky.clone(),
-                    };
-                    // SAFETY: forwarded contract; every ox below is < ow and interior
-                    // tiles stay inside [ox0, ox1).
-                    unsafe {
-                        if width > LANES {
-                            columns::<2>(&o, &row, ox0, ox1);
-                        } else {
-                            columns::<1>(&o, &row, ox0, ox1);
-                        }
-                    }
-                    start += width;
-                }
-            }
-        }
-    }
-}
-
-/// Every output column of one tile row, `R` channel registers wide.
-///
-/// # Safety
-/// As [`conv`]; `row` lies inside the geometry and `[ox0, ox1)` is `g.interior_x()`.
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn columns<const R: usize>(o: &Ops, row: &Row, ox0: usize, ox1: usize) {
-    let mut ox = 0;
-    while ox < o.g.ow {
-        // SAFETY: forwarded contract; interior tiles lie within [ox0, ox1).
+unsafe fn conv(o: &Operands) {
+    for_each_tile::<PX>(&o.g, CHANNELS, |t| {
+        // SAFETY: forwarded contract; the tile lies inside the geometry.
         unsafe {
-            if ox >= ox0 && ox + PX <= ox1 {
-                tile::<PX, R, false>(o, row, ox);
-                ox += PX;
-            } else if ox >= ox0 && ox < ox1 && ox1 - ox0 >= PX {
-                // The interior remainder: one full tile ending at ox1, overlapping the
-                // previous one (its pixels are recomputed to the same values).
-                tile::<PX, R, false>(o, row, ox1 - PX);
-                ox = ox1;
-            } else {
-                let border = ox < ox0 || ox >= ox1;
-                if border {
-                    tile::<1, R, true>(o, row, ox);
-                } else {
-                    tile::<1, R, false>(o, row, ox);
-                }
-                ox += 1;
+            match (t.run_stride, t.width > LANES) {
+                (Some(sx), true) => run_tile::<2>(o, t, sx),
+                (Some(sx), false) => run_tile::<1>(o, t, sx),
+                (None, true) => border_tile::<2>(o, t),
+                (None, false) => border_tile::<1>(o, t),
             }
         }
-    }
+    });
 }
 
-/// `P` output pixels starting at column `ox` by `R` channel registers: accumulate every
-/// valid tap, then residual, activation and a masked store. With `BORDER`, taps whose input
-/// column is padding are skipped (only used with `P == 1`).
-///
-/// # Safety
-/// As [`columns`]; without `BORDER`, columns `ox..ox+P` are interior.
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn tile<const P: usize, const R: usize, const BORDER: bool>(o: &Ops, row: &Row, ox: usize) {
-    let g = &o.g;
-    let masks: [__mmask16; R] = core::array::from_fn(|r| lane_mask(row.width - r * LANES));
-    let ch0 = row.gi * o.og + row.start;
-    let mut acc = [[_mm512_setzero_ps(); R]; P];
-    for r in 0..R {
-        // SAFETY: masked lanes are channels ch0.. < o of the bias.
-        let b = unsafe { _mm512_maskz_loadu_ps(masks[r], o.bias.add(ch0 + r * LANES)) };
-        for accp in acc.iter_mut() {
-            accp[r] = b;
-        }
-    }
-    let sx = g.sw * g.c;
-    for ky in row.ky.clone() {
-        let iy = row.oy * g.sh + ky * g.dh - g.pt;
-        for kx in 0..g.kw {
-            let ix = if BORDER {
-                match g.in_x(ox, kx) {
-                    Some(ix) => ix,
-                    None => continue,
-                }
-            } else {
-                ox * g.sw + kx * g.dw - g.pl
-            };
-            // SAFETY: (iy, ix) is inside image n, and so is every pixel p < P of the tile
-            // (interior columns); the weights of tap (ky, kx) of group gi hold cg rows of
-            // og channels.
-            unsafe {
-                let xp =
-                    o.x.add(((row.n * g.h + iy) * g.w + ix) * g.c + row.gi * o.cg);
-                let wp =
-                    o.w.add(row.gi * o.wg + (ky * g.kw + kx) * o.cg * o.og + row.start);
-                for ic in 0..o.cg {
-                    let wv: [__m512; R] = core::array::from_fn(|r| {
-                        _mm512_maskz_loadu_ps(masks[r], wp.add(ic * o.og + r * LANES))
-                    });
-                    for (p, accp) in acc.iter_mut().enumerate() {
-                        let xv = _mm512_set1_ps(*xp.add(p * sx + ic));
-                        for r in 0..R {
-                            accp[r] = _mm512_fmadd_ps(xv, wv[r], accp[r]);
-                        }
-                    }
+/// `acc[p][r] += x · w[ic][r]` for `ic < len`, with `x` pixel `p`'s input value `ic` and
+/// `w` the packed weights at `wp` (rows `og` apart): one step of taps of a tile, written out
+/// in place so the accumulators stay in registers.
+macro_rules! fma_step {
+    ($acc:ident, $wp:expr, $masks:expr, $og:expr, $len:expr, |$p:ident, $ic:ident| $x:expr) => {
+        for $ic in 0..$len {
+            let wv: [__m512; R] = core::array::from_fn(|r| {
+                _mm512_maskz_loadu_ps($masks[r], $wp.add($ic * $og + r * LANES))
+            });
+            for ($p, accp) in $acc.iter_mut().enumerate() {
+                let xv = _mm512_set1_ps($x);
+                for r in 0..R {
+                    accp[r] = _mm512_fmadd_ps(xv, wv[r], accp[r]);
                 }
             }
         }
+    };
+}
+
+/// A run tile by `R` channel registers: pixel `p` reads `sx · p` after the first.
+///
+/// # Safety
+/// As [`conv`]; `t` is a run tile from [`for_each_tile`] on the same geometry, with
+/// `16 * (R - 1) < t.width <= 16 * R`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn run_tile<const R: usize>(o: &Operands, t: &Tile<PX>, sx: usize) {
+    let masks: [__mmask16; R] = core::array::from_fn(|r| lane_mask(t.width - r * LANES));
+    // SAFETY: forwarded contract.
+    let mut acc = unsafe { bias::<R>(o, t, &masks) };
+    let step = o.taps_per_step(t);
+    for ky in 0..o.g.kh {
+        for kx in (0..o.g.kw).step_by(step) {
+            let Some(xp) = o.run_input(t, ky, kx) else {
+                continue;
+            };
+            let wp = o.tap_weights(t, ky, kx);
+            // SAFETY: pixel p of a run tile reads step·cg channels sx·p after pixel 0, inside
+            // the same image row; the packed weights of those taps are step·cg rows of og
+            // channels, of which start..start+width are read.
+            unsafe {
+                fma_step!(acc, wp, masks, o.og, step * o.cg, |p, ic| *xp
+                    .add(p * sx + ic))
+            };
+        }
     }
+    // SAFETY: forwarded contract.
+    unsafe { store::<R>(o, t, &acc, &masks) };
+}
+
+/// A border tile by `R` channel registers: each pixel reads every tap through its own
+/// pointer, the zero row where the tap is padding; taps that are padding for the whole tile
+/// are skipped.
+///
+/// # Safety
+/// As [`run_tile`], for any tile.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn border_tile<const R: usize>(o: &Operands, t: &Tile<PX>) {
+    let masks: [__mmask16; R] = core::array::from_fn(|r| lane_mask(t.width - r * LANES));
+    // SAFETY: forwarded contract.
+    let mut acc = unsafe { bias::<R>(o, t, &masks) };
+    let px = t.pixels(&o.g);
+    for ky in 0..o.g.kh {
+        for kx in 0..o.g.kw {
+            let Some(rows) = o.tap_pointers(t, &px, ky, kx) else {
+                continue;
+            };
+            let wp = o.tap_weights(t, ky, kx);
+            // SAFETY: every row pointer holds cg channels, a pixel of the input or the zero
+            // row; the weights of tap (ky, kx) of group gi are cg rows of og channels.
+            unsafe { fma_step!(acc, wp, masks, o.og, o.cg, |p, ic| *rows[p].add(ic)) };
+        }
+    }
+    // SAFETY: forwarded contract.
+    unsafe { store::<R>(o, t, &acc, &masks) };
+}
+
+/// The tile's accumulators, each pixel starting from the bias.
+///
+/// # Safety
+/// As [`run_tile`].
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn bias<const R: usize>(
+    o: &Operands,
+    t: &Tile<PX>,
+    masks: &[__mmask16; R],
+) -> [[__m512; R]; PX] {
+    let ch0 = t.gi * o.og + t.start;
+    // SAFETY: masked lanes are channels ch0.. < o of the bias.
+    let b: [__m512; R] = core::array::from_fn(|r| unsafe {
+        _mm512_maskz_loadu_ps(masks[r], o.bias.add(ch0 + r * LANES))
+    });
+    [b; PX]
+}
+
+/// Residual, activation and the masked store of a finished tile.
+///
+/// # Safety
+/// As [`run_tile`].
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn store<const R: usize>(
+    o: &Operands,
+    t: &Tile<PX>,
+    acc: &[[__m512; R]; PX],
+    masks: &[__mmask16; R],
+) {
     let vec_act = vectorised(o.act);
-    for (p, accp) in acc.iter().enumerate() {
-        let off = ((row.n * g.oh + row.oy) * g.ow + ox + p) * g.o + ch0;
+    for (off, accp) in t.out_offsets(&o.g).into_iter().zip(acc) {
         for r in 0..R {
             let mut v = accp[r];
-            // SAFETY: masked lanes are channels ch0.. < o of output pixel ox+p, inside y
-            // and residual.
+            // SAFETY: masked lanes are channels of an output pixel, inside y and residual.
             unsafe {
                 if let Some(res) = o.residual {
                     v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(masks[r], res.add(off + r * LANES)));
@@ -222,7 +182,7 @@ unsafe fn tile<const P: usize, const R: usize, const BORDER: bool>(o: &Ops, row:
             // SAFETY: y[off..off+width] was just written and is inside y; no other
             // reference to it is live.
             activation(o.act, unsafe {
-                std::slice::from_raw_parts_mut(o.y.add(off), row.width)
+                std::slice::from_raw_parts_mut(o.y.add(off), t.width)
             });
         }
     }
