@@ -9,10 +9,9 @@
 
 use core::arch::x86_64::*;
 
-use super::{check_lengths, ConvArgs, ConvGeom};
+use super::{check_lengths, ConvArgs, Operands};
 use crate::kernels::f32_eltwise::avx2::{apply_act, lane_mask, vectorised};
 use crate::kernels::f32_eltwise::scalar::activation;
-use crate::kernels::Act;
 
 /// Lanes of a register.
 const LANES: usize = 8;
@@ -39,21 +38,6 @@ pub fn conv_direct_6x16(a: ConvArgs<'_>) {
     unsafe { conv(a) }
 }
 
-/// Raw view of the operands (pointers proven in range by [`check_lengths`]).
-struct Ops {
-    g: ConvGeom,
-    /// Input and output channels per group, packed weights per group.
-    cg: usize,
-    og: usize,
-    wg: usize,
-    x: *const f32,
-    w: *const f32,
-    bias: *const f32,
-    residual: Option<*const f32>,
-    y: *mut f32,
-    act: Act,
-}
-
 /// One tile row: image `n`, output row `oy`, group `gi`, channels `start..start+width` of
 /// the group, kernel rows `ky` inside the image.
 struct Row {
@@ -69,21 +53,9 @@ struct Row {
 /// AVX2 and FMA must be available and `check_lengths(&a)` must have returned `true`.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn conv(a: ConvArgs<'_>) {
-    let g = *a.g;
+    let o = Operands::new(a);
+    let (g, og) = (o.g, o.og);
     let groups = g.groups.max(1);
-    let (cg, og) = (g.c / groups, g.o / groups);
-    let o = Ops {
-        g,
-        cg,
-        og,
-        wg: g.kh * g.kw * cg * og,
-        x: a.x.as_ptr(),
-        w: a.w.as_ptr(),
-        bias: a.bias.as_ptr(),
-        residual: a.residual.map(|r| r.as_ptr()),
-        y: a.y.as_mut_ptr(),
-        act: a.act,
-    };
     let (ox0, ox1) = g.interior_x();
     for n in 0..g.n {
         for oy in 0..g.oh {
@@ -122,7 +94,7 @@ unsafe fn conv(a: ConvArgs<'_>) {
 /// As [`conv`]; `row` lies inside the geometry and `[ox0, ox1)` is `g.interior_x()`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn columns<const R: usize>(o: &Ops, row: &Row, ox0: usize, ox1: usize) {
+unsafe fn columns<const R: usize>(o: &Operands, row: &Row, ox0: usize, ox1: usize) {
     let mut ox = 0;
     while ox < o.g.ow {
         // SAFETY: forwarded contract; interior tiles lie within [ox0, ox1).
@@ -156,7 +128,11 @@ unsafe fn columns<const R: usize>(o: &Ops, row: &Row, ox0: usize, ox1: usize) {
 /// As [`columns`]; without `BORDER`, columns `ox..ox+P` are interior.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn tile<const P: usize, const R: usize, const BORDER: bool>(o: &Ops, row: &Row, ox: usize) {
+unsafe fn tile<const P: usize, const R: usize, const BORDER: bool>(
+    o: &Operands,
+    row: &Row,
+    ox: usize,
+) {
     let g = &o.g;
     let masks: [__m256i; R] = core::array::from_fn(|r| lane_mask(row.width - r * LANES));
     let ch0 = row.gi * o.og + row.start;

@@ -41,14 +41,16 @@ pub fn conv_direct_8x32(a: ConvArgs<'_>) {
 /// arguments `o` views.
 #[target_feature(enable = "avx512f")]
 unsafe fn conv(o: &Operands) {
+    // What padded taps of border tiles read.
+    let zeros = vec![0.0; o.cg];
     for_each_tile::<PX>(&o.g, CHANNELS, |t| {
         // SAFETY: forwarded contract; the tile lies inside the geometry.
         unsafe {
             match (t.run_stride, t.width > LANES) {
                 (Some(sx), true) => run_tile::<2>(o, t, sx),
                 (Some(sx), false) => run_tile::<1>(o, t, sx),
-                (None, true) => border_tile::<2>(o, t),
-                (None, false) => border_tile::<1>(o, t),
+                (None, true) => border_tile::<2>(o, t, &zeros),
+                (None, false) => border_tile::<1>(o, t, &zeros),
             }
         }
     });
@@ -112,14 +114,14 @@ unsafe fn run_tile<const R: usize>(o: &Operands, t: &Tile<PX>, sx: usize) {
 /// As [`run_tile`], for any tile.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn border_tile<const R: usize>(o: &Operands, t: &Tile<PX>) {
+unsafe fn border_tile<const R: usize>(o: &Operands, t: &Tile<PX>, zeros: &[f32]) {
     let masks: [__mmask16; R] = core::array::from_fn(|r| lane_mask(t.width - r * LANES));
     // SAFETY: forwarded contract.
     let mut acc = unsafe { bias::<R>(o, t, &masks) };
     let px = t.pixels(&o.g);
     for ky in 0..o.g.kh {
         for kx in 0..o.g.kw {
-            let Some(rows) = o.tap_pointers(t, &px, ky, kx) else {
+            let Some(rows) = o.tap_pointers(t, &px, (ky, kx), zeros) else {
                 continue;
             };
             let wp = o.tap_weights(t, ky, kx);

@@ -274,8 +274,8 @@ pub fn for_each_tile<const P: usize>(g: &ConvGeom, channels: usize, mut f: impl 
     }
 }
 
-/// Raw view of a convolution's operands for the SIMD kernels (pointers proven in range by
-/// [`check_lengths`]), with a row of zeros that padded taps read instead of the input.
+/// Raw view of a convolution's operands for the x86 kernels (pointers proven in range by
+/// [`check_lengths`]).
 #[cfg(target_arch = "x86_64")]
 pub(super) struct Operands {
     pub(super) g: ConvGeom,
@@ -289,7 +289,6 @@ pub(super) struct Operands {
     pub(super) residual: Option<*const f32>,
     pub(super) y: *mut f32,
     pub(super) act: Act,
-    zeros: Vec<f32>,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -310,24 +309,24 @@ impl Operands {
             residual: a.residual.map(|r| r.as_ptr()),
             y: a.y.as_mut_ptr(),
             act: a.act,
-            zeros: vec![0.0; cg],
         }
     }
 
     /// Pointers to the `cg` input channels each pixel `px` of `t` reads at tap `(ky, kx)`
-    /// (the zero row for padding), or `None` when the whole tile is padding there.
+    /// (`zeros`, a row of `cg` zeros, for padding), or `None` when the whole tile is padding
+    /// there.
     #[inline(always)]
     pub(super) fn tap_pointers<const P: usize>(
         &self,
         t: &Tile<P>,
         px: &[(usize, usize); P],
-        ky: usize,
-        kx: usize,
+        (ky, kx): (usize, usize),
+        zeros: &[f32],
     ) -> Option<[*const f32; P]> {
         let rows = t.tap_rows(&self.g, px, ky, kx)?;
         Some(rows.map(|r| match r {
             Some(off) => self.x.wrapping_add(off),
-            None => self.zeros.as_ptr(),
+            None => zeros.as_ptr(),
         }))
     }
 
