@@ -1,20 +1,95 @@
-//! The executor: a [`Session`] owns a model, its [`Plan`], the activation arena, scratch
-//! and output buffers (all allocated once in `new`), and runs the plan's steps.
+//! The executor: a [`Session`] owns a model, its [`Plan`], the activation arena, per-thread
+//! scratch and output buffers (all allocated once when it is made) and a thread pool, and
+//! runs the plan's steps. A step big enough to pay for a hand-off is split into as many
+//! parts as there are threads, each a contiguous range of its work units; smaller steps run
+//! on the calling thread. Units compute the same bytes whichever range they run in, so the
+//! results do not depend on the thread count.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::ir::ReduceOp;
-use crate::kernels::f16_dwconv::F16DwArgs;
-use crate::kernels::f16_gemm::F16GemmParams;
-use crate::kernels::f32_conv::ConvArgs;
 use crate::kernels::f32_copy::copy_view;
-use crate::kernels::f32_gemm::{pack_b_into, packed_len, GemmParams};
-use crate::kernels::walk::{row_major_strides, Walk, MAX_WALK_RANK};
-use crate::kernels::{self, Act, Kernels};
-use crate::plan::{Buf, Loc, Mat, Plan, Step};
+use crate::kernels::walk::{row_major_strides, Walk};
+use crate::kernels::{self, Kernels};
+use crate::plan::arena::{Arena, Buf, Cx, Outs, ALIGN};
+use crate::plan::step::Work;
+use crate::plan::{Plan, Planned};
+use crate::threads::{topology, Placement, Pool};
 use crate::weights::Model;
+
+/// Estimated single-thread time a part of a split step should have at least: below it the
+/// hand-off to a worker (about a microsecond each way) costs more than the thread saves.
+pub const MIN_PART_NS: u64 = 4000;
+
+/// How a [`Session`] runs: its threads, their cores and its kernels.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// Threads in all, the calling thread included. `None`: one per CPU of `cpus`, which by
+    /// default are the big cores.
+    pub threads: Option<usize>,
+    /// CPUs to run on. `None`: the big cores (by `cpu_capacity`, else maximum frequency)
+    /// this process may use.
+    pub cpus: Option<Vec<usize>>,
+    /// Pin each worker thread to one CPU (when there are at least as many CPUs as threads).
+    pub pin: bool,
+    /// Also pin the thread that calls [`Session::run`] to the first CPU (an application that
+    /// owns its threads, such as the CLI, sets this; a library caller keeps its affinity).
+    pub pin_caller: bool,
+    /// Use this pool instead of making one: sessions that share a pool share its workers
+    /// (a session that finds it busy runs on its calling thread meanwhile).
+    pub pool: Option<Arc<Pool>>,
+    /// An explicit kernel set (tests, benchmarks, forced tiers). `None`: `FERROLITE_ISA`
+    /// if set, else the best tier of this CPU.
+    pub kernels: Option<Kernels>,
+    /// Smallest estimated part of a split step, in nanoseconds (default [`MIN_PART_NS`]); 0
+    /// splits every step that has several units (tests use it to exercise every split).
+    pub min_part_ns: u64,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            threads: None,
+            cpus: None,
+            pin: true,
+            pin_caller: false,
+            pool: None,
+            kernels: None,
+            min_part_ns: MIN_PART_NS,
+        }
+    }
+}
+
+impl SessionOptions {
+    /// Run on `n` threads (the caller included).
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = Some(n);
+        self
+    }
+
+    /// Run on these CPUs.
+    pub fn cpus(mut self, cpus: Vec<usize>) -> Self {
+        self.cpus = Some(cpus);
+        self
+    }
+
+    /// Use an explicit kernel set.
+    pub fn kernels(mut self, k: Kernels) -> Self {
+        self.kernels = Some(k);
+        self
+    }
+
+    /// One thread, no pool, no pinning: what a session ran before threads existed.
+    pub fn single_thread() -> Self {
+        SessionOptions {
+            threads: Some(1),
+            pin: false,
+            ..SessionOptions::default()
+        }
+    }
+}
 
 /// A loaded model ready to run repeatedly without allocating.
 pub struct Session {
@@ -23,11 +98,19 @@ pub struct Session {
     arena: Vec<f32>,
     /// Index of the first 64-byte-aligned element of `arena`.
     base: usize,
+    /// One region of `plan.scratch_len` slots per thread, from `scratch_base`.
     scratch: Vec<f32>,
+    scratch_base: usize,
     outputs: Vec<Vec<f32>>,
     /// Walks `[tensor strides, logical strides]` per input and `[logical, tensor]` per output.
     in_walks: Vec<Walk<2>>,
     out_walks: Vec<Walk<2>>,
+    pool: Arc<Pool>,
+    placement: Placement,
+    /// Parts each step splits into on this session's threads.
+    parts: Vec<usize>,
+    pin_caller: Option<usize>,
+    pinned: Option<ThreadId>,
 }
 
 impl std::fmt::Debug for Session {
@@ -36,116 +119,91 @@ impl std::fmt::Debug for Session {
             .field("arena_bytes", &self.plan.arena_bytes())
             .field("steps", &self.plan.steps().len())
             .field("isa", &self.isa())
+            .field("threads", &self.threads())
             .finish()
     }
 }
 
-/// Read access to every tensor except the one being written.
-pub(crate) struct Reader<'a> {
-    lo: &'a [f32],
-    hi: &'a [f32],
-    hi_start: usize,
-    consts: &'a [f32],
-}
-
-impl<'a> Reader<'a> {
-    pub(crate) fn get(&self, l: Loc) -> Result<&'a [f32]> {
-        let bad = || {
-            Error::Unsupported(format!(
-                "internal: tensor region {l:?} overlaps the output being written"
-            ))
-        };
-        match l.buf {
-            Buf::Const => self.consts.get(l.off..l.off + l.len).ok_or_else(bad),
-            Buf::Arena if l.len == 0 => Ok(&[]),
-            Buf::Arena if l.off + l.len <= self.lo.len() => Ok(&self.lo[l.off..l.off + l.len]),
-            Buf::Arena if l.off >= self.hi_start => self
-                .hi
-                .get(l.off - self.hi_start..l.off - self.hi_start + l.len)
-                .ok_or_else(bad),
-            Buf::Arena => Err(bad()),
-        }
+/// Parts a step of `work` splits into on `threads` threads.
+fn parts_for(work: &Work, threads: usize, min_part_ns: u64) -> usize {
+    if threads <= 1 || work.units <= 1 {
+        return 1;
     }
-}
-
-/// Split the arena into the output region (mutable) and everything else (readable).
-pub(crate) fn split<'a>(
-    arena: &'a mut [f32],
-    consts: &'a [f32],
-    out: Loc,
-) -> Result<(Reader<'a>, &'a mut [f32])> {
-    if out.buf != Buf::Arena || out.off + out.len > arena.len() {
-        return Err(Error::Unsupported(format!(
-            "internal: bad output region {out:?}"
-        )));
-    }
-    let (lo, rest) = arena.split_at_mut(out.off);
-    let (o, hi) = rest.split_at_mut(out.len);
-    Ok((
-        Reader {
-            lo,
-            hi,
-            hi_start: out.off + out.len,
-            consts,
-        },
-        o,
-    ))
+    let chunks = work.units.div_ceil(work.grain.max(1));
+    let by_cost = match min_part_ns {
+        0 => usize::MAX,
+        m => (work.cost_ns / m) as usize,
+    };
+    threads.min(chunks).min(by_cost).max(1)
 }
 
 impl Session {
-    /// Plan `model` with the best kernels for this CPU (honouring `FERROLITE_ISA`).
+    /// Plan `model` with the best kernels for this CPU (honouring `FERROLITE_ISA`), on one
+    /// thread per big core.
     pub fn new(model: Arc<Model>) -> Result<Session> {
-        let k = kernels::from_env()?;
-        Session::with_kernels(model, k)
+        Session::with_options(model, SessionOptions::default())
     }
 
     /// Plan `model` with an explicit kernel set (tests, benchmarks, forced tiers).
     pub fn with_kernels(model: Arc<Model>, kernels: Kernels) -> Result<Session> {
-        let plan = Plan::new(&model, &kernels)?;
-        let arena = vec![0.0f32; plan.arena_len + 16];
-        let base = match arena.as_ptr().align_offset(64) {
-            b if b < 16 => b,
-            _ => 0,
+        Session::with_options(model, SessionOptions::default().kernels(kernels))
+    }
+
+    /// Plan `model` with the given options.
+    pub fn with_options(model: Arc<Model>, opts: SessionOptions) -> Result<Session> {
+        let k = match opts.kernels {
+            Some(k) => k,
+            None => kernels::from_env()?,
         };
-        let scratch = vec![0.0f32; plan.scratch_len];
-        let mut in_walks = Vec::new();
-        let mut out_walks = Vec::new();
-        let mut outputs = Vec::new();
-        for (list, walks, is_in) in [
-            (&plan.inputs, &mut in_walks, true),
-            (&plan.outputs, &mut out_walks, false),
-        ] {
-            for &t in list.iter() {
-                let p = plan.places[t].as_ref().ok_or_else(|| {
-                    Error::graph("", format!("model input/output tensor {t} has no storage"))
-                })?;
-                let byte = model.graph.tensors.get(t).is_some_and(crate::plan::is_byte);
-                if is_in && byte {
-                    return Err(Error::Unsupported(
-                        "8-bit model inputs (feed f32 and quantize inside the model)".into(),
-                    ));
-                }
-                let rm = row_major_strides(&p.shape);
-                let w = if is_in {
-                    Walk::new(&p.shape, [&p.strides, &rm])
-                } else {
-                    Walk::new(&p.shape, [&rm, &p.strides])
+        let plan = Plan::new(&model, &k)?;
+        let (pool, placement) = match &opts.pool {
+            Some(pool) => {
+                let cpus = pool.cpus().to_vec();
+                let p = Placement {
+                    threads: pool.threads(),
+                    cpus: cpus.clone(),
+                    pin: cpus,
                 };
-                walks.push(w.ok_or_else(|| Error::Unsupported("tensor rank too large".into()))?);
-                if !is_in {
-                    outputs.push(vec![0.0; p.loc.len]);
-                }
+                (Arc::clone(pool), p)
             }
-        }
+            None => {
+                let p = Placement::detect(opts.threads, opts.cpus.as_deref(), opts.pin)
+                    .map_err(Error::Input)?;
+                let pin = (!p.pin.is_empty()).then_some(p.pin.as_slice());
+                (Arc::new(Pool::new(p.threads, pin)), p)
+            }
+        };
+        let threads = pool.threads();
+        let arena = vec![0.0f32; plan.arena_len + ALIGN];
+        let base = aligned_start(&arena);
+        let scratch = vec![0.0f32; plan.scratch_len * threads + ALIGN];
+        let scratch_base = aligned_start(&scratch);
+        let (in_walks, out_walks, outputs) = io_walks(&model, &plan)?;
+        let parts = plan
+            .steps
+            .iter()
+            .map(|s| parts_for(&s.work, threads, opts.min_part_ns))
+            .collect();
+        let pin_caller = if opts.pin_caller {
+            placement.pin.first().copied()
+        } else {
+            None
+        };
         Ok(Session {
             model,
             plan,
             arena,
             base,
             scratch,
+            scratch_base,
             outputs,
             in_walks,
             out_walks,
+            pool,
+            placement,
+            parts,
+            pin_caller,
+            pinned: None,
         })
     }
 
@@ -182,6 +240,30 @@ impl Session {
         self.plan.kernels().isa.name()
     }
 
+    /// Threads a run uses, the caller included.
+    pub fn threads(&self) -> usize {
+        self.pool.threads()
+    }
+
+    /// Where the threads run.
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
+    /// The session's pool (to share it with other sessions through [`SessionOptions::pool`]).
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+
+    /// Parts step `i` (an index into [`Plan::steps`]) splits into on this session's threads
+    /// (0 for a step with nothing to run).
+    pub fn step_parts(&self, i: usize) -> usize {
+        match self.plan.steps.get(i) {
+            Some(s) if s.step.is_some() => self.parts[i],
+            _ => 0,
+        }
+    }
+
     /// Output `i` of the last run, logical row-major; empty if `i` is out of range.
     /// 8-bit outputs hold their integer values as f32.
     pub fn output(&self, i: usize) -> &[f32] {
@@ -200,11 +282,54 @@ impl Session {
         Ok(times)
     }
 
+    fn pin_caller_once(&mut self) {
+        let Some(cpu) = self.pin_caller else { return };
+        let me = std::thread::current().id();
+        if self.pinned != Some(me) {
+            // A refusal was already reported by the pool's workers, or leaves the caller
+            // where the OS put it: either way the run goes on.
+            let _ = topology::pin_current_thread(&[cpu]);
+            self.pinned = Some(me);
+        }
+    }
+
     fn run_inner(
         &mut self,
         inputs: &[&[f32]],
         mut times: Option<&mut Vec<Duration>>,
     ) -> Result<()> {
+        self.pin_caller_once();
+        self.pool.wake();
+        self.write_inputs(inputs)?;
+        let plan = &self.plan;
+        let arena_len = plan.arena_len;
+        let arena = Arena::new(&mut self.arena[self.base..self.base + arena_len]);
+        let per = plan.scratch_len;
+        let scratch = Scratch::new(&mut self.scratch[self.scratch_base..], per);
+        for (planned, &parts) in plan.steps.iter().zip(&self.parts) {
+            let start = times.as_ref().map(|_| Instant::now());
+            if let Some(step) = &planned.step {
+                run_step(
+                    &plan.kernels,
+                    planned,
+                    step.as_ref(),
+                    parts,
+                    arena,
+                    &plan.consts,
+                    &scratch,
+                    &self.pool,
+                )?;
+            }
+            if let (Some(t), Some(s)) = (times.as_deref_mut(), start) {
+                t.push(s.elapsed());
+            }
+        }
+        self.read_outputs();
+        Ok(())
+    }
+
+    /// Copy the inputs into the arena in their physical layouts.
+    fn write_inputs(&mut self, inputs: &[&[f32]]) -> Result<()> {
         let plan = &self.plan;
         if inputs.len() != plan.inputs.len() {
             return Err(Error::Input(format!(
@@ -213,8 +338,7 @@ impl Session {
                 inputs.len()
             )));
         }
-        let arena_len = plan.arena_len;
-        let arena = &mut self.arena[self.base..self.base + arena_len];
+        let arena = &mut self.arena[self.base..self.base + plan.arena_len];
         let copy = plan.kernels.f32_copy.f;
         for (i, (&t, data)) in plan.inputs.iter().zip(inputs).enumerate() {
             let Some(p) = plan.places[t].as_ref() else {
@@ -238,13 +362,14 @@ impl Session {
             let dst = &mut arena[p.loc.off..p.loc.off + p.loc.len];
             copy_view(copy, &self.in_walks[i], data, 0, dst, 0);
         }
-        for step in &plan.steps {
-            let start = times.as_ref().map(|_| Instant::now());
-            exec_step(&plan.kernels, step, arena, &plan.consts, &mut self.scratch)?;
-            if let (Some(t), Some(s)) = (times.as_deref_mut(), start) {
-                t.push(s.elapsed());
-            }
-        }
+        Ok(())
+    }
+
+    /// Copy the outputs out of the arena, logical row-major.
+    fn read_outputs(&mut self) {
+        let plan = &self.plan;
+        let arena = &self.arena[self.base..self.base + plan.arena_len];
+        let copy = plan.kernels.f32_copy.f;
         for (i, &t) in plan.outputs.iter().enumerate() {
             let Some(p) = plan.places[t].as_ref() else {
                 continue;
@@ -273,517 +398,135 @@ impl Session {
             };
             copy_view(copy, &self.out_walks[i], src, 0, &mut self.outputs[i], 0);
         }
-        Ok(())
     }
 }
 
-/// Execute one step.
-fn exec_step(
+/// The index of the first 64-byte-aligned element of `v` (within its first `ALIGN`).
+fn aligned_start(v: &[f32]) -> usize {
+    match v.as_ptr().align_offset(64) {
+        b if b < ALIGN => b,
+        _ => 0,
+    }
+}
+
+/// The input and output walks of `plan`, and the output buffers.
+#[allow(clippy::type_complexity)]
+fn io_walks(model: &Model, plan: &Plan) -> Result<(Vec<Walk<2>>, Vec<Walk<2>>, Vec<Vec<f32>>)> {
+    let mut in_walks = Vec::new();
+    let mut out_walks = Vec::new();
+    let mut outputs = Vec::new();
+    for (list, walks, is_in) in [
+        (&plan.inputs, &mut in_walks, true),
+        (&plan.outputs, &mut out_walks, false),
+    ] {
+        for &t in list.iter() {
+            let p = plan.places[t].as_ref().ok_or_else(|| {
+                Error::graph("", format!("model input/output tensor {t} has no storage"))
+            })?;
+            let byte = model.graph.tensors.get(t).is_some_and(crate::plan::is_byte);
+            if is_in && byte {
+                return Err(Error::Unsupported(
+                    "8-bit model inputs (feed f32 and quantize inside the model)".into(),
+                ));
+            }
+            let rm = row_major_strides(&p.shape);
+            let w = if is_in {
+                Walk::new(&p.shape, [&p.strides, &rm])
+            } else {
+                Walk::new(&p.shape, [&rm, &p.strides])
+            };
+            walks.push(w.ok_or_else(|| Error::Unsupported("tensor rank too large".into()))?);
+            if !is_in {
+                outputs.push(vec![0.0; p.loc.len]);
+            }
+        }
+    }
+    Ok((in_walks, out_walks, outputs))
+}
+
+/// Per-thread scratch regions of one run.
+struct Scratch<'a> {
+    ptr: *mut f32,
+    per: usize,
+    threads: usize,
+    _borrow: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: `Scratch::get` hands region `t` only to the call for thread index `t`, and the
+// pool calls each index once per job, so no two threads share a region.
+unsafe impl Sync for Scratch<'_> {}
+
+impl<'a> Scratch<'a> {
+    fn new(s: &'a mut [f32], per: usize) -> Scratch<'a> {
+        let threads = s.len().checked_div(per).unwrap_or(usize::MAX);
+        Scratch {
+            ptr: s.as_mut_ptr(),
+            per,
+            threads,
+            _borrow: std::marker::PhantomData,
+        }
+    }
+
+    /// Thread `t`'s region.
+    ///
+    /// # Safety
+    /// At most one live slice per `t` at a time (one caller per thread index).
+    // Handing out disjoint mutable regions from a shared value is this type's purpose.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn get(&self, t: usize) -> &'a mut [f32] {
+        if self.per == 0 {
+            return &mut [];
+        }
+        assert!(t < self.threads, "scratch for thread {t} not allocated");
+        // SAFETY: region `t` lies inside the buffer (`t < threads`); exclusivity is the
+        // caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(t * self.per), self.per) }
+    }
+}
+
+/// Run one step: on the calling thread, or split into `parts` unit ranges on the pool.
+#[allow(clippy::too_many_arguments)]
+fn run_step(
     k: &Kernels,
-    step: &Step,
-    arena: &mut [f32],
+    planned: &Planned,
+    step: &dyn crate::plan::step::Step,
+    parts: usize,
+    arena: Arena<'_>,
     consts: &[f32],
-    scratch: &mut [f32],
+    scratch: &Scratch<'_>,
+    pool: &Pool,
 ) -> Result<()> {
-    let copy = k.f32_copy.f;
-    match step {
-        Step::Nop => {}
-        Step::Gemm {
-            pre,
-            a,
-            b,
-            bias,
-            residual,
-            c,
-            post,
-            m,
-            n,
-            k: kk,
-            act,
-            out,
-        } => {
-            let (rd, o) = split(arena, consts, *out)?;
-            if let Some(g) = pre {
-                copy_view(
-                    copy,
-                    &g.walk,
-                    rd.get(g.loc)?,
-                    g.off,
-                    &mut scratch[g.scratch..],
-                    0,
-                );
-            }
-            let residual = residual.map(|l| rd.get(l)).transpose()?;
-            let c_off = match c {
-                Mat::Scratch(s) => *s,
-                Mat::Loc(_) => scratch.len(),
-            };
-            let (s_lo, s_hi) = scratch.split_at_mut(c_off);
-            let a = match a {
-                Mat::Loc(l) => rd.get(*l)?,
-                Mat::Scratch(s) => &s_lo[*s..],
-            };
-            let c_slice: &mut [f32] = match c {
-                Mat::Loc(_) => &mut *o,
-                Mat::Scratch(_) => &mut *s_hi,
-            };
-            (k.f32_gemm.f)(GemmParams {
-                m: *m,
-                n: *n,
-                k: *kk,
-                a,
-                lda: *kk,
-                b,
-                bias: bias.as_deref(),
-                residual,
-                c: c_slice,
-                ldc: *n,
-                act: *act,
-            });
-            if let Some(g) = post {
-                copy_view(copy, &g.walk, s_hi, 0, o, g.off);
-            }
-        }
-        Step::GemmF16 {
-            a,
-            b,
-            bias,
-            residual,
-            m,
-            n,
-            k: kk,
-            act,
-            out,
-        } => {
-            let (rd, c) = split(arena, consts, *out)?;
-            (k.f16_gemm.f)(F16GemmParams {
-                m: *m,
-                n: *n,
-                k: *kk,
-                a: rd.get(*a)?,
-                lda: *kk,
-                b,
-                bias: bias.as_deref(),
-                residual: residual.map(|l| rd.get(l)).transpose()?,
-                c,
-                ldc: *n,
-                act: *act,
-            });
-        }
-        Step::DwConvF16 {
-            geom,
-            x,
-            w,
-            bias,
-            residual,
-            act,
-            out,
-        } => {
-            let (rd, y) = split(arena, consts, *out)?;
-            (k.f16_dwconv.f)(F16DwArgs {
-                g: geom,
-                x: rd.get(*x)?,
-                w,
-                bias,
-                residual: residual.map(|l| rd.get(l)).transpose()?,
-                y,
-                act: *act,
-            });
-        }
-        Step::MatMul {
-            batches,
-            m,
-            n,
-            k: kk,
-            sa,
-            sb,
-            sbp,
-            sc,
-            out,
-        } => {
-            let (rd, o) = split(arena, consts, *out)?;
-            let (lo, c) = scratch.split_at_mut(*sc);
-            let (lo, bp) = lo.split_at_mut(*sbp);
-            for (ga, gb, gc) in batches {
-                copy_view(copy, &ga.walk, rd.get(ga.loc)?, ga.off, &mut lo[*sa..], 0);
-                copy_view(copy, &gb.walk, rd.get(gb.loc)?, gb.off, &mut lo[*sb..], 0);
-                pack_b_into(*kk, *n, &lo[*sb..], *n, &mut bp[..packed_len(*kk, *n)]);
-                (k.f32_gemm.f)(GemmParams {
-                    m: *m,
-                    n: *n,
-                    k: *kk,
-                    a: &lo[*sa..],
-                    lda: *kk,
-                    b: bp,
-                    bias: None,
-                    residual: None,
-                    c,
-                    ldc: *n,
-                    act: Act::None,
-                });
-                copy_view(copy, &gc.walk, c, 0, o, gc.off);
-            }
-        }
-        Step::GroupGemm {
-            x,
-            b,
-            bias,
-            residual,
-            m,
-            c,
-            o,
-            cg,
-            og,
-            act,
-            out,
-        } => {
-            let (rd, y) = split(arena, consts, *out)?;
-            let (x, residual) = (rd.get(*x)?, residual.map(|l| rd.get(l)).transpose()?);
-            for (gi, bg) in b.iter().enumerate() {
-                if *m == 0 {
-                    break;
-                }
-                (k.f32_gemm.f)(GemmParams {
-                    m: *m,
-                    n: *og,
-                    k: *cg,
-                    a: &x[gi * cg..],
-                    lda: *c,
-                    b: bg,
-                    bias: Some(&bias[gi * og..(gi + 1) * og]),
-                    residual: residual.map(|r| &r[gi * og..]),
-                    c: &mut y[gi * og..],
-                    ldc: *o,
-                    act: *act,
-                });
-            }
-        }
-        Step::Conv {
-            depthwise,
-            geom,
-            x,
-            w,
-            bias,
-            residual,
-            act,
-            out,
-        } => {
-            let (rd, y) = split(arena, consts, *out)?;
-            let args = ConvArgs {
-                g: geom,
-                x: rd.get(*x)?,
-                w,
-                bias,
-                residual: residual.map(|l| rd.get(l)).transpose()?,
-                y,
-                act: *act,
-            };
-            if *depthwise {
-                (k.f32_dwconv.f)(args)
-            } else {
-                (k.f32_conv.f)(args)
-            }
-        }
-        Step::BinaryFlat { op, a, b, act, out } => {
-            let (rd, y) = split(arena, consts, *out)?;
-            (k.f32_binary.f)(*op, rd.get(*a)?, rd.get(*b)?, y);
-            (k.f32_activation.f)(*act, y);
-        }
-        Step::BinaryChannel {
-            op,
-            full,
-            chan,
-            c,
-            swap,
-            act,
-            out,
-        } => {
-            let (rd, y) = split(arena, consts, *out)?;
-            (k.f32_binary_channel.f)(*op, rd.get(*full)?, rd.get(*chan)?, *c, *swap, y);
-            (k.f32_activation.f)(*act, y);
-        }
-        Step::BinaryWalk {
-            op,
-            a,
-            b,
-            walk,
-            act,
-            out,
-        } => {
-            let (rd, y) = split(arena, consts, *out)?;
-            let (a, b) = (rd.get(*a)?, rd.get(*b)?);
-            let f = k.f32_binary_strided.f;
-            walk.run(|[oy, oa, ob], len, [sy, sa, sb]| {
-                f(*op, len, &a[oa..], sa, &b[ob..], sb, &mut y[oy..], sy);
-            });
-            (k.f32_activation.f)(*act, y);
-        }
-        Step::Copy { parts, act } => {
-            for p in parts {
-                let (rd, y) = split(arena, consts, p.dst)?;
-                copy_view(copy, &p.walk, rd.get(p.src)?, p.src_off, y, p.dst_off);
-                (k.f32_activation.f)(*act, y);
-            }
-        }
-        Step::InvertedResidual(ir) => {
-            let (rd, y) = split(arena, consts, ir.out)?;
-            let residual = ir.residual.map(|l| rd.get(l)).transpose()?;
-            crate::fused::run(k, ir, rd.get(ir.x)?, residual, y, scratch)?;
-        }
-        Step::Interleave { parts } => {
-            for p in parts {
-                let (rd, y) = split(arena, consts, p.out)?;
-                let (a, b) = (rd.get(p.a)?, rd.get(p.b)?);
-                (k.f32_interleave2.f)(
-                    p.pixels,
-                    p.n,
-                    a.get(p.a_off..).unwrap_or_default(),
-                    p.sa,
-                    b.get(p.b_off..).unwrap_or_default(),
-                    p.sb,
-                    y,
-                    p.sy,
-                );
-            }
-        }
-        Step::CopyVia {
-            gather,
-            scatter,
-            out,
-        } => {
-            let (rd, y) = split(arena, consts, *out)?;
-            copy_view(
-                copy,
-                &gather.walk,
-                rd.get(gather.loc)?,
-                gather.off,
-                &mut scratch[gather.scratch..],
-                0,
-            );
-            copy_view(
-                copy,
-                &scatter.walk,
-                &scratch[scatter.scratch..],
-                0,
-                y,
-                scatter.off,
-            );
-        }
-        Step::Affine {
-            x,
-            scale,
-            shift,
-            c,
-            inner,
-            out,
-        } => {
-            let (rd, y) = split(arena, consts, *out)?;
-            (k.f32_affine.f)(rd.get(*x)?, scale, shift, *c, *inner, y);
-        }
-        Step::Pool {
-            max,
-            include_pad,
-            geom,
-            x,
-            out,
-        } => {
-            let (rd, y) = split(arena, consts, *out)?;
-            if *max {
-                (k.f32_maxpool.f)(geom, rd.get(*x)?, y)
-            } else {
-                (k.f32_avgpool.f)(geom, *include_pad, rd.get(*x)?, y)
-            }
-        }
-        Step::GlobalAvg { n, hw, c, x, out } => {
-            let (rd, y) = split(arena, consts, *out)?;
-            (k.f32_global_avg.f)(*n, *hw, *c, rd.get(*x)?, y);
-        }
-        Step::Reduce {
-            op,
-            x,
-            walk,
-            count,
-            out,
-        } => {
-            let (rd, y) = split(arena, consts, *out)?;
-            let x = rd.get(*x)?;
-            reduce(*op, walk, x, y, *count);
-        }
-        Step::LayerNorm {
-            x,
-            walk,
-            len,
-            sx,
-            sy,
-            scale,
-            shift,
-            epsilon,
-            out,
-        } => {
-            let (rd, y) = split(arena, consts, *out)?;
-            let x = rd.get(*x)?;
-            let f = k.f32_layer_norm.f;
-            walk.run(|[oy, ox], rows, [ry, rx]| {
-                for j in 0..rows {
-                    f(
-                        *len,
-                        &x[ox + j * rx..],
-                        *sx,
-                        scale,
-                        shift,
-                        *epsilon,
-                        &mut y[oy + j * ry..],
-                        *sy,
-                    );
-                }
-            });
-        }
-        Step::Softmax {
-            x,
-            walk,
-            len,
-            sx,
-            sy,
-            out,
-        } => {
-            let (rd, y) = split(arena, consts, *out)?;
-            let x = rd.get(*x)?;
-            let f = k.f32_softmax.f;
-            walk.run(|[oy, ox], rows, [ry, rx]| {
-                for j in 0..rows {
-                    f(*len, &x[ox + j * rx..], *sx, &mut y[oy + j * ry..], *sy);
-                }
-            });
-        }
-        Step::Pad {
-            x,
-            out_shape,
-            in_strides,
-            out_strides,
-            maps,
-            value,
-            out,
-        } => {
-            let (rd, y) = split(arena, consts, *out)?;
-            pad(
-                rd.get(*x)?,
-                out_shape,
-                in_strides,
-                out_strides,
-                maps,
-                *value,
-                y,
-            )?;
-        }
-        Step::Quant {
-            quantize,
-            stride,
-            dim,
-            scales,
-            zps,
-            lo,
-            hi,
-            x,
-            out,
-        } => {
-            let signed = *lo < 0.0;
-            if *quantize && *dim == 1 {
-                let (rd, y) = crate::exec_q8::split_bytes(arena, consts, *out)?;
-                let zp = zps[0] as i32;
-                (k.qs8_quantize.f)(rd.get(*x)?, scales[0], zp, *lo as i32, *hi as i32, y);
-            } else if *quantize {
-                let (rd, y) = crate::exec_q8::split_bytes(arena, consts, *out)?;
-                let x = rd.get(*x)?;
-                for (i, (y, &v)) in y.iter_mut().zip(x).enumerate() {
-                    let ch = (i / stride) % dim;
-                    let q = ((v / scales[ch]).round_ties_even() + zps[ch]).clamp(*lo, *hi);
-                    *y = if signed { q as i8 as u8 } else { q as u8 };
-                }
-            } else {
-                let (rd, y) = split(arena, consts, *out)?;
-                let x = rd.bytes(*x)?;
-                for (i, (y, &b)) in y.iter_mut().zip(x).enumerate() {
-                    let ch = (i / stride) % dim;
-                    let q = if signed { b as i8 as f32 } else { b as f32 };
-                    *y = (q - zps[ch]) * scales[ch];
-                }
-            }
-        }
-        Step::Bytes(inner) => crate::exec_q8::exec_bytes(inner, arena, consts, scratch)?,
-        Step::Q8(q) => crate::exec_q8::exec_q8(k, q, arena, consts, scratch)?,
-    }
-    Ok(())
-}
-
-/// Generic strided reduction: `walk` is over the input as `[in, out]`.
-fn reduce(op: ReduceOp, walk: &Walk<2>, x: &[f32], y: &mut [f32], count: usize) {
-    let init = match op {
-        ReduceOp::Sum | ReduceOp::Mean => 0.0,
-        ReduceOp::Max => f32::NEG_INFINITY,
-        ReduceOp::Min => f32::INFINITY,
+    let run_part = |t: usize, units: std::ops::Range<usize>| -> Result<()> {
+        // SAFETY: thread index `t` runs on one thread only (see `Scratch`).
+        let s = unsafe { scratch.get(t) };
+        let mut cx = Cx::new(k, arena, consts, &planned.outs, s);
+        // SAFETY: the parts of one step have disjoint unit ranges (`Work::part`), and no other
+        // code touches the step's outputs while it runs.
+        let mut outs = unsafe { Outs::new(arena, &planned.outs, units) };
+        step.run(&mut cx, &mut outs)
     };
-    y.fill(init);
-    macro_rules! go {
-        ($f:expr) => {
-            walk.run(|[ox, oy], n, [sx, sy]| {
-                for j in 0..n {
-                    let t = &mut y[oy + j * sy];
-                    *t = $f(*t, x[ox + j * sx]);
-                }
-            })
-        };
+    if parts <= 1 {
+        return run_part(0, 0..planned.work.units);
     }
-    match op {
-        ReduceOp::Sum | ReduceOp::Mean => go!(|a: f32, b: f32| a + b),
-        ReduceOp::Max => go!(|a: f32, b: f32| a.max(b)),
-        ReduceOp::Min => go!(|a: f32, b: f32| a.min(b)),
-    }
-    if op == ReduceOp::Mean && count > 0 {
-        let inv = 1.0 / count as f32;
-        y.iter_mut().for_each(|v| *v *= inv);
-    }
-}
-
-/// Pad through per-axis source maps (`usize::MAX` = fill with `value`).
-fn pad(
-    x: &[f32],
-    shape: &[usize],
-    in_strides: &[usize],
-    out_strides: &[usize],
-    maps: &[Vec<usize>],
-    value: f32,
-    y: &mut [f32],
-) -> Result<()> {
-    let r = shape.len();
-    if r > MAX_WALK_RANK {
-        return Err(Error::Unsupported(format!("Pad of rank {r}")));
-    }
-    if shape.contains(&0) {
-        return Ok(());
-    }
-    let mut idx = [0usize; MAX_WALK_RANK];
-    loop {
-        let mut src = 0usize;
-        let mut dst = 0usize;
-        let mut fill = false;
-        for a in 0..r {
-            let m = maps[a][idx[a]];
-            fill |= m == usize::MAX;
-            src = src.wrapping_add(m.wrapping_mul(in_strides[a]));
-            dst += idx[a] * out_strides[a];
+    let failed: Mutex<Option<Error>> = Mutex::new(None);
+    pool.run(&|t| {
+        if t >= parts {
+            return;
         }
-        y[dst] = if fill { value } else { x[src] };
-        let mut a = r;
-        loop {
-            if a == 0 {
-                return Ok(());
-            }
-            a -= 1;
-            idx[a] += 1;
-            if idx[a] < shape[a] {
-                break;
-            }
-            idx[a] = 0;
+        let units = planned.work.part(t, parts);
+        if units.is_empty() {
+            return;
         }
+        if let Err(e) = run_part(t, units) {
+            failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(e);
+        }
+    })
+    .map_err(Error::Unsupported)?;
+    match failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }

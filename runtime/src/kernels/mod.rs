@@ -81,6 +81,18 @@ pub struct Slot<F> {
     pub name: &'static str,
 }
 
+impl<F> Slot<F> {
+    /// Rows of the kernel's register tile, read from its name (`gemm_8x32` -> 8); 1 when the
+    /// name carries no tile. Work is split across threads in multiples of it.
+    pub fn tile_rows(&self) -> usize {
+        let f = self.name.rsplit("::").next().unwrap_or("");
+        f.split('_')
+            .find_map(|part| part.split_once('x').and_then(|(r, _)| r.parse().ok()))
+            .filter(|&r: &usize| r > 0)
+            .unwrap_or(1)
+    }
+}
+
 impl<F> std::fmt::Debug for Slot<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name)
