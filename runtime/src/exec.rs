@@ -5,6 +5,7 @@
 //! on the calling thread. Units compute the same bytes whichever range they run in, so the
 //! results do not depend on the thread count.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -134,8 +135,11 @@ fn parts_for(work: &Work, threads: usize, min_part_ns: u64) -> usize {
         0 => usize::MAX,
         m => (work.cost_ns / m) as usize,
     };
-    threads.min(chunks).min(by_cost).max(1)
+    threads.min(chunks).min(by_cost).clamp(1, MAX_PARTS)
 }
+
+/// Most parts a step splits into (the claim mask is one 64-bit word).
+const MAX_PARTS: usize = 63;
 
 impl Session {
     /// Plan `model` with the best kernels for this CPU (honouring `FERROLITE_ISA`), on one
@@ -509,19 +513,27 @@ fn run_step(
         return run_part(0, 0..planned.work.units);
     }
     let failed: Mutex<Option<Error>> = Mutex::new(None);
+    // Parts are claimed, thread `t` trying part `t` first (so consecutive steps give a
+    // thread the same region of the image and its cache stays warm), then any part still
+    // unclaimed: a late or slow thread leaves its part to the others.
+    let claimed = AtomicU64::new(0);
+    let claim = |p: usize| claimed.fetch_or(1 << p, Ordering::AcqRel) & (1 << p) == 0;
     pool.run(&|t| {
-        if t >= parts {
-            return;
-        }
-        let units = planned.work.part(t, parts);
-        if units.is_empty() {
-            return;
-        }
-        if let Err(e) = run_part(t, units) {
-            failed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert(e);
+        let mut next = if t < parts { t } else { 0 };
+        loop {
+            if claim(next) {
+                if let Err(e) = run_part(t, planned.work.part(next, parts)) {
+                    failed
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_or_insert(e);
+                }
+            }
+            let free = !claimed.load(Ordering::Acquire) & ((1u64 << parts) - 1);
+            if free == 0 {
+                return;
+            }
+            next = free.trailing_zeros() as usize;
         }
     })
     .map_err(Error::Unsupported)?;

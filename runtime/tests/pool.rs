@@ -9,18 +9,47 @@ use std::time::Duration;
 use ferrolite_runtime::threads::Pool;
 
 #[test]
-fn every_thread_index_runs_once_per_job() {
+fn index_zero_runs_once_and_workers_at_most_once_per_job() {
     for threads in [1, 2, 3, 5] {
         let pool = Pool::new(threads, None);
         assert_eq!(pool.threads(), threads);
-        for _ in 0..200 {
+        let mut joined = 0;
+        for _ in 0..500 {
             let seen: Vec<AtomicUsize> = (0..threads).map(|_| AtomicUsize::new(0)).collect();
             pool.run(&|t| {
                 seen[t].fetch_add(1, Ordering::Relaxed);
+                // Give the workers time to join.
+                std::thread::sleep(Duration::from_micros(20));
             })
             .expect("job");
-            assert!(seen.iter().all(|s| s.load(Ordering::Relaxed) == 1));
+            let n: Vec<usize> = seen.iter().map(|s| s.load(Ordering::Relaxed)).collect();
+            assert_eq!(n[0], 1);
+            assert!(n.iter().all(|&c| c <= 1), "{n:?}");
+            joined += n[1..].iter().sum::<usize>();
         }
+        // Workers spin between jobs, so they join nearly every one.
+        assert!(
+            joined >= 250 * (threads - 1),
+            "workers joined {joined} times"
+        );
+    }
+}
+
+#[test]
+fn claimed_work_is_done_exactly_once_whoever_joins() {
+    let pool = Pool::new(3, None);
+    for _ in 0..200 {
+        let next = AtomicUsize::new(0);
+        let done: Vec<AtomicUsize> = (0..1000).map(|_| AtomicUsize::new(0)).collect();
+        pool.run(&|_| loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= done.len() {
+                return;
+            }
+            done[i].fetch_add(1, Ordering::Relaxed);
+        })
+        .unwrap();
+        assert!(done.iter().all(|d| d.load(Ordering::Relaxed) == 1));
     }
 }
 
@@ -29,8 +58,12 @@ fn index_zero_runs_on_the_calling_thread() {
     let pool = Pool::new(3, None);
     let me = std::thread::current().id();
     let ids = Mutex::new(vec![None; 3]);
-    pool.run(&|t| ids.lock().unwrap()[t] = Some(std::thread::current().id()))
-        .unwrap();
+    pool.run(&|t| {
+        ids.lock().unwrap()[t] = Some(std::thread::current().id());
+        // Long enough for both workers to join.
+        std::thread::sleep(Duration::from_millis(50));
+    })
+    .unwrap();
     let ids = ids.into_inner().unwrap();
     assert_eq!(ids[0], Some(me));
     assert!(ids[1..].iter().all(|i| i.is_some() && *i != Some(me)));
@@ -45,6 +78,7 @@ fn a_panic_in_a_worker_is_an_error_and_the_pool_goes_on() {
             if t == 1 {
                 panic!("boom in worker");
             }
+            std::thread::sleep(Duration::from_millis(50));
         })
         .unwrap_err();
     assert!(e.contains("boom in worker"), "{e}");
@@ -55,6 +89,7 @@ fn a_panic_in_a_worker_is_an_error_and_the_pool_goes_on() {
     let n = AtomicUsize::new(0);
     pool.run(&|_| {
         n.fetch_add(1, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(50));
     })
     .unwrap();
     assert_eq!(n.load(Ordering::Relaxed), 2);
@@ -82,7 +117,9 @@ fn oversubscribed_pools_finish_every_job() {
     for h in handles {
         h.join().unwrap();
     }
-    assert_eq!(total.load(Ordering::Relaxed), 2 * 300 * 8);
+    // Index 0 always runs; workers run when they join in time.
+    let t = total.load(Ordering::Relaxed);
+    assert!((2 * 300..=2 * 300 * 8).contains(&t), "{t}");
 }
 
 #[test]
@@ -91,7 +128,7 @@ fn a_busy_shared_pool_runs_the_job_on_the_caller() {
     let inner = AtomicUsize::new(0);
     let p2 = Arc::clone(&pool);
     // While the outer job holds the pool, a nested job from its thread 0 cannot wait for
-    // the workers: it runs every index on the calling thread.
+    // the workers: it runs index 0 on the calling thread.
     pool.run(&|t| {
         if t == 0 {
             let me = std::thread::current().id();
@@ -103,7 +140,7 @@ fn a_busy_shared_pool_runs_the_job_on_the_caller() {
         }
     })
     .unwrap();
-    assert_eq!(inner.load(Ordering::Relaxed), 2);
+    assert_eq!(inner.load(Ordering::Relaxed), 1);
 }
 
 /// The `/proc/self/task/<tid>` directory of the calling thread.
@@ -137,6 +174,7 @@ fn idle_workers_park_and_use_no_cpu() {
     pool.run(&|t| tasks.lock().unwrap()[t] = own_task())
         .unwrap();
     let workers = tasks.into_inner().unwrap()[1..].to_vec();
+    assert!(workers.iter().all(|w| w.exists()), "{workers:?}");
     for _ in 0..1000 {
         pool.run(&|_| std::hint::black_box(())).unwrap();
     }
@@ -157,5 +195,5 @@ fn idle_workers_park_and_use_no_cpu() {
         n.fetch_add(1, Ordering::Relaxed);
     })
     .unwrap();
-    assert_eq!(n.load(Ordering::Relaxed), 3);
+    assert!((1..=3).contains(&n.load(Ordering::Relaxed)));
 }

@@ -3,10 +3,12 @@
 //! other within microseconds), then parks on a condition variable, so an idle session uses
 //! no CPU.
 //!
-//! A job is one closure called once per thread with the thread's index (0 is the caller).
-//! The hand-off is a generation counter: the caller publishes the job, bumps the counter,
-//! runs its own share and waits until every worker has reported back, so the closure (which
-//! borrows the caller's stack) outlives every use.
+//! A job is one closure called with a thread's index: always on the caller (index 0), and on
+//! each worker that joins it in time. The caller publishes the job and opens it, bumps a
+//! generation counter, runs its own call, then closes the job and waits only for the workers
+//! that entered it: a worker that wakes late (parked, preempted, on a slow core) skips the
+//! job instead of holding the caller up. Jobs therefore share their work by claiming it
+//! (an atomic counter over parts) rather than by thread index, so whoever runs does it all.
 
 use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -21,8 +23,11 @@ const SPIN: Duration = Duration::from_micros(200);
 /// oversubscribed machine (more threads than cores) still makes progress.
 const YIELD_AFTER: Duration = Duration::from_micros(20);
 
-/// A job: called once per thread with the thread index.
+/// A job: called with the index of each thread that runs it.
 type Job = dyn Fn(usize) + Sync;
+
+/// The bit of `Shared::inside` that marks the current job closed to new workers.
+const CLOSED: usize = 1 << (usize::BITS - 1);
 
 /// State shared between the owner and the workers.
 struct Shared {
@@ -30,10 +35,12 @@ struct Shared {
     epoch: AtomicU64,
     /// Generation of wake-ups (a wake without a job starts the spin window early).
     wakes: AtomicU64,
-    /// The current job, valid from an `epoch` bump until `pending` reaches zero.
+    /// The current job, valid while the job is open or a worker is inside it.
     job: UnsafeCell<Option<*const Job>>,
-    /// Workers that have not finished the current job.
-    pending: AtomicUsize,
+    /// The epoch the current job was published for.
+    tag: AtomicU64,
+    /// Workers inside the current job, plus [`CLOSED`] once the caller is done with it.
+    inside: AtomicUsize,
     /// Workers parked (or about to park) on `cv`.
     sleepers: AtomicUsize,
     lock: Mutex<()>,
@@ -43,9 +50,9 @@ struct Shared {
     panic: Mutex<Option<String>>,
 }
 
-// SAFETY: `job` is written only by the dispatching thread while no worker reads it (before
-// the epoch bump that publishes it, after `pending` reached zero), and read by workers only
-// between those points; the pointee is `Sync`. Every other field is a sync primitive.
+// SAFETY: `job` is written only by the dispatching thread while the job is closed and no
+// worker is inside it, and read only by a worker that entered the open job (see `worker`);
+// the pointee is `Sync`. Every other field is a sync primitive.
 unsafe impl Sync for Shared {}
 // SAFETY: as above; the raw job pointer is only dereferenced under that protocol.
 unsafe impl Send for Shared {}
@@ -81,7 +88,8 @@ impl Pool {
             epoch: AtomicU64::new(0),
             wakes: AtomicU64::new(0),
             job: UnsafeCell::new(None),
-            pending: AtomicUsize::new(0),
+            tag: AtomicU64::new(0),
+            inside: AtomicUsize::new(CLOSED),
             sleepers: AtomicUsize::new(0),
             lock: Mutex::new(()),
             cv: Condvar::new(),
@@ -166,39 +174,42 @@ impl Pool {
         }
     }
 
-    /// Call `f(t)` once for every thread index `t < threads()`, concurrently, `t = 0` on the
-    /// calling thread; returns when all calls have returned. A panic in any call becomes
-    /// `Err` with its message. When another session is using a shared pool at the moment,
-    /// the calls run one after the other on the calling thread instead of waiting.
+    /// Call `f(0)` on the calling thread and `f(t)` on each worker `t` that joins in time
+    /// (at most once per index), concurrently; returns when every call has returned. Work
+    /// must be shared by claiming, not by index: a worker that is late runs nothing. A panic
+    /// in any call becomes `Err` with its message. When another session is using a shared
+    /// pool at the moment, only `f(0)` runs, on the calling thread, instead of waiting.
     pub fn run(&self, f: &(dyn Fn(usize) + Sync)) -> Result<(), String> {
-        let n = self.threads();
         let guard = match self.dispatch.try_lock() {
             Ok(g) => Some(g),
             Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
             Err(TryLockError::WouldBlock) => None,
         };
-        if n == 1 || guard.is_none() {
-            return catch_unwind(AssertUnwindSafe(|| (0..n).for_each(f))).map_err(panic_text);
+        if self.workers.is_empty() || guard.is_none() {
+            return catch_unwind(AssertUnwindSafe(|| f(0))).map_err(panic_text);
         }
         let sh = &*self.shared;
-        // SAFETY: the lifetime of `f` is erased to store it; the pointer is dereferenced only
-        // by workers between the epoch bump below and their decrement of `pending`, and this
-        // function does not return before `pending` is zero, so `f` outlives every use.
         let job: *const (dyn Fn(usize) + Sync + '_) = f;
+        // SAFETY: only the lifetime of `f` is erased (same layout). The pointer is
+        // dereferenced only by workers inside the open job, and this function does not return
+        // before the job is closed and no worker is inside, so `f` outlives every use.
         let job: *const Job =
             unsafe { std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), *const Job>(job) };
-        // SAFETY: no worker reads `job` now: the previous job's `pending` reached zero
-        // before the previous `run` returned, and the dispatch lock excludes other callers.
+        let epoch = sh.epoch.load(Ordering::SeqCst) + 1;
+        // SAFETY: the previous job is closed and drained (no worker reads `job`), and the
+        // dispatch lock excludes other callers.
         unsafe { *sh.job.get() = Some(job) };
-        sh.pending.store(n - 1, Ordering::SeqCst);
-        sh.epoch.fetch_add(1, Ordering::SeqCst);
+        sh.tag.store(epoch, Ordering::SeqCst);
+        sh.inside.fetch_and(!CLOSED, Ordering::SeqCst);
+        sh.epoch.store(epoch, Ordering::SeqCst);
         if sh.sleepers.load(Ordering::SeqCst) > 0 {
             let _g = sh.lock.lock().unwrap_or_else(|e| e.into_inner());
             sh.cv.notify_all();
         }
         let mine = catch_unwind(AssertUnwindSafe(|| f(0))).map_err(panic_text);
-        wait_until(|| sh.pending.load(Ordering::Acquire) == 0);
-        // SAFETY: every worker is done with the job (pending is zero).
+        sh.inside.fetch_or(CLOSED, Ordering::SeqCst);
+        wait_until(|| sh.inside.load(Ordering::Acquire) & !CLOSED == 0);
+        // SAFETY: the job is closed and no worker is inside it.
         unsafe { *sh.job.get() = None };
         let theirs = sh.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
         drop(guard);
@@ -271,19 +282,22 @@ fn worker(sh: &Shared, t: usize) {
                 }
             }
         }
-        // SAFETY: the epoch moved to `seen`, which the dispatcher does only after storing
-        // the job, and it keeps the job alive until `pending` reaches zero, which cannot
-        // happen before this worker's decrement below. (An epoch cannot be missed: the next
-        // one needs this worker's decrement first.)
-        if let Some(job) = unsafe { *sh.job.get() } {
-            // SAFETY: as above, the pointee is alive for the duration of this call.
-            let f = unsafe { &*job };
-            if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(t))) {
-                let mut slot = sh.panic.lock().unwrap_or_else(|e| e.into_inner());
-                slot.get_or_insert(panic_text(p));
+        // Enter the job unless it is closed already or is not the one this epoch announced
+        // (a newer job published while this worker was late).
+        let prev = sh.inside.fetch_add(1, Ordering::SeqCst);
+        if prev & CLOSED == 0 && sh.tag.load(Ordering::SeqCst) == seen {
+            // SAFETY: the job was stored before it was opened, and the dispatcher keeps it
+            // alive until no worker is inside; this worker is inside until the decrement.
+            if let Some(job) = unsafe { *sh.job.get() } {
+                // SAFETY: as above, the pointee is alive for the duration of this call.
+                let f = unsafe { &*job };
+                if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(t))) {
+                    let mut slot = sh.panic.lock().unwrap_or_else(|e| e.into_inner());
+                    slot.get_or_insert(panic_text(p));
+                }
             }
         }
-        sh.pending.fetch_sub(1, Ordering::AcqRel);
+        sh.inside.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
