@@ -2,7 +2,9 @@
  *
  * Open a .flb bundle, run it on an image or a tensor, read the first output. Functions that
  * can fail return NULL or -1 and leave a message for ferrolite_last_error() (per thread).
- * A model is not thread-safe: use one per thread.
+ * A model is not thread-safe: use one per thread. A model runs on one thread per big core by
+ * default (the calling thread included, its affinity left as it is; the model's own worker
+ * threads are pinned one per CPU); ferrolite_open_with_options sets the threads and CPUs.
  */
 #ifndef FERROLITE_H
 #define FERROLITE_H
@@ -19,14 +21,29 @@ typedef struct FerroliteModel FerroliteModel;
 /* Message of the last failed call on this thread ("" if none). */
 const char *ferrolite_last_error(void);
 
-/* Open and validate a bundle (memory-mapped); NULL on error. */
+/* How a model runs. Zero-initialised fields mean: default threads, default CPUs, no pinning;
+ * set pin to 1 for the default pinning. */
+typedef struct {
+    int32_t threads;  /* threads in all, the caller included; 0 = default (one per big core) */
+    const char *cpus; /* NULL = default (the big cores), else a Linux CPU list such as "0-3" */
+    int32_t pin;      /* 1 (default) = pin each worker thread to a CPU of its own, 0 = don't */
+} FerroliteOptions;
+
+/* Open and validate a bundle (memory-mapped) with the default options; NULL on error. */
 FerroliteModel *ferrolite_open(const char *path);
+
+/* Open a bundle with options (NULL = the defaults); NULL on error (negative threads, a bad
+ * CPU list, a CPU that is not online...). */
+FerroliteModel *ferrolite_open_with_options(const char *path, const FerroliteOptions *opts);
 
 /* Free a model (NULL is ignored). */
 void ferrolite_close(FerroliteModel *model);
 
 /* Kernel tier in use: "neon", "avx2", "avx512" or "scalar". */
 const char *ferrolite_isa(const FerroliteModel *model);
+
+/* Threads a run uses, the caller included (0 for NULL). */
+int32_t ferrolite_threads(const FerroliteModel *model);
 
 /* Number of float values of the first input and of the first output. */
 size_t ferrolite_input_len(const FerroliteModel *model);

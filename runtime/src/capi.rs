@@ -4,9 +4,14 @@
 //!
 //! Errors never cross the boundary as panics: every function returns a status (or NULL) and
 //! the message is kept per thread for [`ferrolite_last_error`].
+//!
+//! A model runs on one thread per big core by default, the calling thread included;
+//! [`ferrolite_open_with_options`] sets the thread count and CPUs. The calling thread's
+//! affinity is left as the application set it (only the model's own workers are pinned).
 
-use crate::exec::Session;
+use crate::exec::{Session, SessionOptions};
 use crate::preprocess::{self, RgbImage};
+use crate::threads::topology::parse_cpu_list;
 use crate::{bundle, Error, Result};
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
@@ -55,38 +60,127 @@ pub extern "C" fn ferrolite_last_error() -> *const c_char {
     LAST_ERROR.with(|e| e.borrow().as_ptr())
 }
 
+/// How [`ferrolite_open_with_options`] runs a model (`FerroliteOptions` in ferrolite.h).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct FerroliteOptions {
+    /// Threads in all, the calling one included; 0: one per big core (of `cpus` if given).
+    pub threads: i32,
+    /// CPUs to run on as a Linux CPU list ("0-3,5"); NULL: the big cores.
+    pub cpus: *const c_char,
+    /// 1: pin each worker thread to a CPU of its own (the default); 0: leave them to the OS.
+    pub pin: i32,
+}
+
+impl Default for FerroliteOptions {
+    fn default() -> Self {
+        FerroliteOptions {
+            threads: 0,
+            cpus: std::ptr::null(),
+            pin: 1,
+        }
+    }
+}
+
+/// The session options `opts` asks for.
+///
+/// # Safety
+/// `opts.cpus` must be NULL or a NUL-terminated string.
+unsafe fn session_options(opts: &FerroliteOptions) -> Result<SessionOptions> {
+    let threads = match opts.threads {
+        0 => None,
+        n if n > 0 => Some(n as usize),
+        n => {
+            return Err(invalid(&format!(
+                "threads {n}: give a positive thread count, or 0 for the default"
+            )))
+        }
+    };
+    let cpus = if opts.cpus.is_null() {
+        None
+    } else {
+        // SAFETY: the caller passes a NUL-terminated string (checked non-NULL above).
+        let text = unsafe { CStr::from_ptr(opts.cpus) };
+        let text = text.to_str().map_err(|_| invalid("cpus is not UTF-8"))?;
+        Some(parse_cpu_list(text).map_err(Error::Input)?)
+    };
+    let pin = match opts.pin {
+        0 => false,
+        1 => true,
+        n => return Err(invalid(&format!("pin {n}: give 1 (pin) or 0 (do not pin)"))),
+    };
+    Ok(SessionOptions {
+        threads,
+        cpus,
+        pin,
+        ..SessionOptions::default()
+    })
+}
+
+/// Open and validate the bundle at `path` (memory-mapped) and prepare it with `opts`.
+///
+/// # Safety
+/// `path` must be NULL or a NUL-terminated string; `opts.cpus` NULL or one.
+unsafe fn open_with(path: *const c_char, opts: &FerroliteOptions) -> Result<*mut FerroliteModel> {
+    if path.is_null() {
+        return Err(invalid("path is NULL"));
+    }
+    // SAFETY: forwarded caller contract.
+    let options = unsafe { session_options(opts) }?;
+    // SAFETY: the caller passes a NUL-terminated string (checked non-NULL above).
+    let path = unsafe { CStr::from_ptr(path) };
+    let path = path.to_str().map_err(|_| invalid("path is not UTF-8"))?;
+    let model = Arc::new(bundle::load(Path::new(path))?);
+    let labels = model
+        .meta
+        .labels
+        .iter()
+        .map(|l| CString::new(l.replace('\0', " ")).unwrap_or_default())
+        .collect();
+    let session = Session::with_options(model, options)?;
+    let isa = CString::new(session.isa()).unwrap_or_default();
+    Ok(Box::into_raw(Box::new(FerroliteModel {
+        session,
+        labels,
+        isa,
+    })))
+}
+
 /// Open and validate the bundle at `path` (memory-mapped) and prepare it for the best
-/// kernels of this CPU (or `FERROLITE_ISA`). NULL on error.
+/// kernels of this CPU (or `FERROLITE_ISA`), on one thread per big core. NULL on error.
 ///
 /// # Safety
 /// `path` must be NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn ferrolite_open(path: *const c_char) -> *mut FerroliteModel {
-    guarded(std::ptr::null_mut(), || {
-        if path.is_null() {
-            return Err(invalid("path is NULL"));
-        }
-        // SAFETY: the caller passes a NUL-terminated string (checked non-NULL above).
-        let path = unsafe { CStr::from_ptr(path) };
-        let path = path.to_str().map_err(|_| invalid("path is not UTF-8"))?;
-        let model = Arc::new(bundle::load(Path::new(path))?);
-        let labels = model
-            .meta
-            .labels
-            .iter()
-            .map(|l| CString::new(l.replace('\0', " ")).unwrap_or_default())
-            .collect();
-        let session = Session::new(model)?;
-        let isa = CString::new(session.isa()).unwrap_or_default();
-        Ok(Box::into_raw(Box::new(FerroliteModel {
-            session,
-            labels,
-            isa,
-        })))
+    // SAFETY: forwarded caller contract; the default options hold no pointer.
+    guarded(std::ptr::null_mut(), || unsafe {
+        open_with(path, &FerroliteOptions::default())
     })
 }
 
-/// Free a model from [`ferrolite_open`] (NULL is ignored).
+/// [`ferrolite_open`] with options: the thread count, the CPUs and pinning (`opts` NULL: the
+/// defaults). NULL on error, e.g. a negative thread count, a malformed CPU list or a CPU
+/// that is not online.
+///
+/// # Safety
+/// `path` must be NULL or a NUL-terminated string; `opts` NULL or a valid
+/// `FerroliteOptions` whose `cpus` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn ferrolite_open_with_options(
+    path: *const c_char,
+    opts: *const FerroliteOptions,
+) -> *mut FerroliteModel {
+    guarded(std::ptr::null_mut(), || {
+        // SAFETY: the caller passes NULL or a valid options struct.
+        let opts = unsafe { opts.as_ref() }.copied().unwrap_or_default();
+        // SAFETY: forwarded caller contract.
+        unsafe { open_with(path, &opts) }
+    })
+}
+
+/// Free a model from [`ferrolite_open`] or [`ferrolite_open_with_options`] (NULL is
+/// ignored).
 ///
 /// # Safety
 /// `model` must be NULL or a pointer from `ferrolite_open` not yet closed.
@@ -116,6 +210,18 @@ pub unsafe extern "C" fn ferrolite_isa(model: *const FerroliteModel) -> *const c
         Ok(m) => m.isa.as_ptr(),
         Err(_) => c"".as_ptr(),
     }
+}
+
+/// Threads a run uses, the calling one included (0 for NULL).
+///
+/// # Safety
+/// `model` must be NULL or a live pointer from `ferrolite_open`.
+#[no_mangle]
+pub unsafe extern "C" fn ferrolite_threads(model: *const FerroliteModel) -> i32 {
+    // SAFETY: forwarded caller contract.
+    unsafe { model_ref(model) }
+        .map(|m| i32::try_from(m.session.threads()).unwrap_or(i32::MAX))
+        .unwrap_or(0)
 }
 
 /// Number of f32 values of the first input (0 for NULL).

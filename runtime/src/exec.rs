@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::kernels::f32_copy::copy_view;
+use crate::kernels::f32_copy::scalar::planar_to_interleaved;
 use crate::kernels::walk::{row_major_strides, Walk};
 use crate::kernels::{self, Kernels};
 use crate::plan::arena::{Arena, Buf, Cx, Outs, ALIGN};
@@ -106,6 +107,9 @@ pub struct Session {
     /// Walks `[tensor strides, logical strides]` per input and `[logical, tensor]` per output.
     in_walks: Vec<Walk<2>>,
     out_walks: Vec<Walk<2>>,
+    /// Per input: the NCHW -> NHWC layout change of a rank-4 input, and its parts.
+    in_layouts: Vec<Option<InputLayout>>,
+    in_parts: Vec<usize>,
     pool: Arc<Pool>,
     placement: Placement,
     /// Parts each step splits into on this session's threads.
@@ -135,8 +139,15 @@ fn parts_for(work: &Work, threads: usize, min_part_ns: u64) -> usize {
         0 => usize::MAX,
         m => (work.cost_ns / m) as usize,
     };
-    threads.min(chunks).min(by_cost).clamp(1, MAX_PARTS)
+    (threads * PARTS_PER_THREAD)
+        .min(chunks)
+        .min(by_cost)
+        .clamp(1, MAX_PARTS)
 }
+
+/// Parts per thread a large step splits into: several, so that a thread that is late or
+/// slow (preempted, on a slower core) leaves most of its share to the others.
+const PARTS_PER_THREAD: usize = 2;
 
 /// Most parts a step splits into (the claim mask is one 64-bit word).
 const MAX_PARTS: usize = 63;
@@ -188,6 +199,18 @@ impl Session {
             .iter()
             .map(|s| parts_for(&s.work, threads, opts.min_part_ns))
             .collect();
+        let in_layouts: Vec<Option<InputLayout>> = plan
+            .inputs
+            .iter()
+            .map(|&t| plan.places[t].as_ref().and_then(InputLayout::of))
+            .collect();
+        let in_parts = in_layouts
+            .iter()
+            .map(|l| {
+                l.as_ref()
+                    .map_or(1, |l| parts_for(&l.work(), threads, opts.min_part_ns))
+            })
+            .collect();
         let pin_caller = if opts.pin_caller {
             placement.pin.first().copied()
         } else {
@@ -203,6 +226,8 @@ impl Session {
             outputs,
             in_walks,
             out_walks,
+            in_layouts,
+            in_parts,
             pool,
             placement,
             parts,
@@ -363,6 +388,19 @@ impl Session {
                     data.len()
                 )));
             }
+            if let Some(l) = &self.in_layouts[i] {
+                let arena = Arena::new(&mut *arena);
+                let outs = [crate::plan::arena::Out::f32(p.loc, l.block * l.c)];
+                let parts = self.in_parts[i];
+                split_run(&self.pool, &l.work(), parts, &|_, units| {
+                    // SAFETY: `split_run` hands out disjoint unit ranges, and nothing else
+                    // touches the input's region while it is written.
+                    let mut out = unsafe { Outs::new(arena, &outs, units.clone()) };
+                    l.write(data, units, out.f32(0)?);
+                    Ok(())
+                })?;
+                continue;
+            }
             let dst = &mut arena[p.loc.off..p.loc.off + p.loc.len];
             copy_view(copy, &self.in_walks[i], data, 0, dst, 0);
         }
@@ -401,6 +439,54 @@ impl Session {
                 Buf::Const => &plan.consts[p.loc.off..p.loc.off + p.loc.len],
             };
             copy_view(copy, &self.out_walks[i], src, 0, &mut self.outputs[i], 0);
+        }
+    }
+}
+
+/// An NCHW model input stored channels-last: its units are blocks of pixels.
+#[derive(Debug, Clone, Copy)]
+struct InputLayout {
+    n: usize,
+    c: usize,
+    pixels: usize,
+    block: usize,
+}
+
+impl InputLayout {
+    /// The layout change of a rank-4 channels-last input place.
+    fn of(p: &crate::plan::arena::Place) -> Option<InputLayout> {
+        let [n, c, h, w] = p.shape[..] else {
+            return None;
+        };
+        (p.strides == [h * w * c, 1, w * c, c] && c > 0).then_some(InputLayout {
+            n,
+            c,
+            pixels: h * w,
+            block: 1024,
+        })
+    }
+
+    fn work(&self) -> Work {
+        let px = self.n * self.pixels;
+        Work::moves(px.div_ceil(self.block), 1, (8 * px * self.c) as u64)
+    }
+
+    /// Write the pixels of blocks `units` of the planar `x` into `y` (their interleaved part).
+    fn write(&self, x: &[f32], units: std::ops::Range<usize>, y: &mut [f32]) {
+        let total = self.n * self.pixels;
+        let (mut p, end) = (
+            units.start * self.block,
+            (units.end * self.block).min(total),
+        );
+        let mut at = 0;
+        while p < end {
+            let (img, q) = (p / self.pixels, p % self.pixels);
+            let stop = (q + end - p).min(self.pixels);
+            let plane = &x[img * self.pixels * self.c..(img + 1) * self.pixels * self.c];
+            let len = (stop - q) * self.c;
+            planar_to_interleaved(self.c, self.pixels, q..stop, plane, &mut y[at..at + len]);
+            at += len;
+            p += stop - q;
         }
     }
 }
@@ -500,40 +586,60 @@ fn run_step(
     scratch: &Scratch<'_>,
     pool: &Pool,
 ) -> Result<()> {
-    let run_part = |t: usize, units: std::ops::Range<usize>| -> Result<()> {
+    split_run(pool, &planned.work, parts, &|t, units| {
         // SAFETY: thread index `t` runs on one thread only (see `Scratch`).
         let s = unsafe { scratch.get(t) };
         let mut cx = Cx::new(k, arena, consts, &planned.outs, s);
-        // SAFETY: the parts of one step have disjoint unit ranges (`Work::part`), and no other
-        // code touches the step's outputs while it runs.
+        // SAFETY: `split_run` hands out disjoint unit ranges of this step, and no other code
+        // touches the step's outputs while it runs.
         let mut outs = unsafe { Outs::new(arena, &planned.outs, units) };
         step.run(&mut cx, &mut outs)
-    };
+    })
+}
+
+/// Run `f(thread, units)` over `parts` disjoint ranges covering `work`'s units: on the
+/// calling thread for one part, else on the pool. Parts are claimed: thread `t` owns a
+/// contiguous run of them and takes its own in order first (consecutive steps give a thread
+/// the same region of the image, so its cache stays warm), then steals the last free part of
+/// the others, so a late or slow thread leaves what it has not started to the rest. The
+/// first error wins.
+fn split_run(
+    pool: &Pool,
+    work: &Work,
+    parts: usize,
+    f: &(dyn Fn(usize, std::ops::Range<usize>) -> Result<()> + Sync),
+) -> Result<()> {
     if parts <= 1 {
-        return run_part(0, 0..planned.work.units);
+        return f(0, 0..work.units);
     }
     let failed: Mutex<Option<Error>> = Mutex::new(None);
-    // Parts are claimed, thread `t` trying part `t` first (so consecutive steps give a
-    // thread the same region of the image and its cache stays warm), then any part still
-    // unclaimed: a late or slow thread leaves its part to the others.
     let claimed = AtomicU64::new(0);
     let claim = |p: usize| claimed.fetch_or(1 << p, Ordering::AcqRel) & (1 << p) == 0;
+    let threads = pool.threads();
+    let all = (1u64 << parts) - 1;
     pool.run(&|t| {
-        let mut next = if t < parts { t } else { 0 };
-        loop {
-            if claim(next) {
-                if let Err(e) = run_part(t, planned.work.part(next, parts)) {
-                    failed
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .get_or_insert(e);
-                }
+        let run = |p: usize| {
+            if let Err(e) = f(t, work.part(p, parts)) {
+                failed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(e);
             }
-            let free = !claimed.load(Ordering::Acquire) & ((1u64 << parts) - 1);
+        };
+        for p in t * parts / threads..(t + 1) * parts / threads {
+            if claim(p) {
+                run(p);
+            }
+        }
+        loop {
+            let free = !claimed.load(Ordering::Acquire) & all;
             if free == 0 {
                 return;
             }
-            next = free.trailing_zeros() as usize;
+            let p = 63 - free.leading_zeros() as usize;
+            if claim(p) {
+                run(p);
+            }
         }
     })
     .map_err(Error::Unsupported)?;

@@ -171,8 +171,12 @@ fn ticks(tasks: &[std::path::PathBuf]) -> u64 {
 fn idle_workers_park_and_use_no_cpu() {
     let pool = Pool::new(3, None);
     let tasks = Mutex::new(vec![std::path::PathBuf::new(); 3]);
-    pool.run(&|t| tasks.lock().unwrap()[t] = own_task())
-        .unwrap();
+    pool.run(&|t| {
+        tasks.lock().unwrap()[t] = own_task();
+        // Long enough for both workers to join.
+        std::thread::sleep(Duration::from_millis(50));
+    })
+    .unwrap();
     let workers = tasks.into_inner().unwrap()[1..].to_vec();
     assert!(workers.iter().all(|w| w.exists()), "{workers:?}");
     for _ in 0..1000 {

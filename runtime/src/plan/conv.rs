@@ -46,9 +46,10 @@ pub(crate) fn window_geom(
     }
 }
 
-/// Work of a window step over output rows.
-pub(crate) fn rows_work(g: &ConvGeom, macs: u64) -> Work {
-    Work::compute(g.n * g.oh, 1, macs)
+/// Work of a window step over output rows, its activations `size` bytes per element.
+pub(crate) fn rows_work(g: &ConvGeom, macs: u64, size: usize) -> Work {
+    let bytes = size * g.n * (g.h * g.w * g.c + g.oh * g.ow * g.o);
+    Work::compute(g.n * g.oh, 1, macs, bytes as u64)
 }
 
 /// The slices of one band: its input rows, and its place in a unit range's output slice
@@ -86,7 +87,7 @@ impl Step for Conv {
     fn work(&self) -> Work {
         let g = &self.geom;
         let macs = g.n * g.oh * g.ow * g.o * (g.c / g.groups.max(1)) * g.kh * g.kw;
-        rows_work(g, macs as u64)
+        rows_work(g, macs as u64, 4)
     }
 
     fn run(&self, cx: &mut Cx<'_>, out: &mut Outs<'_>) -> Result<()> {
@@ -135,7 +136,7 @@ impl Step for DwConvF16 {
 
     fn work(&self) -> Work {
         let g = &self.geom;
-        rows_work(g, (g.n * g.oh * g.ow * g.c * g.kh * g.kw) as u64)
+        rows_work(g, (g.n * g.oh * g.ow * g.c * g.kh * g.kw) as u64, 4)
     }
 
     fn run(&self, cx: &mut Cx<'_>, out: &mut Outs<'_>) -> Result<()> {
@@ -181,7 +182,7 @@ impl Step for QDw {
 
     fn work(&self) -> Work {
         let g = &self.geom;
-        rows_work(g, (g.n * g.oh * g.ow * g.c * g.kh * g.kw) as u64)
+        rows_work(g, (g.n * g.oh * g.ow * g.c * g.kh * g.kw) as u64, 1)
     }
 
     fn run(&self, cx: &mut Cx<'_>, out: &mut Outs<'_>) -> Result<()> {
@@ -351,9 +352,7 @@ pub(crate) fn lower(p: &mut Planner<'_>, i: usize, byte_input: bool) -> Result<L
             k: g.c,
             act: c.act,
             out: c.out.loc,
-            split: Split::Rows {
-                grain: k.f32_gemm.tile_rows(),
-            },
+            split: Split::for_gemm(m, g.o, k.f32_gemm.tile_rows()),
         };
         return Ok(Lowered::new(step, k.f32_gemm.name, macs, params));
     }
@@ -526,8 +525,13 @@ fn lower_q8(p: &mut Planner<'_>, i: usize) -> Result<Lowered> {
         out: out.loc,
         ldc: o,
         out_f32,
-        split: Split::Rows {
-            grain: p.k.qs8_gemm.tile_rows(),
+        // Panels of a single row only for one group (a panel must not straddle groups).
+        split: if geom.groups == 1 {
+            Split::for_gemm(m, o, p.k.qs8_gemm.tile_rows())
+        } else {
+            Split::Rows {
+                grain: p.k.qs8_gemm.tile_rows(),
+            }
         },
     };
     Ok(Lowered::new(step, p.k.qs8_gemm.name, macs, params))

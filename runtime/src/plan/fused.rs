@@ -233,7 +233,7 @@ impl Step for InvertedResidual {
     }
 
     fn work(&self) -> Work {
-        rows_work(&self.dw, self.macs)
+        rows_work(&self.dw, self.macs, 4)
     }
 
     fn scratch(&self) -> usize {

@@ -38,11 +38,15 @@ impl Split {
         }
     }
 
-    fn work(self, m: usize, n: usize, macs: u64) -> Work {
+    /// The work of an `m x n x k` product whose operands take `size` bytes per element
+    /// (`b_size` for the weights).
+    fn work(self, [m, n, k]: [usize; 3], size: usize, b_size: usize) -> Work {
+        let macs = (m * n * k) as u64;
+        let bytes = (size * (m * k + m * n) + b_size * k * n) as u64;
         match self {
             Split::Whole => Work::single(),
-            Split::Rows { grain } => Work::compute(m, grain, macs),
-            Split::Panels => Work::compute(n.div_ceil(NR), 1, macs),
+            Split::Rows { grain } => Work::compute(m, grain, macs, bytes),
+            Split::Panels => Work::compute(n.div_ceil(NR), 1, macs, bytes),
         }
     }
 
@@ -83,8 +87,7 @@ impl Step for Gemm {
     }
 
     fn work(&self) -> Work {
-        let macs = (self.m * self.n * self.k) as u64;
-        self.split.work(self.m, self.n, macs)
+        self.split.work([self.m, self.n, self.k], 4, 4)
     }
 
     fn scratch(&self) -> usize {
@@ -206,7 +209,7 @@ impl Step for GemmF16 {
     }
 
     fn work(&self) -> Work {
-        Work::compute(self.m, self.grain, (self.m * self.n * self.k) as u64)
+        Split::Rows { grain: self.grain }.work([self.m, self.n, self.k], 4, 2)
     }
 
     fn run(&self, cx: &mut Cx<'_>, out: &mut Outs<'_>) -> Result<()> {
@@ -258,7 +261,8 @@ impl Step for GroupGemm {
     }
 
     fn work(&self) -> Work {
-        Work::compute(self.m, self.grain, (self.m * self.o * self.cg) as u64)
+        // As one GEMM with the groups' k: the MACs and the weights are those of the groups.
+        Split::Rows { grain: self.grain }.work([self.m, self.o, self.cg], 4, 4)
     }
 
     fn run(&self, cx: &mut Cx<'_>, out: &mut Outs<'_>) -> Result<()> {
@@ -476,8 +480,9 @@ impl Step for QGemm {
     }
 
     fn work(&self) -> Work {
-        let macs: usize = self.groups.iter().map(|g| self.m * g.n * g.k).sum();
-        self.split.work(self.m, self.ldc, macs as u64)
+        let k: usize = self.groups.iter().map(|g| g.k).max().unwrap_or(0);
+        let n: usize = self.groups.iter().map(|g| g.n).sum();
+        self.split.work([self.m, n, k], 1, 1)
     }
 
     fn scratch(&self) -> usize {

@@ -52,7 +52,11 @@ impl Step for Pool {
 
     fn work(&self) -> Work {
         let g = &self.geom;
-        rows_work(g, (g.n * g.oh * g.ow * g.c * g.kh * g.kw) as u64)
+        let size = match self.window {
+            Window::QMax | Window::QAvg { .. } => 1,
+            _ => 4,
+        };
+        rows_work(g, (g.n * g.oh * g.ow * g.c * g.kh * g.kw) as u64, size)
     }
 
     fn run(&self, cx: &mut Cx<'_>, out: &mut Outs<'_>) -> Result<()> {

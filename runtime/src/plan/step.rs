@@ -38,12 +38,13 @@ impl Work {
         }
     }
 
-    /// Compute-bound work of `macs` multiply-accumulates over `units`.
-    pub fn compute(units: usize, grain: usize, macs: u64) -> Work {
+    /// Work of `macs` multiply-accumulates reading and writing `bytes` over `units`: its cost
+    /// is whichever bound is higher (a single-row GEMM is bound by streaming its weights).
+    pub fn compute(units: usize, grain: usize, macs: u64, bytes: u64) -> Work {
         Work {
             units,
             grain: grain.max(1),
-            cost_ns: macs / MACS_PER_NS,
+            cost_ns: (macs / MACS_PER_NS).max(bytes / BYTES_PER_NS),
         }
     }
 

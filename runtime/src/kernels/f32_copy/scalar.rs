@@ -40,3 +40,61 @@ pub fn interleave2<T: Copy>(
         }
     }
 }
+
+/// Planar to interleaved: `y[p*c + ch] = x[ch*pixels + p]` for pixels `p` in `range` of one
+/// image (an NCHW model input stored NHWC); `y` starts at pixel `range.start`.
+pub fn planar_to_interleaved(
+    c: usize,
+    pixels: usize,
+    range: std::ops::Range<usize>,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    let y = &mut y[..range.len() * c];
+    match c {
+        1 => y.copy_from_slice(&x[range]),
+        3 => {
+            let (r, g, b) = (
+                &x[range.clone()],
+                &x[pixels..][range.clone()],
+                &x[2 * pixels..],
+            );
+            let b = &b[range];
+            for (((o, &r), &g), &b) in y.chunks_exact_mut(3).zip(r).zip(g).zip(b) {
+                o[0] = r;
+                o[1] = g;
+                o[2] = b;
+            }
+        }
+        _ => {
+            for (i, o) in y.chunks_exact_mut(c).enumerate() {
+                for (ch, v) in o.iter_mut().enumerate() {
+                    *v = x[ch * pixels + range.start + i];
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::planar_to_interleaved;
+
+    /// Every channel count path against the index formula, on a sub-range of pixels.
+    #[test]
+    fn planar_to_interleaved_matches_the_formula() {
+        for c in [1, 3, 4] {
+            let pixels = 37;
+            let x: Vec<f32> = (0..c * pixels).map(|i| i as f32).collect();
+            for range in [0..pixels, 5..23, 36..37] {
+                let mut y = vec![-1.0; range.len() * c];
+                planar_to_interleaved(c, pixels, range.clone(), &x, &mut y);
+                for (i, p) in range.clone().enumerate() {
+                    for ch in 0..c {
+                        assert_eq!(y[i * c + ch], x[ch * pixels + p], "c {c} pixel {p}");
+                    }
+                }
+            }
+        }
+    }
+}
