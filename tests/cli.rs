@@ -294,7 +294,15 @@ fn bench_reports_statistics_profile_and_peer() {
         assert!(v[key].as_f64().unwrap() > 0.0, "{key} in {out}");
     }
     assert_eq!(v["runs"], 5);
-    assert_eq!(v["threads"], 1);
+    // By default one thread per big core, on those cores.
+    let threads = v["threads"].as_u64().unwrap();
+    let cpus = v["cpus"].as_array().unwrap();
+    assert!(threads >= 1 && cpus.len() as u64 >= threads, "{out}");
+    assert!(v["pinned"].is_boolean(), "{out}");
+    assert_eq!(
+        v["tract_threads"], threads,
+        "tract runs on as many threads: {out}"
+    );
     assert!(v["isa"].is_string());
     let min = v["min_ms"].as_f64().unwrap();
     assert!(
@@ -319,10 +327,140 @@ fn bench_reports_statistics_profile_and_peer() {
         &["bench", s(&bundle), "--compare", "tract"],
         "needs the ONNX model",
     );
-    fails(
-        &["bench", s(&onnx), "--threads", "4"],
-        "only single-threaded",
+}
+
+/// `bench --threads N` runs (and reports) N threads, and says where they run.
+#[test]
+fn bench_reports_its_threads_and_cores() {
+    let dir = scratch("bench_reports_its_threads_and_cores");
+    let onnx = small_cnn(&dir);
+    let json = quick_bench(&["bench", s(&onnx), "--json", "--threads", "2"]);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(v["threads"], 2, "{json}");
+    assert!(!v["cpus"].as_array().unwrap().is_empty(), "{json}");
+    assert!(v["pinned"].is_boolean(), "{json}");
+    let text = quick_bench(&["bench", s(&onnx), "--threads", "2", "--cpus", "0"]);
+    assert!(
+        text.contains("threads: 2 on CPUs 0 (unpinned); topology: "),
+        "{text}"
     );
+    assert!(text.contains("big core"), "{text}");
+    let prof = quick_bench(&["bench", s(&onnx), "--threads", "1", "--profile"]);
+    assert!(prof.contains("parts"), "{prof}");
+    assert!(prof.contains("threads: 1 on CPUs "), "{prof}");
+    let json = quick_bench(&[
+        "bench",
+        "--zoo",
+        "mobilenet_v3_small?resolution=96",
+        "--threads",
+        "2",
+        "--compare",
+        "tract",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(v["threads"], 2, "{json}");
+    assert_eq!(v["tract_threads"], 2, "{json}");
+    assert!(
+        v["models"][0]["tract_median_ms"].as_f64().unwrap() > 0.0,
+        "{json}"
+    );
+    let info = ok(&["inspect", s(&onnx), "--threads", "2", "--cpus", "0"]);
+    assert!(info.contains("threads    2 on CPUs 0 (unpinned)"), "{info}");
+    assert!(info.contains("parts"), "{info}");
+    assert!(info.contains("split steps"), "{info}");
+}
+
+/// A bad `--threads` / `--cpus` is an `error:` line (the CPU list parser's own words), not a
+/// panic, on every command that runs a model.
+#[test]
+fn bad_thread_options_fail_clearly() {
+    let dir = scratch("bad_thread_options_fail_clearly");
+    let onnx = small_cnn(&dir);
+    let x = dir.join("x.npy");
+    write_npy(&x, &[1, 3, 8, 8], &values(3 * 64));
+    let y = dir.join("never.npy");
+    let image = "models/samples/n07753592_862_banana.jpg";
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["run", s(&onnx), "--input", s(&x), "--output", s(&y)],
+        vec!["bench", s(&onnx), "--runs", "1"],
+        vec!["bench", "--zoo", "mobilenet_v3_small", "--runs", "1"],
+        vec!["inspect", s(&onnx)],
+        vec!["classify", image],
+        vec![
+            "eval",
+            "models/efficientnet_lite0.flb",
+            "--images",
+            "models/samples",
+        ],
+    ];
+    for cmd in &commands {
+        for (opt, value, expect) in [
+            (
+                "--threads",
+                "0",
+                "error: --threads 0: at least one thread is needed",
+            ),
+            (
+                "--cpus",
+                "99999",
+                "error: --cpus \"99999\": CPU 99999 is above the highest supported CPU",
+            ),
+            (
+                "--cpus",
+                "x",
+                "error: --cpus \"x\": \"x\" is not a CPU number",
+            ),
+            ("--cpus", "3-1", "descending range"),
+            ("--cpus", "4095", "CPU 4095 is not online"),
+        ] {
+            let mut args = cmd.clone();
+            args.extend([opt, value]);
+            fails(&args, expect);
+        }
+    }
+    assert!(!y.exists());
+}
+
+/// `run --threads N` writes the same bytes for every N, on an fp32 and an int8 model.
+#[test]
+fn run_outputs_do_not_depend_on_the_thread_count() {
+    let dir = scratch("run_outputs_do_not_depend_on_the_thread_count");
+    for (name, model, side) in [
+        ("fp32", "zoo:mobilenet_v3_small", 224u64),
+        ("int8", "models/efficientnet_lite0.flb", 224),
+    ] {
+        let x = dir.join(format!("{name}-x.npy"));
+        let n = (3 * side * side) as usize;
+        write_npy(&x, &[1, 3, side, side], &values(n));
+        let mut first: Option<Vec<u8>> = None;
+        for threads in ["1", "2", "3", "4"] {
+            let y = dir.join(format!("{name}-y{threads}.npy"));
+            let args = [
+                "run",
+                model,
+                "--input",
+                s(&x),
+                "--output",
+                s(&y),
+                "--threads",
+                threads,
+            ];
+            ok(&args);
+            let bytes = std::fs::read(&y).unwrap();
+            match &first {
+                None => {
+                    let (_, v) = read_npy(&y);
+                    assert!(v.iter().any(|&v| v != 0.0), "{name}: all zero");
+                    first = Some(bytes);
+                }
+                Some(want) => assert!(
+                    &bytes == want,
+                    "{name}: --threads {threads} writes other bytes than --threads 1"
+                ),
+            }
+        }
+    }
 }
 
 /// The numbers of a `bench --zoo` table row: min, median, max ms and GMAC/s.
@@ -462,7 +600,8 @@ fn bench_zoo_refuses_bad_requests() {
         !chart.exists(),
         "a refused benchmark leaves no chart behind"
     );
-    fails_with(&["--zoo", "--threads", "2"], "only single-threaded");
+    fails_with(&["--zoo", "--threads", "0"], "at least one thread");
+    fails_with(&["--zoo", "--cpus", ""], "the CPU list is empty");
 }
 
 /// `zoo list` lists the whole zoo with counts; `zoo export` writes ONNX that tract runs and a

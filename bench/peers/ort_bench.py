@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""Time ONNX Runtime (CPU, one thread) on an ONNX model and print one JSON object.
+"""Time ONNX Runtime (CPU execution provider) on an ONNX model and print one JSON line.
 
-  python3 ort_bench.py MODEL.onnx [--shape 1,3,224,224] [--runs 20] [--warmup 5]
+  python3 ort_bench.py MODEL.onnx [--shape 1,3,224,224] [--runs 20] [--warmup 5] [--threads 1]
 
-Prints {"median_ms", "min_ms", "p90_ms", "runs", "version"}. Used by the `compare` harness
-of ferrolite-bench as the ONNX Runtime peer (pip install onnxruntime numpy).
+Prints {"median_ms", "min_ms", "p90_ms", "runs", "threads", "version"} (times of single
+`run` calls, perf_counter). --threads N sets intra_op_num_threads=N with inter_op_num_threads=1
+and sequential execution; for N>1 ORT's defaults stay as they are (its worker threads spin
+between ops), N=1 is the single-threaded session used so far. Pin the process from outside
+(`taskset -c ...`) to choose the cores. The input is a fixed deterministic pattern in [-1, 1).
+Used by the `compare` harness of ferrolite-bench and by bench/threads.py as the ONNX Runtime
+peer (pip install onnxruntime numpy; bench/peers/requirements.txt has the pins).
 """
 import argparse
 import json
@@ -20,9 +25,12 @@ def main():
     ap.add_argument("--shape", default=None)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
     args = ap.parse_args()
+    if args.threads < 1:
+        ap.error("--threads must be at least 1")
     so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
+    so.intra_op_num_threads = args.threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -48,6 +56,7 @@ def main():
         "min_ms": times[0],
         "p90_ms": times[min(len(times) - 1, int(np.ceil(0.9 * len(times))) - 1)],
         "runs": len(times),
+        "threads": args.threads,
         "version": ort.__version__,
     }))
 

@@ -184,8 +184,7 @@ impl Session {
             None => {
                 let p = Placement::detect(opts.threads, opts.cpus.as_deref(), opts.pin)
                     .map_err(Error::Input)?;
-                let pin = (!p.pin.is_empty()).then_some(p.pin.as_slice());
-                (Arc::new(Pool::new(p.threads, pin)), p)
+                (Arc::new(Pool::placed(&p)), p)
             }
         };
         let threads = pool.threads();
@@ -648,3 +647,11 @@ fn split_run(
         None => Ok(()),
     }
 }
+
+// A session moves between threads (the C API, Python) and its pool is shared by reference.
+const _: () = {
+    const fn send<T: Send>() {}
+    const fn sync<T: Send + Sync>() {}
+    send::<Session>();
+    sync::<Pool>();
+};

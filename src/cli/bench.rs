@@ -9,13 +9,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use ferrolite_models::zoo::{self, ZooModel};
-use ferrolite_runtime::exec::Session;
+use ferrolite_runtime::exec::{Session, SessionOptions};
 use ferrolite_runtime::meta::Precision;
 use ferrolite_runtime::stats::LatencyStats;
+use ferrolite_runtime::threads::topology::format_cpu_list;
+use ferrolite_runtime::threads::{Placement, Pool, Topology};
 use ferrolite_runtime::Model;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{load, ModelArgs, ModelSource, PrecisionArg};
+use super::inspect::parts_cell;
+use super::{load, pinned, placement_line, ModelArgs, ModelSource, PrecisionArg, ThreadArgs};
 
 /// A runtime to compare against.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq)]
@@ -40,9 +43,6 @@ pub struct BenchArgs {
     /// weights are random, so only the speed is meaningful).
     #[arg(long, value_enum)]
     precision: Option<PrecisionArg>,
-    /// Worker threads (1: single-threaded execution).
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
     /// Timed runs (per model).
     #[arg(long, default_value_t = 100)]
     runs: usize,
@@ -55,7 +55,8 @@ pub struct BenchArgs {
     /// Print a per-op time table.
     #[arg(long)]
     profile: bool,
-    /// Also run this peer on the same ONNX model, interleaved with ours.
+    /// Also run this peer on the same ONNX model, interleaved with ours (on as many threads
+    /// as ours).
     #[arg(long, value_enum)]
     compare: Option<Peer>,
     /// Write an SVG chart: median latency per model with min-max whiskers (--zoo), or time
@@ -64,6 +65,8 @@ pub struct BenchArgs {
     plot: Option<PathBuf>,
     #[command(flatten)]
     model_args: ModelArgs,
+    #[command(flatten)]
+    thread_args: ThreadArgs,
 }
 
 /// Deterministic input values in [-1, 1].
@@ -75,19 +78,52 @@ fn input_values(n: usize) -> Vec<f32> {
 
 #[cfg(feature = "onnx")]
 mod tract_peer {
-    use anyhow::{Context, Result};
+    use anyhow::{anyhow, Context, Result};
+    use ferrolite_quantize::tract_onnx::prelude::multithread::{multithread_tract_scope, Executor};
     use ferrolite_quantize::tract_onnx::prelude::*;
+    use ferrolite_runtime::threads::topology::pin_current_thread;
     use std::path::Path;
     use std::sync::Arc;
 
-    /// tract's optimized plan of an ONNX model with a fixed input.
+    /// tract's optimized plan of an ONNX model with a fixed input, and the executor it runs
+    /// on with more than one thread.
     pub struct TractPeer {
         plan: Arc<TypedRunnableModel>,
         input: TValue,
+        executor: Option<Executor>,
+        threads: usize,
+    }
+
+    /// tract's multi-threaded executor: a rayon pool of `threads` workers (tract-linalg's
+    /// `multithread-mm` feature, which this build turns on), started from a helper thread
+    /// confined to `cpus` so the workers inherit that CPU set rather than the affinity of the
+    /// calling thread (which the CLI pins to one CPU once it has run a model).
+    fn executor(threads: usize, cpus: &[usize]) -> Result<Executor> {
+        let cpus = cpus.to_vec();
+        std::thread::Builder::new()
+            .name("tract-pool-start".into())
+            .spawn(move || {
+                if !cpus.is_empty() {
+                    // A refusal leaves the workers where the OS puts them.
+                    let _ = pin_current_thread(&cpus);
+                }
+                Executor::multithread_with_name(threads, "tract")
+            })
+            .context("cannot start tract's thread pool")?
+            .join()
+            .map_err(|_| anyhow!("tract could not start a {threads}-thread pool"))
     }
 
     impl TractPeer {
-        pub fn new(path: &Path, shape: &[usize], data: &[f32]) -> Result<Self> {
+        /// Plan the model; with `threads` > 1, tract runs on a pool of that many threads
+        /// allowed on `cpus` (tract's own default is one thread).
+        pub fn new(
+            path: &Path,
+            shape: &[usize],
+            data: &[f32],
+            threads: usize,
+            cpus: &[usize],
+        ) -> Result<Self> {
             let plan = ferrolite_quantize::tract_onnx::onnx()
                 .model_for_path(path)?
                 .with_input_fact(0, f32::fact(shape).into())?
@@ -95,11 +131,28 @@ mod tract_peer {
                 .into_runnable()
                 .with_context(|| format!("tract cannot run {}", path.display()))?;
             let input = Tensor::from_shape(shape, data)?.into();
-            Ok(TractPeer { plan, input })
+            // tract treats a one-thread pool as "use rayon's global pool": one thread is
+            // its default single-threaded executor.
+            let executor = (threads > 1).then(|| executor(threads, cpus)).transpose()?;
+            Ok(TractPeer {
+                plan,
+                input,
+                executor,
+                threads: threads.max(1),
+            })
+        }
+
+        /// Threads tract runs on.
+        pub fn threads(&self) -> usize {
+            self.threads
         }
 
         pub fn run(&self) -> Result<()> {
-            self.plan.run(tvec![self.input.clone()])?;
+            let input = tvec![self.input.clone()];
+            match &self.executor {
+                Some(e) => multithread_tract_scope(e.clone(), || self.plan.run(input))?,
+                None => self.plan.run(input)?,
+            };
             Ok(())
         }
     }
@@ -113,8 +166,12 @@ mod tract_peer {
     pub struct TractPeer;
 
     impl TractPeer {
-        pub fn new(_: &Path, _: &[usize], _: &[f32]) -> Result<Self> {
+        pub fn new(_: &Path, _: &[usize], _: &[f32], _: usize, _: &[usize]) -> Result<Self> {
             bail!("--compare tract needs a build with the `onnx` feature")
+        }
+
+        pub fn threads(&self) -> usize {
+            1
         }
 
         pub fn run(&self) -> Result<()> {
@@ -131,8 +188,15 @@ struct Report {
     min_ms: f64,
     max_ms: f64,
     runs: usize,
+    /// Threads ours ran on, the caller included.
     threads: usize,
+    /// The CPUs they may run on.
+    cpus: Vec<usize>,
+    /// Whether each thread was pinned to a CPU of its own.
+    pinned: bool,
     isa: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tract_threads: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tract_median_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -191,9 +255,12 @@ fn measure(
     })
 }
 
-/// A session over `model` with its deterministic inputs.
-fn session_with_inputs(model: Arc<Model>) -> Result<(Session, Vec<Vec<f32>>)> {
-    let session = Session::new(model)?;
+/// A session over `model` with `opts` and its deterministic inputs.
+fn session_with_inputs(
+    model: Arc<Model>,
+    opts: SessionOptions,
+) -> Result<(Session, Vec<Vec<f32>>)> {
+    let session = super::open_session(model, opts)?;
     let inputs = session
         .input_shapes()
         .iter()
@@ -202,13 +269,37 @@ fn session_with_inputs(model: Arc<Model>) -> Result<(Session, Vec<Vec<f32>>)> {
     Ok((session, inputs))
 }
 
-/// The tract peer on the ONNX file `onnx` for a single-input session.
-fn tract_for(onnx: &Path, session: &Session, inputs: &[Vec<f32>]) -> Result<tract_peer::TractPeer> {
+/// The tract peer on the ONNX file `onnx` for a single-input session, on as many threads as
+/// the session and allowed on the CPUs of `placement`.
+fn tract_for(
+    onnx: &Path,
+    session: &Session,
+    inputs: &[Vec<f32>],
+    placement: &Placement,
+) -> Result<tract_peer::TractPeer> {
     let shapes = session.input_shapes();
     if shapes.len() != 1 {
         bail!("--compare tract supports single-input models");
     }
-    tract_peer::TractPeer::new(onnx, &shapes[0], &inputs[0])
+    tract_peer::TractPeer::new(
+        onnx,
+        &shapes[0],
+        &inputs[0],
+        session.threads(),
+        &placement.cpus,
+    )
+}
+
+/// The line saying where tract runs.
+fn tract_line(threads: usize, placement: &Placement) -> String {
+    if threads > 1 {
+        format!(
+            "tract: {threads} threads (its rayon executor) on CPUs {}, unpinned",
+            format_cpu_list(&placement.cpus)
+        )
+    } else {
+        "tract: 1 thread".to_string()
+    }
 }
 
 /// The chart file of `--plot`, created before benchmarking so that a bad path fails at once,
@@ -263,12 +354,8 @@ impl Drop for PlotFile {
 
 /// Benchmark the model, or the zoo with `--zoo`.
 pub fn run(a: BenchArgs) -> Result<()> {
-    if a.threads != 1 {
-        bail!(
-            "--threads {}: only single-threaded execution (--threads 1) is implemented",
-            a.threads
-        );
-    }
+    // A bad --threads / --cpus fails before any model is built.
+    a.thread_args.options()?;
     if a.runs == 0 {
         bail!("--runs must be at least 1");
     }
@@ -318,7 +405,9 @@ fn bench_model(a: &BenchArgs, path: &Path, plot: Option<PlotFile>) -> Result<()>
             )?
         }
     };
-    let (mut session, inputs) = session_with_inputs(Arc::clone(&model))?;
+    let opts = a.thread_args.options()?;
+    let placement = a.thread_args.placement_of(&opts)?;
+    let (mut session, inputs) = session_with_inputs(Arc::clone(&model), opts)?;
     let peer = match a.compare {
         Some(Peer::Tract) => {
             let onnx = zoo_onnx.as_ref().map_or(path, |z| z.path.as_path());
@@ -328,7 +417,7 @@ fn bench_model(a: &BenchArgs, path: &Path, plot: Option<PlotFile>) -> Result<()>
             if is_bundle {
                 bail!("--compare tract needs the ONNX model, not a bundle");
             }
-            Some(tract_for(onnx, &session, &inputs)?)
+            Some(tract_for(onnx, &session, &inputs, &placement)?)
         }
         None => None,
     };
@@ -341,8 +430,11 @@ fn bench_model(a: &BenchArgs, path: &Path, plot: Option<PlotFile>) -> Result<()>
         min_ms: st.min_ms,
         max_ms: st.max_ms,
         runs: st.runs,
-        threads: a.threads,
+        threads: session.threads(),
+        cpus: session.placement().cpus.clone(),
+        pinned: pinned(&session),
         isa: session.isa(),
+        tract_threads: peer.as_ref().map(|p| p.threads()),
         tract_median_ms: t.tract.map(|t| t.median_ms),
         ratio_vs_tract: t.tract.map(|t| st.median_ms / t.median_ms),
     };
@@ -354,13 +446,18 @@ fn bench_model(a: &BenchArgs, path: &Path, plot: Option<PlotFile>) -> Result<()>
         return Ok(());
     }
     out!(
-        "{}  (cpu tier {}, {} thread, {} runs after {} warm-up)",
+        "{}  (cpu tier {}, {} thread{}, {} runs after {} warm-up)",
         report.model,
         report.isa,
-        a.threads,
+        report.threads,
+        if report.threads == 1 { "" } else { "s" },
         a.runs,
         a.warmup
     )?;
+    out!("{}", placement_line(&session))?;
+    if let Some(p) = &peer {
+        out!("{}", tract_line(p.threads(), &placement))?;
+    }
     out!(
         "ferrolite  median {:8.3} ms   p90 {:8.3} ms   min {:8.3} ms",
         st.median_ms,
@@ -420,7 +517,14 @@ struct ZooFailure {
 #[derive(serde::Serialize)]
 struct ZooReport {
     precision: &'static str,
+    /// Threads ours ran on, the caller included.
     threads: usize,
+    /// The CPUs they may run on.
+    cpus: Vec<usize>,
+    /// Whether each thread was pinned to a CPU of its own (in every model's session).
+    pinned: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tract_threads: Option<usize>,
     runs: usize,
     warmup: usize,
     models: Vec<ZooRow>,
@@ -471,11 +575,23 @@ fn with_units(n: u64) -> String {
     }
 }
 
+/// The threads every zoo model runs on: where they run, and the pool once the first model
+/// has made it (the later models share it, so the workers start once, from a caller whose
+/// affinity is still that of the process).
+struct ZooThreads {
+    opts: SessionOptions,
+    placement: Placement,
+    pool: Option<Arc<Pool>>,
+    /// Whether every session so far had its threads pinned.
+    pinned: bool,
+}
+
 /// Build, convert and time one zoo model.
 fn bench_zoo_model(
     a: &BenchArgs,
     m: &ZooModel,
     precision: Precision,
+    threads: &mut ZooThreads,
     bar: &ProgressBar,
 ) -> Result<ZooRow> {
     let spec = m.spec();
@@ -486,11 +602,24 @@ fn bench_zoo_model(
         p => format!("{spec}: converting to {}", precision_name(p)),
     });
     let model = Arc::new(load::convert_zoo(&onnx, precision)?);
-    let (mut session, inputs) = session_with_inputs(model)?;
+    let opts = SessionOptions {
+        pool: threads.pool.clone(),
+        ..threads.opts.clone()
+    };
+    let (mut session, inputs) = session_with_inputs(model, opts)?;
+    threads
+        .pool
+        .get_or_insert_with(|| Arc::clone(session.pool()));
+    threads.pinned &= pinned(&session);
     let peer = match a.compare {
         Some(Peer::Tract) => {
             bar.set_message(format!("{spec}: optimizing with tract"));
-            Some(tract_for(&onnx.path, &session, &inputs)?)
+            Some(tract_for(
+                &onnx.path,
+                &session,
+                &inputs,
+                &threads.placement,
+            )?)
         }
         None => None,
     };
@@ -528,6 +657,16 @@ fn bench_zoo(a: &BenchArgs, names: &[String], plot: Option<PlotFile>) -> Result<
     }
     let models = zoo_models(names)?;
     let precision = a.precision.map_or(Precision::Fp32, Precision::from);
+    let opts = a.thread_args.options()?;
+    let placement = a.thread_args.placement_of(&opts)?;
+    let mut threads = ZooThreads {
+        opts,
+        pinned: !placement.pin.is_empty(),
+        placement,
+        pool: None,
+    };
+    let n_threads = threads.placement.threads;
+    let tract_threads = a.compare.map(|_| n_threads);
     let name_width = models
         .iter()
         .map(|m| m.spec().chars().count())
@@ -540,12 +679,27 @@ fn bench_zoo(a: &BenchArgs, names: &[String], plot: Option<PlotFile>) -> Result<
     );
     if !a.json {
         out!(
-            "ferrolite zoo benchmark: {}, {} thread, {} runs after {} warm-up; times in ms",
+            "ferrolite zoo benchmark: {}, {} thread{}, {} runs after {} warm-up; times in ms",
             precision_name(precision),
-            a.threads,
+            n_threads,
+            if n_threads == 1 { "" } else { "s" },
             a.runs,
             a.warmup
         )?;
+        let p = &threads.placement;
+        out!(
+            "threads: {n_threads} on CPUs {} ({}); topology: {}",
+            format_cpu_list(&p.cpus),
+            if p.pin.is_empty() {
+                "unpinned"
+            } else {
+                "pinned"
+            },
+            Topology::detect().describe()
+        )?;
+        if let Some(t) = tract_threads {
+            out!("{}", tract_line(t, p))?;
+        }
         let peer_columns = if a.compare.is_some() {
             format!(" {:>9} {:>6}", "tract", "ratio")
         } else {
@@ -565,7 +719,7 @@ fn bench_zoo(a: &BenchArgs, names: &[String], plot: Option<PlotFile>) -> Result<
     }
     let (mut rows, mut failed) = (Vec::new(), Vec::new());
     for m in &models {
-        match bench_zoo_model(a, m, precision, &bar) {
+        match bench_zoo_model(a, m, precision, &mut threads, &bar) {
             Ok(row) => {
                 if !a.json {
                     bar.suspend(|| print_zoo_row(&row, name_width))?;
@@ -585,14 +739,17 @@ fn bench_zoo(a: &BenchArgs, names: &[String], plot: Option<PlotFile>) -> Result<
     bar.finish_and_clear();
     if let Some(file) = plot {
         if !rows.is_empty() {
-            file.write(&zoo_chart(&rows, precision, a)?)?;
+            file.write(&zoo_chart(&rows, precision, n_threads, a)?)?;
         }
     }
     let failed_names: Vec<String> = failed.iter().map(|f| f.model.clone()).collect();
     if a.json {
         let report = ZooReport {
             precision: precision_name(precision),
-            threads: a.threads,
+            threads: n_threads,
+            cpus: threads.placement.cpus.clone(),
+            pinned: threads.pinned,
+            tract_threads,
             runs: a.runs,
             warmup: a.warmup,
             models: rows,
@@ -641,15 +798,21 @@ const LOG_SCALE_SPREAD: f64 = 30.0;
 
 /// Median latency per zoo model with min-max whiskers.
 #[cfg(feature = "plot")]
-fn zoo_chart(rows: &[ZooRow], precision: Precision, a: &BenchArgs) -> Result<String> {
+fn zoo_chart(
+    rows: &[ZooRow],
+    precision: Precision,
+    threads: usize,
+    a: &BenchArgs,
+) -> Result<String> {
     use super::plot::{svg, Bar, Panel};
     let mut tiers: Vec<&str> = rows.iter().map(|r| r.isa).collect();
     tiers.dedup();
     let title = format!(
-        "ferrolite zoo · {} · cpu tier {} · {} thread",
+        "ferrolite zoo · {} · cpu tier {} · {} thread{}",
         precision_name(precision),
         tiers.join("/"),
-        a.threads
+        threads,
+        if threads == 1 { "" } else { "s" }
     );
     let medians = rows.iter().map(|r| r.median_ms).filter(|m| *m > 0.0);
     let spread = medians.clone().fold(0.0, f64::max) / medians.fold(f64::INFINITY, f64::min);
@@ -676,7 +839,7 @@ fn zoo_chart(rows: &[ZooRow], precision: Precision, a: &BenchArgs) -> Result<Str
 }
 
 #[cfg(not(feature = "plot"))]
-fn zoo_chart(_: &[ZooRow], _: Precision, _: &BenchArgs) -> Result<String> {
+fn zoo_chart(_: &[ZooRow], _: Precision, _: usize, _: &BenchArgs) -> Result<String> {
     bail!("--plot needs a build with the `plot` feature (SVG charts)")
 }
 
@@ -764,13 +927,14 @@ fn print_profile(session: &Session, per_step: &[Duration], runs: usize) -> Resul
     let total: f64 = per_step.iter().map(|d| d.as_secs_f64()).sum::<f64>() / runs as f64;
     out!()?;
     out!(
-        "{:>4}  {:<15} {:<36} {:>9} {:>7} {:>8}  kernel",
+        "{:>4}  {:<15} {:<36} {:>9} {:>7} {:>8} {:>5}  kernel",
         "#",
         "op",
         "node",
         "ms",
         "share",
-        "GFLOP/s"
+        "GFLOP/s",
+        "parts"
     )?;
     for (i, (s, d)) in session.plan().steps().iter().zip(per_step).enumerate() {
         let secs = d.as_secs_f64() / runs as f64;
@@ -793,13 +957,14 @@ fn print_profile(session: &Session, per_step: &[Duration], runs: usize) -> Resul
             );
         }
         out!(
-            "{:>4}  {:<15} {:<36} {:>9.3} {:>6.1}% {:>8.2}  {}",
+            "{:>4}  {:<15} {:<36} {:>9.3} {:>6.1}% {:>8.2} {:>5}  {}",
             i,
             s.op,
             node,
             secs * 1e3,
             100.0 * secs / total.max(1e-12),
             gflops,
+            parts_cell(session.step_parts(i)),
             s.kernel
         )?;
     }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::image_model::ImageModel;
-use super::{load, ModelSource};
+use super::{load, ModelSource, ThreadArgs};
 
 /// Arguments of `ferrolite classify`.
 #[derive(clap::Args, Debug)]
@@ -23,6 +23,8 @@ pub struct ClassifyArgs {
     /// Print one JSON object per image per line.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    thread_args: ThreadArgs,
 }
 
 /// One ranked class.
@@ -66,7 +68,8 @@ pub fn run(a: ClassifyArgs) -> Result<()> {
         Some(p) => ModelSource::Path(p.clone()),
         None => ModelSource::Default,
     };
-    let mut classifier = ImageModel::new(load::open(&source, None)?, None)?;
+    let opts = a.thread_args.options()?;
+    let mut classifier = ImageModel::new(load::open(&source, None)?, None, opts)?;
     let labels = classifier.model.meta.labels.clone();
     for path in &a.images {
         classifier.load_image(path)?;

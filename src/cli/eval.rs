@@ -4,13 +4,15 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use ferrolite_runtime::exec::SessionOptions;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::classify::top_k;
 use super::image_model::ImageModel;
-use super::{load, ModelSource};
+use super::{load, ModelSource, ThreadArgs};
 
 /// Arguments of `ferrolite eval`.
 #[derive(clap::Args, Debug)]
@@ -33,6 +35,8 @@ pub struct EvalArgs {
     /// Print one JSON object: images, labeled, top1, top5, agreement (fractions or null).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    thread_args: ThreadArgs,
 }
 
 /// What `eval` measured.
@@ -136,11 +140,21 @@ fn fraction(hits: usize, of: usize) -> Option<f64> {
 
 /// Evaluate the model (and the reference) on every image.
 pub fn run(a: EvalArgs) -> Result<()> {
-    let mut model = ImageModel::new(load::open(&ModelSource::Path(a.model.clone()), None)?, None)?;
+    let opts = a.thread_args.options()?;
+    let mut model = ImageModel::new(
+        load::open(&ModelSource::Path(a.model.clone()), None)?,
+        None,
+        opts.clone(),
+    )?;
+    // The reference runs in turn with the model: it shares the model's threads.
     let mut reference = match &a.reference {
         Some(p) => Some(ImageModel::new(
             load::open(&ModelSource::Path(p.clone()), None)?,
             Some(model.preprocess()),
+            SessionOptions {
+                pool: Some(Arc::clone(model.pool())),
+                ..opts
+            },
         )?),
         None => None,
     };

@@ -5,9 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use ferrolite_runtime::exec::Session;
+use ferrolite_runtime::exec::{Session, SessionOptions};
 use ferrolite_runtime::meta::Preprocess;
 use ferrolite_runtime::preprocess::{prepare_into, RgbImage};
+use ferrolite_runtime::threads::Pool;
 use ferrolite_runtime::Model;
 
 use super::decode;
@@ -23,8 +24,13 @@ pub struct ImageModel {
 
 impl ImageModel {
     /// Prepare `model` for images, with its own preprocessing or, when it has none,
-    /// `fallback` (e.g. a reference model converted straight from ONNX).
-    pub fn new(model: Arc<Model>, fallback: Option<&Preprocess>) -> Result<Self> {
+    /// `fallback` (e.g. a reference model converted straight from ONNX), on a session with
+    /// `opts`.
+    pub fn new(
+        model: Arc<Model>,
+        fallback: Option<&Preprocess>,
+        opts: SessionOptions,
+    ) -> Result<Self> {
         let preprocess = model
             .meta
             .inputs
@@ -38,7 +44,7 @@ impl ImageModel {
                     model.meta.model_name
                 )
             })?;
-        let session = Session::new(model.clone())?;
+        let session = super::open_session(model.clone(), opts)?;
         let shapes = session.input_shapes();
         if shapes.len() != 1 {
             bail!(
@@ -55,6 +61,11 @@ impl ImageModel {
             preprocess,
             input_shape,
         })
+    }
+
+    /// The session's thread pool (a second model run in turn with this one can share it).
+    pub fn pool(&self) -> &Arc<Pool> {
+        self.session.pool()
     }
 
     /// The preprocessing this model's images get.

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use ferrolite_runtime::exec::Session;
+use ferrolite_runtime::threads::Topology;
 
-use super::{human, load, ModelArgs, ModelSource};
+use super::{human, load, placement_text, ModelArgs, ModelSource, ThreadArgs};
 
 /// Arguments of `ferrolite inspect`.
 #[derive(clap::Args, Debug)]
@@ -14,20 +14,26 @@ pub struct InspectArgs {
     model: PathBuf,
     #[command(flatten)]
     model_args: ModelArgs,
+    /// The placement to show the plan for (how many parts each step splits into).
+    #[command(flatten)]
+    thread_args: ThreadArgs,
 }
 
 /// Print the model description.
 pub fn run(a: InspectArgs) -> Result<()> {
+    a.thread_args.options()?;
     let model = load::open(
         &ModelSource::Path(a.model.clone()),
         a.model_args.input_shape.as_deref(),
     )?;
-    let session = Session::new(model.clone())?;
+    let session = a.thread_args.session(model.clone())?;
     let m = &model.meta;
     out!("model      {}", m.model_name)?;
     out!("producer   {}", m.producer)?;
     out!("precision  {:?}", m.precision)?;
     out!("cpu tier   {}", session.isa())?;
+    out!("threads    {}", placement_text(&session))?;
+    out!("topology   {}", Topology::detect().describe())?;
     for i in &m.inputs {
         out!("input      {} {:?}", i.name, i.shape)?;
         if let Some(p) = &i.preprocess {
@@ -48,36 +54,49 @@ pub fn run(a: InspectArgs) -> Result<()> {
     out!("labels     {}", m.labels.len())?;
     out!()?;
     out!(
-        "{:>4}  {:<16} {:<40} {:<22} {:>9} {:>9}  kernel",
+        "{:>4}  {:<16} {:<40} {:<22} {:>9} {:>9} {:>5}  kernel",
         "#",
         "op",
         "node",
         "output",
         "params",
-        "MACs"
+        "MACs",
+        "parts"
     )?;
     let plan = session.plan();
-    let (mut params, mut macs) = (0u64, 0u64);
+    let (mut params, mut macs, mut split, mut most) = (0u64, 0u64, 0usize, 1usize);
     for (i, s) in plan.steps().iter().enumerate() {
         params += s.params;
         macs += s.macs;
+        let parts = session.step_parts(i);
+        if parts > 1 {
+            split += 1;
+            most = most.max(parts);
+        }
         let mut node = s.node.clone();
         if node.len() > 40 {
             node = format!("…{}", &node[node.len() - 39..]);
         }
         out!(
-            "{:>4}  {:<16} {:<40} {:<22} {:>9} {:>9}  {}",
+            "{:>4}  {:<16} {:<40} {:<22} {:>9} {:>9} {:>5}  {}",
             i,
             s.op,
             node,
             format!("{:?}", s.output_shape),
             human(s.params),
             human(s.macs),
+            parts_cell(parts),
             s.kernel
         )?;
     }
     out!()?;
     out!("ops            {}", plan.steps().len())?;
+    out!(
+        "split steps    {split} (into up to {most} parts on {} thread{}; the rest run on \
+         the calling thread)",
+        session.threads(),
+        if session.threads() == 1 { "" } else { "s" }
+    )?;
     out!("parameters     {}", human(params))?;
     out!("MACs           {}", human(macs))?;
     out!(
@@ -102,6 +121,15 @@ pub fn run(a: InspectArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The "parts" cell of a step: how many parts it splits into on the session's threads (1:
+/// it stays on the calling thread; "-": nothing to run, as for a reshape).
+pub(super) fn parts_cell(parts: usize) -> String {
+    match parts {
+        0 => "-".to_string(),
+        n => n.to_string(),
+    }
 }
 
 /// One record as `field value, field value` (strings unquoted).

@@ -25,9 +25,15 @@ mod summary;
 mod zoo;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
+use ferrolite_runtime::exec::{Session, SessionOptions};
+use ferrolite_runtime::threads::topology::{format_cpu_list, parse_cpu_list};
+use ferrolite_runtime::threads::{Placement, Topology};
+use ferrolite_runtime::Model;
 
 /// Ferrolite: fast CNN inference on mobile-class CPUs.
 #[derive(Parser, Debug)]
@@ -111,6 +117,93 @@ struct ModelArgs {
     /// Shape of the first input when converting an ONNX model with symbolic dimensions.
     #[arg(long, value_parser = parse_shape)]
     input_shape: Option<::std::vec::Vec<usize>>,
+}
+
+/// Where a command's model runs: the thread options shared by the commands that run one.
+#[derive(clap::Args, Debug, Clone, Default)]
+struct ThreadArgs {
+    /// Threads in all, the calling one included (default: one per big core).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// CPUs to run on, as a Linux CPU list such as 0-3,5 (default: the big cores).
+    #[arg(long, value_name = "LIST")]
+    cpus: Option<String>,
+}
+
+/// Set once the pool's note (pinning refused) has been printed.
+static NOTE_SHOWN: AtomicBool = AtomicBool::new(false);
+
+impl ThreadArgs {
+    /// The session options these arguments ask for, checked against this machine (so a bad
+    /// `--threads` / `--cpus` fails before any model is loaded). The CLI owns its main
+    /// thread, so that thread is pinned too.
+    fn options(&self) -> Result<SessionOptions> {
+        let cpus = self
+            .cpus
+            .as_deref()
+            .map(parse_cpu_list)
+            .transpose()
+            .map_err(|e| anyhow!(e))?;
+        let opts = SessionOptions {
+            threads: self.threads,
+            cpus,
+            pin_caller: true,
+            ..SessionOptions::default()
+        };
+        self.placement_of(&opts)?;
+        Ok(opts)
+    }
+
+    /// Where sessions with `opts` will run on this machine.
+    fn placement_of(&self, opts: &SessionOptions) -> Result<Placement> {
+        Placement::detect(opts.threads, opts.cpus.as_deref(), opts.pin).map_err(|e| anyhow!(e))
+    }
+
+    /// A session of `model` with these options.
+    fn session(&self, model: Arc<Model>) -> Result<Session> {
+        open_session(model, self.options()?)
+    }
+}
+
+/// A session of `model` with `opts`; a refusal to pin (or to start a worker) is printed once
+/// per process as a warning, and the run goes on as the pool could.
+fn open_session(model: Arc<Model>, opts: SessionOptions) -> Result<Session> {
+    let session = Session::with_options(model, opts)?;
+    if let Some(note) = session.pool().note() {
+        if !NOTE_SHOWN.swap(true, Ordering::Relaxed) {
+            eprintln!("warning: {note}");
+        }
+    }
+    Ok(session)
+}
+
+/// Whether the session's worker threads are pinned, one per CPU (the pool reports what it
+/// got, which is unpinned when the OS refused).
+fn pinned(session: &Session) -> bool {
+    !session.pool().cpus().is_empty()
+}
+
+/// `2 on CPUs 0-1 (pinned)`: the session's thread count and CPUs.
+fn placement_text(session: &Session) -> String {
+    format!(
+        "{} on CPUs {} ({})",
+        session.threads(),
+        format_cpu_list(&session.placement().cpus),
+        if pinned(session) {
+            "pinned"
+        } else {
+            "unpinned"
+        }
+    )
+}
+
+/// `threads: 2 on CPUs 0-1 (pinned); topology: 2 CPUs, …`: the placement and the machine.
+fn placement_line(session: &Session) -> String {
+    format!(
+        "threads: {}; topology: {}",
+        placement_text(session),
+        Topology::detect().describe()
+    )
 }
 
 /// Weight precisions on the command line (`convert --precision`, `bench --precision`).

@@ -2,10 +2,8 @@
 
 use std::path::PathBuf;
 
+use super::{load, ModelArgs, ModelSource, ThreadArgs};
 use anyhow::{bail, Context, Result};
-use ferrolite_runtime::exec::Session;
-
-use super::{load, ModelArgs, ModelSource};
 
 /// Arguments of `ferrolite run`.
 #[derive(clap::Args, Debug)]
@@ -20,6 +18,8 @@ pub struct RunArgs {
     output: PathBuf,
     #[command(flatten)]
     model_args: ModelArgs,
+    #[command(flatten)]
+    thread_args: ThreadArgs,
 }
 
 /// Read an .npy file as f32 values with its shape.
@@ -73,12 +73,13 @@ pub fn write_npy(path: &PathBuf, shape: &[usize], data: &[f32]) -> Result<()> {
 
 /// Run the model once on the input file.
 pub fn run(a: RunArgs) -> Result<()> {
+    a.thread_args.options()?;
     let model = load::open(
         &ModelSource::Path(a.model.clone()),
         a.model_args.input_shape.as_deref(),
     )?;
     let (shape, data) = read_npy(&a.input)?;
-    let mut session = Session::new(model.clone())?;
+    let mut session = a.thread_args.session(model.clone())?;
     let expected = session.input_shapes();
     if expected.len() != 1 {
         bail!(

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use ferrolite_runtime::exec::Session;
+use ferrolite_runtime::exec::{Session, SessionOptions};
 use ferrolite_runtime::summary::{summarize, Summary};
 
 use super::{human, load, ModelArgs, ModelSource};
@@ -41,7 +41,10 @@ pub fn run(a: SummaryArgs) -> Result<()> {
     let authored = load::open_unfused(&source, shape)?;
     let summary = summarize(&authored.graph);
     let planned = load::open(&source, shape)?;
-    let peak = Session::new(planned)?.plan().arena_bytes();
+    // Only the plan's arena size is read: one thread, no pool.
+    let peak = Session::with_options(planned, SessionOptions::single_thread())?
+        .plan()
+        .arena_bytes();
     let report = Report {
         model: authored.meta.model_name.clone(),
         summary: &summary,

@@ -105,6 +105,103 @@ fn c_interface_matches_the_rust_api_on_the_shipped_bundle() {
     }
 }
 
+/// Run `m` on `input` through the C interface.
+///
+/// # Safety
+/// `m` must be a live model whose first input has `input.len()` values.
+unsafe fn run_c(m: *mut FerroliteModel, input: &[f32]) -> Vec<f32> {
+    // SAFETY: per the contract; the output buffer has the length passed.
+    unsafe {
+        let mut out = vec![0f32; ferrolite_output_len(m)];
+        let rc = ferrolite_run(m, input.as_ptr(), input.len(), out.as_mut_ptr(), out.len());
+        assert_eq!(rc, 0, "{}", last_error());
+        out
+    }
+}
+
+#[test]
+fn c_interface_options_set_threads_and_keep_outputs_identical() {
+    let path = root().join("models/efficientnet_lite0.flb");
+    let cpath = CString::new(path.to_str().unwrap()).unwrap();
+    let input: Vec<f32> = (0..3 * 224 * 224)
+        .map(|i| ((i * 31) % 255) as f32 / 127.5 - 1.0)
+        .collect();
+    // SAFETY: NUL-terminated strings, valid option structs, live models until closed.
+    unsafe {
+        let m = ferrolite_open(cpath.as_ptr());
+        assert!(!m.is_null(), "open failed: {}", last_error());
+        assert!(ferrolite_threads(m) >= 1);
+        let want = run_c(m, &input);
+        ferrolite_close(m);
+        for (threads, pin) in [(1, 1), (2, 1), (2, 0), (3, 1)] {
+            let opts = FerroliteOptions {
+                threads,
+                cpus: std::ptr::null(),
+                pin,
+            };
+            let m = ferrolite_open_with_options(cpath.as_ptr(), &opts);
+            assert!(!m.is_null(), "threads {threads}: {}", last_error());
+            assert_eq!(ferrolite_threads(m), threads);
+            let got = run_c(m, &input);
+            assert!(
+                got.iter()
+                    .map(|v| v.to_bits())
+                    .eq(want.iter().map(|v| v.to_bits())),
+                "threads {threads} pin {pin}: outputs differ from ferrolite_open"
+            );
+            ferrolite_close(m);
+        }
+        // NULL options are the defaults; a CPU list of online CPU 0 gives one thread there.
+        let m = ferrolite_open_with_options(cpath.as_ptr(), std::ptr::null());
+        assert!(!m.is_null(), "{}", last_error());
+        ferrolite_close(m);
+        let cpu0 = CString::new("0").unwrap();
+        let opts = FerroliteOptions {
+            threads: 0,
+            cpus: cpu0.as_ptr(),
+            pin: 1,
+        };
+        let m = ferrolite_open_with_options(cpath.as_ptr(), &opts);
+        assert!(!m.is_null(), "{}", last_error());
+        assert_eq!(ferrolite_threads(m), 1);
+        assert_eq!(run_c(m, &input), want);
+        ferrolite_close(m);
+        assert_eq!(ferrolite_threads(std::ptr::null()), 0);
+    }
+}
+
+#[test]
+fn c_interface_rejects_bad_options_with_a_message() {
+    let path = root().join("models/efficientnet_lite0.flb");
+    let cpath = CString::new(path.to_str().unwrap()).unwrap();
+    let bad = |threads: i32, cpus: Option<&str>, pin: i32, expect: &str| {
+        let cpus = cpus.map(|c| CString::new(c).unwrap());
+        let opts = FerroliteOptions {
+            threads,
+            cpus: cpus.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+            pin,
+        };
+        // SAFETY: a NUL-terminated path and a valid option struct.
+        let m = unsafe { ferrolite_open_with_options(cpath.as_ptr(), &opts) };
+        assert!(
+            m.is_null(),
+            "threads {threads} cpus {cpus:?} pin {pin} opened"
+        );
+        let msg = last_error();
+        assert!(msg.contains(expect), "expected {expect:?} in {msg:?}");
+    };
+    bad(-1, None, 1, "threads -1");
+    bad(0, Some("x"), 1, "\"x\" is not a CPU number");
+    bad(0, Some(""), 1, "empty");
+    bad(0, Some("3-1"), 1, "descending");
+    bad(0, Some("99999"), 1, "above the highest supported CPU");
+    bad(0, Some("4095"), 1, "CPU 4095 is not online");
+    bad(0, None, 2, "pin 2");
+    // SAFETY: NULL path and options are allowed by the contract.
+    assert!(unsafe { ferrolite_open_with_options(std::ptr::null(), std::ptr::null()) }.is_null());
+    assert!(last_error().contains("NULL"), "{}", last_error());
+}
+
 #[test]
 fn c_interface_reports_bad_paths_and_null_models() {
     let missing = CString::new("/nonexistent/model.flb").unwrap();
@@ -161,7 +258,7 @@ fn header_declares_exactly_the_exported_functions_and_compiles() {
         v.dedup();
         v
     };
-    assert_eq!(exported.len(), 9, "{exported:?}");
+    assert_eq!(exported.len(), 11, "{exported:?}");
     assert_eq!(declared, exported, "header and capi.rs disagree");
 
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());

@@ -1,22 +1,24 @@
 //! Ferrolite int8 vs ONNX Runtime int8 (its own QDQ model of the same network) vs Ferrolite
-//! fp32, one thread, batch 1:
+//! fp32, batch 1, each on the same number of threads (one unless `--threads N`):
 //! `cargo run --release -p ferrolite-bench --bin compare-int8 -- [--runs N] [--rounds R]
-//! [--cpu N|any] FP32.onnx,OURS_INT8.flb,ORT_QDQ.onnx ...`
+//! [--threads N] [--cpu N|any] FP32.onnx,OURS_INT8.flb,ORT_QDQ.onnx ...`
 //!
 //! `bench/int8.sh` makes both int8 models from the shared models and calibration images and
 //! runs this. Rounds alternate between the three so machine drift hits all alike; times are
 //! medians over rounds of per-round medians, ratios medians of per-round ratios. Pinned to
-//! one CPU as in `compare`. Prints a markdown table.
+//! one CPU per thread as in `compare`. Prints a markdown table.
 
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use ferrolite_bench::{median, ort_round, pin, time, FerroliteRunner};
+use ferrolite_bench::{median, ort_round, parse_threads, pin, time, FerroliteRunner};
+use ferrolite_runtime::threads::topology::format_cpu_list;
 
 fn main() -> Result<()> {
     let mut runs = 30usize;
     let mut rounds = 7usize;
     let mut cpu = Some(None);
+    let mut threads = 1usize;
     let mut triples = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -30,6 +32,7 @@ fn main() -> Result<()> {
                     None => bail!("--cpu takes a CPU number or 'any'"),
                 }
             }
+            "--threads" => threads = parse_threads(args.next().as_deref())?,
             "--runs" => runs = args.next().and_then(|v| v.parse().ok()).unwrap_or(runs),
             "--rounds" => {
                 rounds = args
@@ -48,18 +51,27 @@ fn main() -> Result<()> {
         }
     }
     if triples.is_empty() {
-        bail!("usage: compare-int8 [--runs N] [--rounds R] [--cpu N|any] FP32.onnx,OURS.flb,ORT_QDQ.onnx...");
+        bail!("usage: compare-int8 [--runs N] [--rounds R] [--threads N] [--cpu N|any] FP32.onnx,OURS.flb,ORT_QDQ.onnx...");
     }
     if let Some(c) = cpu {
-        eprintln!("pinned to CPU {}", pin(c)?);
+        let cpus = pin(c, threads)?;
+        eprintln!(
+            "pinned to CPU{} {}",
+            if cpus.len() == 1 { "" } else { "s" },
+            format_cpu_list(&cpus)
+        );
     }
     let per_round = runs.div_ceil(rounds).max(1);
     println!("| model | ferrolite fp32 ms | ferrolite int8 ms | ONNX Runtime int8 ms | int8 / ORT int8 | int8 / fp32 |");
     println!("|---|---|---|---|---|---|");
     for (fp32, ours, ort) in &triples {
         let shape = [1, 3, 224, 224];
-        let mut f = FerroliteRunner::from_onnx(fp32.as_ref(), &shape)?;
-        let mut q = FerroliteRunner::from_bundle(ours.as_ref())?;
+        let mut f = FerroliteRunner::from_onnx(fp32.as_ref(), &shape, threads)?;
+        let mut q = FerroliteRunner::from_bundle(ours.as_ref(), threads)?;
+        eprintln!(
+            "{fp32}: ferrolite {}, ONNX Runtime {threads} intra-op thread(s)",
+            q.placement()
+        );
         let (mut tf, mut tq, mut to) = (Vec::new(), Vec::new(), Vec::new());
         let (mut vs_ort, mut vs_fp32) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
@@ -68,7 +80,7 @@ fn main() -> Result<()> {
             tf.push(a);
             tq.push(b);
             vs_fp32.push(b / a);
-            if let Some(c) = ort_round(ort, &shape, per_round)? {
+            if let Some(c) = ort_round(ort, &shape, per_round, threads)? {
                 to.push(c);
                 vs_ort.push(b / c);
             }

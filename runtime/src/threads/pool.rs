@@ -83,6 +83,18 @@ impl Pool {
     /// leaves to its owner); a refusal is recorded in [`Pool::note`] and the workers run
     /// unpinned.
     pub fn new(threads: usize, pin: Option<&[usize]>) -> Pool {
+        Pool::start(threads, pin, &[])
+    }
+
+    /// The pool of a [`super::Placement`]: its threads, each worker pinned to its own CPU
+    /// when the placement pins, else allowed on the placement's whole CPU set (so workers
+    /// do not inherit the creating thread's narrower affinity).
+    pub fn placed(p: &super::Placement) -> Pool {
+        let pin = (!p.pin.is_empty()).then_some(p.pin.as_slice());
+        Pool::start(p.threads, pin, &p.cpus)
+    }
+
+    fn start(threads: usize, pin: Option<&[usize]>, set: &[usize]) -> Pool {
         let threads = threads.max(1);
         let shared = Arc::new(Shared {
             epoch: AtomicU64::new(0),
@@ -102,13 +114,17 @@ impl Pool {
         let mut note = None;
         for t in 1..threads {
             let sh = Arc::clone(&shared);
-            let cpu = pin.map(|p| p[t]);
+            let cpus: Option<Vec<usize>> = match pin {
+                Some(p) => Some(vec![p[t]]),
+                None if !set.is_empty() => Some(set.to_vec()),
+                None => None,
+            };
             let tx = tx.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("ferrolite-{t}"))
                 .spawn(move || {
-                    let pinned = match cpu {
-                        Some(c) => super::topology::pin_current_thread(&[c]),
+                    let pinned = match &cpus {
+                        Some(c) => super::topology::pin_current_thread(c),
                         None => Ok(()),
                     };
                     let _ = tx.send(pinned);
