@@ -153,7 +153,7 @@ fn gemm(c: &mut Criterion) {
                         b: &b,
                         bias: Some(&bias),
                         residual: None,
-                        c: &mut out,
+                        c: (&mut out[..]).into(),
                         ldc: n,
                         act: Act::Clip { min: 0.0, max: 6.0 },
                     })
@@ -186,7 +186,7 @@ fn qgemm(c: &mut Criterion) {
                         b: &b,
                         bias: &bias,
                         out: QOut::U8 {
-                            c: &mut out,
+                            c: (&mut out[..]).into(),
                             ldc: n,
                             scale: &scale,
                             // ReLU6-like bounds, as the fused expand layers use.

@@ -126,3 +126,20 @@ fn vision_transformer_fp32() {
     // MatMul, LayerNorm, Softmax, GELU.
     check("vit_tiny_16", Precision::Fp32);
 }
+
+/// The calling thread is pinned to the first CPU for each run only: its own affinity mask is
+/// the same after the run as before.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_callers_affinity_is_restored_after_a_run() {
+    use ferrolite_runtime::threads::topology::allowed_cpus;
+    let (m, x) = model("mobilenet_v3_small?resolution=64", Precision::Fp32);
+    std::thread::spawn(move || {
+        let before = allowed_cpus();
+        let mut s = Session::with_options(m, SessionOptions::default()).expect("session");
+        s.run(&[&x]).expect("run");
+        assert_eq!(allowed_cpus(), before);
+    })
+    .join()
+    .expect("thread");
+}

@@ -3,8 +3,9 @@
  * Open a .flb bundle, run it on an image or a tensor, read the first output. Functions that
  * can fail return NULL or -1 and leave a message for ferrolite_last_error() (per thread).
  * A model is not thread-safe: use one per thread. A model runs on one thread per big core by
- * default (the calling thread included, its affinity left as it is; the model's own worker
- * threads are pinned one per CPU); ferrolite_open_with_options sets the threads and CPUs.
+ * default, each pinned to a core of its own (the calling thread included: it is pinned to the
+ * fastest core when it first runs the model); ferrolite_open_with_options sets the threads,
+ * the CPUs and whether to pin.
  */
 #ifndef FERROLITE_H
 #define FERROLITE_H
@@ -26,7 +27,7 @@ const char *ferrolite_last_error(void);
 typedef struct {
     int32_t threads;  /* threads in all, the caller included; 0 = default (one per big core) */
     const char *cpus; /* NULL = default (the big cores), else a Linux CPU list such as "0-3" */
-    int32_t pin;      /* 1 (default) = pin each worker thread to a CPU of its own, 0 = don't */
+    int32_t pin;      /* 1 (default) = pin each thread, the caller included, to a CPU of its own; 0 = don't */
 } FerroliteOptions;
 
 /* Open and validate a bundle (memory-mapped) with the default options; NULL on error. */

@@ -6,8 +6,9 @@
 //! the message is kept per thread for [`ferrolite_last_error`].
 //!
 //! A model runs on one thread per big core by default, the calling thread included;
-//! [`ferrolite_open_with_options`] sets the thread count and CPUs. The calling thread's
-//! affinity is left as the application set it (only the model's own workers are pinned).
+//! [`ferrolite_open_with_options`] sets the thread count, the CPUs and pinning. With pinning
+//! (the default) every thread has a core of its own, the calling thread included: it is
+//! pinned to the fastest core when it first runs the model.
 
 use crate::exec::{Session, SessionOptions};
 use crate::preprocess::{self, RgbImage};
@@ -68,7 +69,8 @@ pub struct FerroliteOptions {
     pub threads: i32,
     /// CPUs to run on as a Linux CPU list ("0-3,5"); NULL: the big cores.
     pub cpus: *const c_char,
-    /// 1: pin each worker thread to a CPU of its own (the default); 0: leave them to the OS.
+    /// 1: pin each thread, the caller included, to a CPU of its own (the default); 0: leave
+    /// them to the OS.
     pub pin: i32,
 }
 
@@ -113,6 +115,7 @@ unsafe fn session_options(opts: &FerroliteOptions) -> Result<SessionOptions> {
         threads,
         cpus,
         pin,
+        pin_caller: pin,
         ..SessionOptions::default()
     })
 }

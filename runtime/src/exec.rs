@@ -7,7 +7,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -34,10 +33,13 @@ pub struct SessionOptions {
     /// CPUs to run on. `None`: the big cores (by `cpu_capacity`, else maximum frequency)
     /// this process may use.
     pub cpus: Option<Vec<usize>>,
-    /// Pin each worker thread to one CPU (when there are at least as many CPUs as threads).
+    /// Pin each worker thread to a CPU of its own (when there are at least as many CPUs as
+    /// threads); else workers run anywhere in the CPU set.
     pub pin: bool,
-    /// Also pin the thread that calls [`Session::run`] to the first CPU (an application that
-    /// owns its threads, such as the CLI, sets this; a library caller keeps its affinity).
+    /// Pin the thread that calls [`Session::run`] to the first (fastest) CPU too, for the
+    /// duration of each run (its own mask is put back afterwards). Without it the caller
+    /// keeps its affinity and, so that it can never share a core with a pinned worker, the
+    /// workers run anywhere in the set.
     pub pin_caller: bool,
     /// Use this pool instead of making one: sessions that share a pool share its workers
     /// (a session that finds it busy runs on its calling thread meanwhile).
@@ -56,7 +58,7 @@ impl Default for SessionOptions {
             threads: None,
             cpus: None,
             pin: true,
-            pin_caller: false,
+            pin_caller: true,
             pool: None,
             kernels: None,
             min_part_ns: MIN_PART_NS,
@@ -88,6 +90,7 @@ impl SessionOptions {
         SessionOptions {
             threads: Some(1),
             pin: false,
+            pin_caller: false,
             ..SessionOptions::default()
         }
     }
@@ -115,7 +118,6 @@ pub struct Session {
     /// Parts each step splits into on this session's threads.
     parts: Vec<usize>,
     pin_caller: Option<usize>,
-    pinned: Option<ThreadId>,
 }
 
 impl std::fmt::Debug for Session {
@@ -182,7 +184,8 @@ impl Session {
                 (Arc::clone(pool), p)
             }
             None => {
-                let p = Placement::detect(opts.threads, opts.cpus.as_deref(), opts.pin)
+                let pin_each = opts.pin && opts.pin_caller;
+                let p = Placement::detect(opts.threads, opts.cpus.as_deref(), pin_each)
                     .map_err(Error::Input)?;
                 (Arc::new(Pool::placed(&p)), p)
             }
@@ -231,7 +234,6 @@ impl Session {
             placement,
             parts,
             pin_caller,
-            pinned: None,
         })
     }
 
@@ -310,23 +312,12 @@ impl Session {
         Ok(times)
     }
 
-    fn pin_caller_once(&mut self) {
-        let Some(cpu) = self.pin_caller else { return };
-        let me = std::thread::current().id();
-        if self.pinned != Some(me) {
-            // A refusal was already reported by the pool's workers, or leaves the caller
-            // where the OS put it: either way the run goes on.
-            let _ = topology::pin_current_thread(&[cpu]);
-            self.pinned = Some(me);
-        }
-    }
-
     fn run_inner(
         &mut self,
         inputs: &[&[f32]],
         mut times: Option<&mut Vec<Duration>>,
     ) -> Result<()> {
-        self.pin_caller_once();
+        let _pinned = self.pin_caller.map(CallerPin::new);
         self.pool.wake();
         self.write_inputs(inputs)?;
         let plan = &self.plan;
@@ -438,6 +429,27 @@ impl Session {
                 Buf::Const => &plan.consts[p.loc.off..p.loc.off + p.loc.len],
             };
             copy_view(copy, &self.out_walks[i], src, 0, &mut self.outputs[i], 0);
+        }
+    }
+}
+
+/// The calling thread pinned to one CPU for the life of this value, then restored.
+struct CallerPin(Option<topology::SavedAffinity>);
+
+impl CallerPin {
+    fn new(cpu: usize) -> CallerPin {
+        let saved = topology::SavedAffinity::save();
+        // A refusal leaves the caller where the OS put it (the pool already reported that
+        // pinning is refused); the run goes on.
+        let pinned = topology::pin_current_thread(&[cpu]).is_ok();
+        CallerPin(saved.filter(|_| pinned))
+    }
+}
+
+impl Drop for CallerPin {
+    fn drop(&mut self) {
+        if let Some(s) = &self.0 {
+            s.restore();
         }
     }
 }

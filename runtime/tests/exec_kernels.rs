@@ -68,7 +68,7 @@ fn gemm_matches_naive() {
             b: &pack_b(kk, n, &b),
             bias: Some(&bias),
             residual: Some(&res),
-            c: &mut c,
+            c: (&mut c[..]).into(),
             ldc: n,
             act: Act::Clip { min: 0.0, max: 6.0 },
         });
@@ -544,7 +544,7 @@ fn scalar_throughput() {
             b: &b,
             bias: None,
             residual: None,
-            c: &mut c,
+            c: (&mut c[..]).into(),
             ldc: n,
             act: Act::Relu,
         });

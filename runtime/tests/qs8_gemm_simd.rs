@@ -176,7 +176,7 @@ fn run(f: QGemmFn, c: &Case, mode: Mode) -> Output {
                 b: &c.packed,
                 bias: &c.bias,
                 out: QOut::U8 {
-                    c: &mut out[..len],
+                    c: (&mut out[..len]).into(),
                     ldc: c.ldc,
                     scale: &c.scale,
                     rq,
@@ -200,7 +200,7 @@ fn run(f: QGemmFn, c: &Case, mode: Mode) -> Output {
                 b: &c.packed,
                 bias: &c.bias,
                 out: QOut::F32 {
-                    c: &mut out[..len],
+                    c: (&mut out[..len]).into(),
                     ldc: c.ldc,
                     scale: &c.scale,
                 },
@@ -674,7 +674,7 @@ fn simd_qgemm_stay_inside_slices() {
                             b: &c.packed,
                             bias: bias.slice(),
                             out: QOut::U8 {
-                                c: out.slice_mut(),
+                                c: out.slice_mut().into(),
                                 ldc: n,
                                 scale: scale.slice(),
                                 rq,
@@ -700,7 +700,7 @@ fn simd_qgemm_stay_inside_slices() {
                             b: &c.packed,
                             bias: bias.slice(),
                             out: QOut::F32 {
-                                c: out.slice_mut(),
+                                c: out.slice_mut().into(),
                                 ldc: n,
                                 scale: scale.slice(),
                             },
@@ -819,7 +819,7 @@ fn qgemm_hand_computed() {
             &packed,
             &bias,
             QOut::F32 {
-                c: &mut c,
+                c: (&mut c[..]).into(),
                 ldc: 3,
                 scale: &scale,
             },
@@ -836,7 +836,7 @@ fn qgemm_hand_computed() {
                 &packed,
                 &bias,
                 QOut::U8 {
-                    c: &mut c,
+                    c: (&mut c[..]).into(),
                     ldc: 3,
                     scale: &scale,
                     rq,

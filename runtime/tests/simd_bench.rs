@@ -88,7 +88,7 @@ fn simd_gflops() {
                         b: &b,
                         bias: Some(&bias),
                         residual: None,
-                        c: &mut c,
+                        c: (&mut c[..]).into(),
                         ldc: n,
                         act: Act::Clip { min: 0.0, max: 6.0 },
                     })

@@ -166,7 +166,7 @@ fn run_gemm(f: GemmFn, c: &GemmCase, d: &GemmData, act: Act) -> Vec<f32> {
         b: &d.packed,
         bias: c.bias.then_some(d.bias.as_slice()),
         residual: c.residual.then_some(d.res.as_slice()),
-        c: &mut out[..len],
+        c: (&mut out[..len]).into(),
         ldc: c.ldc,
         act,
     });
@@ -433,7 +433,7 @@ fn simd_gemm_hand_computed() {
             b: &packed,
             bias: Some(&bias),
             residual: Some(&res),
-            c: &mut c,
+            c: (&mut c[..]).into(),
             ldc: 3,
             act: Act::Clip { min: 0.0, max: 6.0 },
         });

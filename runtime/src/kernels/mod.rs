@@ -72,6 +72,68 @@ pub enum BinOp {
     Pow,
 }
 
+/// The output of a GEMM call: a row-major matrix, row `i` of the call at `i * ldc`. A raw
+/// view rather than a slice because threads sharing one output matrix write disjoint
+/// columns of the same rows: a kernel writes only its own `n` columns of each of its rows.
+pub struct OutMat<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    _borrow: std::marker::PhantomData<&'a mut [T]>,
+}
+
+impl<'a, T> From<&'a mut [T]> for OutMat<'a, T> {
+    fn from(s: &'a mut [T]) -> Self {
+        OutMat {
+            ptr: s.as_mut_ptr(),
+            len: s.len(),
+            _borrow: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T> OutMat<'_, T> {
+    /// A view of `len` elements from `ptr`.
+    ///
+    /// # Safety
+    /// The elements must be valid for writes while the view lives, and the ones the kernel
+    /// call writes (its rows, its columns) must not be accessed by anyone else meanwhile.
+    pub unsafe fn from_raw(ptr: *mut T, len: usize) -> Self {
+        OutMat {
+            ptr,
+            len,
+            _borrow: std::marker::PhantomData,
+        }
+    }
+
+    /// Elements in the view.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the view is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The first element, for kernels' pointer arithmetic (within [`OutMat::len`], on the
+    /// call's own rows and columns only).
+    pub fn as_mut_ptr(&mut self) -> *mut T {
+        self.ptr
+    }
+
+    /// Elements `off..off + n`: part of one row the call writes. Panics out of bounds.
+    pub fn span(&mut self, off: usize, n: usize) -> &mut [T] {
+        assert!(
+            off.checked_add(n).is_some_and(|e| e <= self.len),
+            "gemm output {off}+{n} beyond {}",
+            self.len
+        );
+        // SAFETY: in bounds (checked); the elements are the call's own (a row segment within
+        // its columns, the contract of `from_raw`, or part of an exclusively borrowed slice).
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(off), n) }
+    }
+}
+
 /// A kernel slot: the chosen function and its qualified name (for `inspect` and profiles).
 #[derive(Clone, Copy)]
 pub struct Slot<F> {

@@ -9,7 +9,7 @@ use std::ops::Range;
 use crate::error::{Error, Result};
 use crate::ir::{DType, Tensor};
 use crate::kernels::walk::{row_major_strides, Walk};
-use crate::kernels::Kernels;
+use crate::kernels::{Kernels, OutMat};
 
 /// Arena and scratch alignment in f32 elements (64 bytes).
 pub(crate) const ALIGN: usize = 16;
@@ -96,6 +96,17 @@ pub(crate) struct Out {
     pub loc: Loc,
     pub per_unit: usize,
     pub bytes: bool,
+    /// For a column split: the region is a `rows x width` matrix of row stride `ld`, and
+    /// units `a..b` write columns `a * per_unit..b * per_unit` (clipped) of every row.
+    pub cols: Option<Cols>,
+}
+
+/// The matrix shape of a column-split output (see [`Out::cols`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cols {
+    pub rows: usize,
+    pub ld: usize,
+    pub width: usize,
 }
 
 impl Out {
@@ -105,6 +116,7 @@ impl Out {
             loc,
             per_unit,
             bytes: false,
+            cols: None,
         }
     }
 
@@ -114,6 +126,16 @@ impl Out {
             loc,
             per_unit,
             bytes: true,
+            cols: None,
+        }
+    }
+
+    /// This output split by columns: units are blocks of `per_unit` columns of a
+    /// `rows x width` matrix of row stride `ld`.
+    pub fn by_columns(self, rows: usize, ld: usize, width: usize) -> Out {
+        Out {
+            cols: Some(Cols { rows, ld, width }),
+            ..self
         }
     }
 
@@ -285,7 +307,7 @@ impl<'a> Outs<'a> {
     fn region(&mut self, i: usize, bytes: bool) -> Result<&mut [u8]> {
         let bad = || Error::Unsupported(format!("internal: step output {i} is not writable"));
         let o = *self.outs.get(i).ok_or_else(bad)?;
-        if o.loc.buf != Buf::Arena || o.bytes != bytes {
+        if o.loc.buf != Buf::Arena || o.bytes != bytes || o.cols.is_some() {
             return Err(bad());
         }
         let span = o.span(&self.units);
@@ -309,5 +331,39 @@ impl<'a> Outs<'a> {
     /// Output `i` (8-bit) for these units.
     pub fn bytes(&mut self, i: usize) -> Result<&mut [u8]> {
         self.region(i, true)
+    }
+
+    /// The columns of column-split output `i` these units write, as a GEMM output from
+    /// their first column (`T` f32 or u8, as the region holds).
+    pub fn columns<T: bytemuck::Pod>(&mut self, i: usize) -> Result<OutMat<'_, T>> {
+        let bad = || Error::Unsupported(format!("internal: step output {i} is not a matrix"));
+        let o = *self.outs.get(i).ok_or_else(bad)?;
+        let size = std::mem::size_of::<T>();
+        let Some(c) = o.cols else { return Err(bad()) };
+        if o.loc.buf != Buf::Arena || size != if o.bytes { 1 } else { 4 } {
+            return Err(bad());
+        }
+        let at = |u: usize| u.saturating_mul(o.per_unit).min(c.width);
+        let (c0, c1) = (
+            at(self.units.start),
+            at(self.units.end).max(at(self.units.start)),
+        );
+        let len = match (c.rows, c1 - c0) {
+            (0, _) | (_, 0) => 0,
+            (r, w) => (r - 1) * c.ld + w,
+        };
+        if c0 + len > o.loc.len || c.width > c.ld {
+            return Err(bad());
+        }
+        let start = o.loc.off * 4 + c0 * size;
+        if start + len * size > self.arena.len * 4 {
+            return Err(bad());
+        }
+        // SAFETY: the view lies inside output `i`'s region (checked), which no reader touches
+        // (`Cx::get` refuses it). Other threads hold disjoint unit ranges, so disjoint column
+        // ranges of the same rows: a GEMM writes only its own columns of each row, so no
+        // element is written by two threads. The `&mut self` borrow keeps this the only view
+        // handed out by this value.
+        Ok(unsafe { OutMat::from_raw((self.arena.ptr as *mut u8).add(start) as *mut T, len) })
     }
 }

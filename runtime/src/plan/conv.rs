@@ -7,7 +7,7 @@
 use super::arena::{Buf, Cx, Loc, Out, Outs, Place};
 use super::linear::{self, Gemm, GemmF16, GroupGemm, Im2col, QGemm, QGemmGroup, Split};
 use super::planner::{act_of, clamp_bounds, per_tensor, q8_io, q8_unsupported, Lowered, Planner};
-use super::step::{row_bands, RowBand, Step, Work};
+use super::step::{row_bands, Step, Work};
 use crate::error::{Error, Result};
 use crate::ir::{DType, Op, Window};
 use crate::kernels::f16_dwconv::F16DwArgs;
@@ -52,18 +52,25 @@ pub(crate) fn rows_work(g: &ConvGeom, macs: u64, size: usize) -> Work {
     Work::compute(g.n * g.oh, 1, macs, bytes as u64)
 }
 
-/// The slices of one band: its input rows, and its place in a unit range's output slice
-/// that starts at output row `first` (image-major).
-fn band_slices<'a, T>(
-    b: &RowBand,
+/// Run `f(band geometry, input rows, residual rows, output rows)` for each band of output
+/// rows `units` of a window step with `ch` output channels; `y` is the units' output slice
+/// (it starts at output row `units.start`), `residual` has the output's geometry.
+pub(crate) fn for_bands<T>(
     g: &ConvGeom,
-    x: &'a [T],
+    units: std::ops::Range<usize>,
     ch: usize,
-    first: usize,
-) -> (&'a [T], std::ops::Range<usize>) {
-    let xs = &x[b.x_offset(g)..][..b.x_len(g)];
-    let y0 = b.y_offset(g, ch) - first * g.ow * ch;
-    (xs, y0..y0 + b.y_len(ch))
+    x: &[T],
+    residual: Option<&[f32]>,
+    y: &mut [T],
+    mut f: impl FnMut(&ConvGeom, &[T], Option<&[f32]>, &mut [T]),
+) {
+    let first = units.start * g.ow * ch;
+    row_bands(g, units, |b| {
+        let xs = &x[b.x_offset(g)..][..b.x_len(g)];
+        let (r0, len) = (b.y_offset(g, ch), b.y_len(ch));
+        let res = residual.map(|r| &r[r0..r0 + len]);
+        f(&b.geom, xs, res, &mut y[r0 - first..r0 - first + len]);
+    });
 }
 
 /// Dense / grouped (direct) or depthwise f32 convolution.
@@ -99,20 +106,25 @@ impl Step for Conv {
         } else {
             cx.k.f32_conv.f
         };
-        let y = out.f32(0)?;
-        row_bands(g, units.clone(), |b| {
-            let (xs, yr) = band_slices(b, g, x, g.o, units.start);
-            let r0 = b.y_offset(g, g.o);
-            f(ConvArgs {
-                g: &b.geom,
-                x: xs,
-                w: &self.w,
-                bias: &self.bias,
-                residual: residual.map(|r| &r[r0..r0 + yr.len()]),
-                y: &mut y[yr],
-                act: self.act,
-            });
-        });
+        for_bands(
+            g,
+            units,
+            g.o,
+            x,
+            residual,
+            out.f32(0)?,
+            |bg, x, residual, y| {
+                f(ConvArgs {
+                    g: bg,
+                    x,
+                    w: &self.w,
+                    bias: &self.bias,
+                    residual,
+                    y,
+                    act: self.act,
+                })
+            },
+        );
         Ok(())
     }
 }
@@ -144,20 +156,25 @@ impl Step for DwConvF16 {
         let x = cx.get(self.x)?;
         let residual = self.residual.map(|l| cx.get(l)).transpose()?;
         let f = cx.k.f16_dwconv.f;
-        let y = out.f32(0)?;
-        row_bands(g, units.clone(), |b| {
-            let (xs, yr) = band_slices(b, g, x, g.c, units.start);
-            let r0 = b.y_offset(g, g.c);
-            f(F16DwArgs {
-                g: &b.geom,
-                x: xs,
-                w: &self.w,
-                bias: &self.bias,
-                residual: residual.map(|r| &r[r0..r0 + yr.len()]),
-                y: &mut y[yr],
-                act: self.act,
-            });
-        });
+        for_bands(
+            g,
+            units,
+            g.c,
+            x,
+            residual,
+            out.f32(0)?,
+            |bg, x, residual, y| {
+                f(F16DwArgs {
+                    g: bg,
+                    x,
+                    w: &self.w,
+                    bias: &self.bias,
+                    residual,
+                    y,
+                    act: self.act,
+                })
+            },
+        );
         Ok(())
     }
 }
@@ -189,19 +206,17 @@ impl Step for QDw {
         let (g, units) = (&self.geom, out.units());
         let x = cx.bytes(self.x)?;
         let f = cx.k.qs8_dwconv.f;
-        let y = out.bytes(0)?;
-        row_bands(g, units.clone(), |b| {
-            let (xs, yr) = band_slices(b, g, x, g.c, units.start);
+        for_bands(g, units, g.c, x, None, out.bytes(0)?, |bg, x, _, y| {
             f(QDwArgs {
-                g: &b.geom,
-                x: xs,
+                g: bg,
+                x,
                 x_zero_point: self.x_zero_point,
                 w: &self.w,
                 bias: &self.bias,
                 scale: &self.scale,
                 rq: self.rq,
-                y: &mut y[yr],
-            });
+                y,
+            })
         });
         Ok(())
     }

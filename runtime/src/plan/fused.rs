@@ -297,7 +297,8 @@ impl Step for InvertedResidual {
                                 residual: None,
                                 c: ebuf
                                     .get_mut((r1 - r0) * row..(hi - r0) * row)
-                                    .ok_or_else(bad)?,
+                                    .ok_or_else(bad)?
+                                    .into(),
                                 ldc: g.c,
                                 act: e.act,
                             });
@@ -336,7 +337,7 @@ impl Step for InvertedResidual {
                     b: &self.project.b,
                     bias: self.project.bias.as_deref(),
                     residual: residual.map(|r| &r[off..off + m * p_ch]),
-                    c: &mut y[off - first..off - first + m * p_ch],
+                    c: (&mut y[off - first..off - first + m * p_ch]).into(),
                     ldc: p_ch,
                     act: self.project.act,
                 });

@@ -15,7 +15,7 @@ use crate::kernels::f32_gemm::{self, pack_b_into, packed_len, GemmParams, NR};
 use crate::kernels::qs8_gemm::{self, fold_zero_point, QGemmParams, QOut, QResidual};
 use crate::kernels::requant::Requant;
 use crate::kernels::walk::{row_major_strides, Walk};
-use crate::kernels::Act;
+use crate::kernels::{Act, OutMat};
 
 /// How a GEMM's work divides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,17 +24,32 @@ pub(crate) enum Split {
     Whole,
     /// One unit per output row, boundaries on multiples of `grain` rows.
     Rows { grain: usize },
-    /// One unit per 16-column panel of a single output row.
+    /// One unit per 16-column panel of the output (every row).
     Panels,
 }
 
 impl Split {
-    /// Rows, or panels for a single row wider than one panel.
+    /// Panels when the weights outweigh the rows (`n >= 2m`: a classifier at batch 1, the
+    /// 7x7 stages' wide pointwise layers), so each thread streams only its share of B;
+    /// otherwise rows, so each thread streams only its share of A and C.
     pub fn for_gemm(m: usize, n: usize, tile_rows: usize) -> Split {
-        if m == 1 && n > NR {
+        if n > NR && n >= 2 * m {
             Split::Panels
         } else {
             Split::Rows { grain: tile_rows }
+        }
+    }
+
+    /// The output region `out` of an `m x n` result (row stride `ldc`) as this split
+    /// writes it.
+    fn out(self, out: Out, m: usize, n: usize, ldc: usize) -> Out {
+        match self {
+            Split::Panels => Out {
+                per_unit: NR,
+                ..out
+            }
+            .by_columns(m, ldc, n),
+            _ => out,
         }
     }
 
@@ -83,7 +98,8 @@ pub(crate) struct Gemm {
 
 impl Step for Gemm {
     fn outs(&self) -> Vec<Out> {
-        vec![Out::f32(self.out, self.split.per_unit(self.n))]
+        let o = Out::f32(self.out, self.split.per_unit(self.n));
+        vec![self.split.out(o, self.m, self.n, self.n)]
     }
 
     fn work(&self) -> Work {
@@ -129,33 +145,33 @@ impl Step for Gemm {
             };
             let y = out.f32(0)?;
             let c: &mut [f32] = if self.scatter.is_some() { sc } else { y };
-            gemm(self.params(a, bias, residual, c, self.m));
+            gemm(self.params(a, bias, residual, c.into(), self.m));
             if let Some(w) = &self.scatter {
                 copy_view(copy, w, &cx.scratch[c_off..], 0, out.f32(0)?, 0);
             }
             return Ok(());
         }
         let a = cx.get(self.a)?;
-        let c = out.f32(0)?;
         match self.split {
             Split::Panels => {
                 let (j0, j1) = (units.start * NR, (units.end * NR).min(self.n));
+                if j0 >= j1 {
+                    return Ok(());
+                }
+                let c = out.columns::<f32>(0)?;
+                let (bias, residual) = (bias.map(|b| &b[j0..]), residual.map(|r| &r[j0..]));
                 gemm(GemmParams {
                     n: j1 - j0,
                     b: &self.b[units.start * self.k * NR..],
-                    ..self.params(a, bias.map(|b| &b[j0..]), residual.map(|r| &r[j0..]), c, 1)
+                    ..self.params(a, bias, residual, c, self.m)
                 });
             }
             _ => {
                 let r0 = units.start;
                 let rows = units.end.min(self.m) - r0;
-                gemm(self.params(
-                    &a[r0 * self.k..],
-                    bias,
-                    residual.map(|r| &r[r0 * self.n..]),
-                    c,
-                    rows,
-                ));
+                let residual = residual.map(|r| &r[r0 * self.n..]);
+                let c = out.f32(0)?.into();
+                gemm(self.params(&a[r0 * self.k..], bias, residual, c, rows));
             }
         }
         Ok(())
@@ -168,7 +184,7 @@ impl Gemm {
         a: &'a [f32],
         bias: Option<&'a [f32]>,
         residual: Option<&'a [f32]>,
-        c: &'a mut [f32],
+        c: OutMat<'a, f32>,
         m: usize,
     ) -> GemmParams<'a> {
         GemmParams {
@@ -288,7 +304,7 @@ impl Step for GroupGemm {
                 b: bg,
                 bias: Some(&self.bias[gi * og..(gi + 1) * og]),
                 residual: residual.map(|r| &r[r0 * self.o + gi * og..]),
-                c: &mut y[gi * og..],
+                c: (&mut y[gi * og..]).into(),
                 ldc: self.o,
                 act: self.act,
             });
@@ -372,7 +388,7 @@ impl Step for MatMul {
                 b: bp,
                 bias: None,
                 residual: None,
-                c,
+                c: c.into(),
                 ldc: self.n,
                 act: Act::None,
             });
@@ -472,11 +488,12 @@ pub(crate) struct QGemm {
 impl Step for QGemm {
     fn outs(&self) -> Vec<Out> {
         let per = self.split.per_unit(self.ldc);
-        if self.out_f32 {
-            vec![Out::f32(self.out, per)]
+        let o = if self.out_f32 {
+            Out::f32(self.out, per)
         } else {
-            vec![Out::bytes(self.out, per)]
-        }
+            Out::bytes(self.out, per)
+        };
+        vec![self.split.out(o, self.m, self.ldc, self.ldc)]
     }
 
     fn work(&self) -> Work {
@@ -504,8 +521,9 @@ impl Step for QGemm {
             Some((r, zp, s)) => Some((cx.bytes(r)?, zp, s)),
             None => None,
         };
+        let panels = self.split == Split::Panels;
         let (rows, cols) = match self.split {
-            Split::Panels => (0..1, units.start * NR..(units.end * NR).min(self.ldc)),
+            Split::Panels => (0..self.m, units.start * NR..(units.end * NR).min(self.ldc)),
             _ => (units.start..units.end.min(self.m), 0..self.ldc),
         };
         let sb: &mut [u8] = bytemuck::cast_slice_mut(cx.scratch);
@@ -530,13 +548,19 @@ impl Step for QGemm {
             let at = g.out_off + j0 - cols.start;
             let out = if self.out_f32 {
                 QOut::F32 {
-                    c: &mut out.f32(0)?[at..],
+                    c: match panels {
+                        true => out.columns(0)?,
+                        false => (&mut out.f32(0)?[at..]).into(),
+                    },
                     ldc: self.ldc,
                     scale: &g.scale[j0..],
                 }
             } else {
                 QOut::U8 {
-                    c: &mut out.bytes(0)?[at..],
+                    c: match panels {
+                        true => out.columns(0)?,
+                        false => (&mut out.bytes(0)?[at..]).into(),
+                    },
                     ldc: self.ldc,
                     scale: &g.scale[j0..],
                     rq: self.rq,

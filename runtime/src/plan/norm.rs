@@ -83,21 +83,18 @@ impl Step for LayerNorm {
 
     fn run(&self, cx: &mut Cx<'_>, out: &mut Outs<'_>) -> Result<()> {
         let x = cx.get(self.x)?;
-        let y = out.f32(0)?;
         let f = cx.k.f32_layer_norm.f;
-        self.walk.run(|[oy, ox], rows, [ry, rx]| {
-            for j in 0..rows {
-                f(
-                    self.len,
-                    &x[ox + j * rx..],
-                    self.sx,
-                    &self.scale,
-                    &self.shift,
-                    self.epsilon,
-                    &mut y[oy + j * ry..],
-                    self.sy,
-                );
-            }
+        for_rows(&self.walk, x, out.f32(0)?, |x, y| {
+            f(
+                self.len,
+                x,
+                self.sx,
+                &self.scale,
+                &self.shift,
+                self.epsilon,
+                y,
+                self.sy,
+            )
         });
         Ok(())
     }
@@ -140,6 +137,15 @@ impl Step for Softmax {
         });
         Ok(())
     }
+}
+
+/// Call `f(x row, y row)` for every row start a `[out, in]` walk visits.
+fn for_rows(walk: &Walk<2>, x: &[f32], y: &mut [f32], mut f: impl FnMut(&[f32], &mut [f32])) {
+    walk.run(|[oy, ox], rows, [ry, rx]| {
+        for j in 0..rows {
+            f(&x[ox + j * rx..], &mut y[oy + j * ry..]);
+        }
+    });
 }
 
 /// Lower a BatchNorm, LayerNorm or Softmax node (f32 only).

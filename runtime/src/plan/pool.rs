@@ -3,9 +3,9 @@
 //! generic strided reductions.
 
 use super::arena::{walk2, Buf, Cx, Loc, Out, Outs};
-use super::conv::{rows_work, window_geom};
+use super::conv::{for_bands, rows_work, window_geom};
 use super::planner::{q8_io, q8_unsupported, Lowered, Planner};
-use super::step::{row_bands, RowBand, Step, Work};
+use super::step::{Step, Work};
 use crate::error::{Error, Result};
 use crate::ir::{Op, PoolKind, ReduceOp};
 use crate::kernels::f32_conv::ConvGeom;
@@ -61,33 +61,28 @@ impl Step for Pool {
 
     fn run(&self, cx: &mut Cx<'_>, out: &mut Outs<'_>) -> Result<()> {
         let (g, units) = (&self.geom, out.units());
-        let first = units.start * g.ow * g.c;
-        let band = |b: &RowBand| {
-            let x0 = b.x_offset(g);
-            let y0 = b.y_offset(g, g.c) - first;
-            (x0..x0 + b.x_len(g), y0..y0 + b.y_len(g.c))
-        };
+        let c = g.c;
         match self.window {
             Window::Max | Window::Avg { .. } => {
                 let x = cx.get(self.x)?;
-                let y = out.f32(0)?;
                 let (max, avg) = (cx.k.f32_maxpool.f, cx.k.f32_avgpool.f);
-                row_bands(g, units, |b| {
-                    let (xr, yr) = band(b);
-                    match self.window {
-                        Window::Avg { include_pad } => {
-                            avg(&b.geom, include_pad, &x[xr], &mut y[yr])
-                        }
-                        _ => max(&b.geom, &x[xr], &mut y[yr]),
-                    }
-                });
+                for_bands(
+                    g,
+                    units,
+                    c,
+                    x,
+                    None,
+                    out.f32(0)?,
+                    |bg, x, _, y| match self.window {
+                        Window::Avg { include_pad } => avg(bg, include_pad, x, y),
+                        _ => max(bg, x, y),
+                    },
+                );
             }
             Window::QMax => {
                 let x = cx.bytes(self.x)?;
-                let y = out.bytes(0)?;
-                row_bands(g, units, |b| {
-                    let (xr, yr) = band(b);
-                    q_maxpool(&b.geom, &x[xr], &mut y[yr]);
+                for_bands(g, units, c, x, None, out.bytes(0)?, |bg, x, _, y| {
+                    q_maxpool(bg, x, y)
                 });
             }
             Window::QAvg {
@@ -97,17 +92,15 @@ impl Step for Pool {
                 rq,
             } => {
                 let x = cx.bytes(self.x)?;
-                let y = out.bytes(0)?;
-                let acc: &mut [i32] = bytemuck::cast_slice_mut(&mut cx.scratch[..g.c]);
-                row_bands(g, units, |b| {
-                    let (xr, yr) = band(b);
-                    let q = QAvg {
-                        include_pad,
-                        x_zero_point,
-                        scale,
-                        rq,
-                    };
-                    q.run(&b.geom, &x[xr], &mut y[yr], acc);
+                let acc: &mut [i32] = bytemuck::cast_slice_mut(&mut cx.scratch[..c]);
+                let q = QAvg {
+                    include_pad,
+                    x_zero_point,
+                    scale,
+                    rq,
+                };
+                for_bands(g, units, c, x, None, out.bytes(0)?, |bg, x, _, y| {
+                    q.run(bg, x, y, acc)
                 });
             }
         }

@@ -428,3 +428,39 @@ pub fn pin_current_thread(cpus: &[usize]) -> Result<(), String> {
         Err("pinning is not supported on this OS".to_string())
     }
 }
+
+/// The calling thread's affinity mask, saved so a temporary pin can be undone (a session
+/// pins the thread that calls `run` for the run only). Holds no heap memory.
+#[derive(Clone, Copy)]
+pub struct SavedAffinity {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    set: nix::sched::CpuSet,
+}
+
+impl SavedAffinity {
+    /// The calling thread's current mask (`None` where it cannot be read).
+    pub fn save() -> Option<SavedAffinity> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            use nix::sched::sched_getaffinity;
+            use nix::unistd::Pid;
+            sched_getaffinity(Pid::from_raw(0))
+                .ok()
+                .map(|set| SavedAffinity { set })
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            None
+        }
+    }
+
+    /// Put the saved mask back on the calling thread (a failure leaves it as it is).
+    pub fn restore(&self) {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            use nix::sched::sched_setaffinity;
+            use nix::unistd::Pid;
+            let _ = sched_setaffinity(Pid::from_raw(0), &self.set);
+        }
+    }
+}

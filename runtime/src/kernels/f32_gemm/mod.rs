@@ -32,7 +32,7 @@ pub struct GemmParams<'a> {
     /// Optional residual with the same geometry as `c` (`ldc`), added before `act`.
     pub residual: Option<&'a [f32]>,
     /// Output, row `i` at `c[i*ldc..][..n]`.
-    pub c: &'a mut [f32],
+    pub c: super::OutMat<'a, f32>,
     pub ldc: usize,
     pub act: Act,
 }
@@ -85,7 +85,7 @@ pub(super) struct Ops {
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64", ferrolite_arm_neon))]
 impl Ops {
     /// The raw view of `p` (check it with [`check_lengths`] before dereferencing).
-    pub(super) fn new(p: GemmParams<'_>) -> Ops {
+    pub(super) fn new(mut p: GemmParams<'_>) -> Ops {
         Ops {
             m: p.m,
             n: p.n,

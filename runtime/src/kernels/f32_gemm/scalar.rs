@@ -26,7 +26,7 @@ fn store<const R: usize>(p: &mut GemmParams<'_>, i0: usize, j0: usize, acc: &[[f
     let w = NR.min(p.n - j0);
     for (r, row) in acc.iter().enumerate() {
         let off = (i0 + r) * p.ldc + j0;
-        let c = &mut p.c[off..off + w];
+        let c = p.c.span(off, w);
         c.copy_from_slice(&row[..w]);
         if let Some(bias) = p.bias {
             for (x, b) in c.iter_mut().zip(&bias[j0..j0 + w]) {
@@ -73,7 +73,7 @@ pub fn gemm_4x16(mut p: GemmParams<'_>) {
         }
         if p.act != crate::kernels::Act::None {
             for i in ib..ie {
-                activation(p.act, &mut p.c[i * p.ldc..i * p.ldc + n]);
+                activation(p.act, p.c.span(i * p.ldc, n));
             }
         }
         ib = ie;

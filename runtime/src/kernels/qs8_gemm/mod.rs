@@ -39,7 +39,7 @@ pub struct QResidual<'a> {
 pub enum QOut<'a> {
     /// Requantized 8-bit output, row `i` at `c[i*ldc..][..n]`.
     U8 {
-        c: &'a mut [u8],
+        c: super::OutMat<'a, u8>,
         ldc: usize,
         /// Per output column: `input scale * weight scale[j] / output scale`.
         scale: &'a [f32],
@@ -48,7 +48,7 @@ pub enum QOut<'a> {
     },
     /// Dequantized f32 output (`c = f32(acc) * scale[j]`), for a model's last layer.
     F32 {
-        c: &'a mut [f32],
+        c: super::OutMat<'a, f32>,
         ldc: usize,
         /// Per output column: `input scale * weight scale[j]`.
         scale: &'a [f32],
@@ -185,7 +185,7 @@ impl QOps {
     pub(super) fn new(p: QGemmParams<'_>) -> QOps {
         let (ldc, out) = match p.out {
             QOut::U8 {
-                c,
+                mut c,
                 ldc,
                 scale,
                 rq,
@@ -199,7 +199,7 @@ impl QOps {
                     res: residual.map(|r| (r.r.as_ptr(), r.zero_point, r.scale)),
                 },
             ),
-            QOut::F32 { c, ldc, scale } => (
+            QOut::F32 { mut c, ldc, scale } => (
                 ldc,
                 RawOut::F32 {
                     c: c.as_mut_ptr(),

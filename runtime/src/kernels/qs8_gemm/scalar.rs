@@ -40,9 +40,11 @@ pub fn qgemm_1x16(p: QGemmParams<'_>) {
                         if let Some(r) = residual {
                             t += (r.r[at] as i32 - r.zero_point) as f32 * r.scale;
                         }
-                        c[at] = rq.finish(t);
+                        c.span(at, 1)[0] = rq.finish(t);
                     }
-                    QOut::F32 { c, ldc, scale } => c[i * *ldc + j0 + j] = v as f32 * scale[j0 + j],
+                    QOut::F32 { c, ldc, scale } => {
+                        c.span(i * *ldc + j0 + j, 1)[0] = v as f32 * scale[j0 + j]
+                    }
                 }
             }
         }
