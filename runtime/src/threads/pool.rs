@@ -109,7 +109,8 @@ impl Pool {
             panic: Mutex::new(None),
         });
         let pin = pin.filter(|p| p.len() >= threads);
-        let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        // Each worker reports whether it could pin itself: (reports so far, first refusal).
+        let reports = Arc::new((Mutex::new((0usize, None::<String>)), Condvar::new()));
         let mut workers = Vec::with_capacity(threads - 1);
         let mut note = None;
         for t in 1..threads {
@@ -119,7 +120,7 @@ impl Pool {
                 None if !set.is_empty() => Some(set.to_vec()),
                 None => None,
             };
-            let tx = tx.clone();
+            let rep = Arc::clone(&reports);
             let spawned = std::thread::Builder::new()
                 .name(format!("ferrolite-{t}"))
                 .spawn(move || {
@@ -127,8 +128,15 @@ impl Pool {
                         Some(c) => super::topology::pin_current_thread(c),
                         None => Ok(()),
                     };
-                    let _ = tx.send(pinned);
-                    drop(tx);
+                    let (lock, cv) = &*rep;
+                    let mut r = lock.lock().unwrap_or_else(|e| e.into_inner());
+                    r.0 += 1;
+                    if let Err(e) = pinned {
+                        r.1.get_or_insert(e);
+                    }
+                    drop(r);
+                    cv.notify_all();
+                    drop(rep);
                     worker(&sh, t);
                 });
             match spawned {
@@ -139,13 +147,13 @@ impl Pool {
                 }
             }
         }
-        drop(tx);
-        let mut refused = None;
-        for r in rx.iter().take(workers.len()) {
-            if let Err(e) = r {
-                refused.get_or_insert(e);
-            }
+        let (lock, cv) = &*reports;
+        let mut r = lock.lock().unwrap_or_else(|e| e.into_inner());
+        while r.0 < workers.len() {
+            r = cv.wait(r).unwrap_or_else(|e| e.into_inner());
         }
+        let refused = r.1.take();
+        drop(r);
         if let Some(e) = refused {
             note = note.or(Some(format!("{e}; running unpinned")));
         }
