@@ -331,6 +331,92 @@ fn check_gemm(name: &str, f: GemmFn, mr: usize, nt: usize) {
         check_gemm_case(name, f, &c, &[act], seed);
         seed += 1;
     }
+    check_gemm_splits(name, f, mr);
+}
+
+/// `f` on rows `rows` and 16-column panels from `p0` of `c` (the sub-problem a thread's
+/// part of a split GEMM runs), written into `out` (the whole C).
+fn run_gemm_part(
+    f: GemmFn,
+    c: &GemmCase,
+    d: &GemmData,
+    act: Act,
+    rows: std::ops::Range<usize>,
+    p0: usize,
+    out: &mut [f32],
+) {
+    let panel = f32_gemm::NR;
+    let (j0, m) = (p0 * panel, rows.len());
+    let n = c.n - j0;
+    let at = rows.start * c.ldc + j0;
+    let len = strided_len(m, n, c.ldc);
+    f(GemmParams {
+        m,
+        n,
+        k: c.k,
+        a: &d.a[rows.start * c.lda..],
+        lda: c.lda,
+        b: &d.packed[p0 * c.k * panel..],
+        bias: c.bias.then_some(&d.bias[j0..]),
+        residual: c.residual.then_some(&d.res[at..]),
+        c: (&mut out[at..at + len]).into(),
+        ldc: c.ldc,
+        act,
+    });
+}
+
+/// Threads split a GEMM over rows (any boundary: the last part may be one row) or over
+/// 16-column panels; the result must be the same bits as the whole product, whichever
+/// register tiles the parts fall into.
+fn check_gemm_splits(name: &str, f: GemmFn, mr: usize) {
+    let act = Act::HardSwish;
+    for (m, n, k) in [
+        (1, 1000, 64),
+        (49, 960, 40),
+        (9, 72, 23),
+        (3 * mr + 5, 100, 17),
+    ] {
+        let c = GemmCase {
+            m,
+            n,
+            k,
+            lda: k + 1,
+            ldc: n + 3,
+            bias: true,
+            residual: true,
+        };
+        let d = gemm_data(&c, (m * n + k) as u64);
+        let whole = run_gemm(f, &c, &d, act);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let panels = n.div_ceil(f32_gemm::NR);
+        for (r, p) in [(1, 1), (m / 3, panels / 3), (m - 1, panels - 1)] {
+            // Rows [0, r) and [r, m) (r = m - 1 leaves a one-row part); panels [0, p) and
+            // the rest.
+            let mut by_rows = vec![0.0; whole.len()];
+            let mut by_cols = vec![0.0; whole.len()];
+            for rows in [0..r.min(m), r.min(m)..m] {
+                if !rows.is_empty() {
+                    run_gemm_part(f, &c, &d, act, rows, 0, &mut by_rows);
+                }
+            }
+            let left = GemmCase {
+                n: p.max(1) * f32_gemm::NR,
+                ..c
+            };
+            run_gemm_part(f, &left, &d, act, 0..m, 0, &mut by_cols);
+            run_gemm_part(f, &c, &d, act, 0..m, p.max(1), &mut by_cols);
+            for (what, got) in [("rows", &by_rows), ("panels", &by_cols)] {
+                let same = (0..m).all(|i| {
+                    let row = i * c.ldc..i * c.ldc + n;
+                    bits(&got[row.clone()]) == bits(&whole[row])
+                });
+                assert!(
+                    same,
+                    "{name}: {m}x{n}x{k} split over {what} at {r}/{p} differs"
+                );
+            }
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -377,6 +463,11 @@ fn neon_dwconv_matches_scalar_and_reference() {
     );
     check_dw(k.f32_dwconv.name, k.f32_dwconv.f, k.f32_dwconv.f, 4);
     check_dw_tiled(k.f32_dwconv.name, k.f32_dwconv.f, k.f32_dwconv.f);
+}
+
+#[test]
+fn scalar_gemm_splits_give_the_same_bits() {
+    check_gemm_splits("scalar::gemm_4x16", f32_gemm::scalar::gemm_4x16, 4);
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -132,7 +132,8 @@ unsafe fn row_vector(o: &Ops, groups: usize) {
     }
 }
 
-/// One `R x (P*8)` tile: accumulate over `k`, then bias, residual, activation and store.
+/// One `R x (P*8)` tile: accumulate over `k` from the bias, then residual, activation and
+/// store.
 ///
 /// # Safety
 /// As [`gemm`], with `i + R <= m` and groups `p..p+P` inside B.
@@ -142,10 +143,24 @@ unsafe fn row_vector(o: &Ops, groups: usize) {
 unsafe fn tile<const R: usize, const P: usize, const PREFETCH: bool>(o: &Ops, i: usize, p: usize) {
     let full = (p + P) * NR <= o.n;
     let mut acc = [[_mm256_setzero_ps(); P]; R];
-    if let (true, Some(b)) = (full, o.bias) {
-        // SAFETY: a full tile's columns p*NR..(p+P)*NR are < n, inside the bias.
-        let bv: [__m256; P] =
-            std::array::from_fn(|q| unsafe { _mm256_loadu_ps(b.add((p + q) * NR)) });
+    // Every tile starts from the bias, edge tiles included: each output is then
+    // bias + a_0 b_0 + a_1 b_1 + ... in that order whichever tile computes it, so results do
+    // not depend on how the columns are split between calls (threads).
+    if let Some(b) = o.bias {
+        let bv: [__m256; P] = std::array::from_fn(|q| {
+            let j = (p + q) * NR;
+            // SAFETY: columns j..j+8 are < n in a full tile; otherwise only the masked
+            // lanes, columns j.. < n, are read.
+            unsafe {
+                if full {
+                    _mm256_loadu_ps(b.add(j))
+                } else if j < o.n {
+                    _mm256_maskload_ps(b.add(j), lane_mask(o.n - j))
+                } else {
+                    _mm256_setzero_ps()
+                }
+            }
+        });
         acc = [bv; R];
     }
     // SAFETY: row r of A holds k elements at a + (i+r)*lda (check_lengths); column group g
@@ -239,8 +254,8 @@ unsafe fn tile<const R: usize, const P: usize, const PREFETCH: bool>(o: &Ops, i:
     }
 }
 
-/// Epilogue for one tile row starting at column `j0`: `act(acc + bias + residual)` stored
-/// to the (up to `P*8`) columns that are `< n`.
+/// Epilogue for one tile row starting at column `j0`: `act(acc + residual)` (the bias is in
+/// `acc` already) stored to the (up to `P*8`) columns that are `< n`.
 ///
 /// # Safety
 /// As [`gemm`], with `row < m` and `j0 < n`.
@@ -257,16 +272,8 @@ unsafe fn store_row<const P: usize>(o: &Ops, row: usize, j0: usize, acc: &[__m25
         let w = (o.n - j).min(NR);
         let mask = lane_mask(w);
         let off = row * o.ldc + j;
-        // SAFETY: lanes selected by `mask` are columns j..j+w < n of bias / residual row.
+        // SAFETY: lanes selected by `mask` are columns j..j+w < n of the residual row.
         unsafe {
-            if let Some(b) = o.bias {
-                let bv = if w == NR {
-                    _mm256_loadu_ps(b.add(j))
-                } else {
-                    _mm256_maskload_ps(b.add(j), mask)
-                };
-                *v = _mm256_add_ps(*v, bv);
-            }
             if let Some(r) = o.residual {
                 let rv = if w == NR {
                     _mm256_loadu_ps(r.add(off))

@@ -121,8 +121,8 @@ unsafe fn row_tile<const R: usize>(o: &Ops, i: usize, p0: usize, p1: usize, pref
     }
 }
 
-/// One `R x (P*8)` tile: accumulate over `k` (from the bias when the tile's columns are
-/// all inside C), then residual, activation and store. Register `z` holds column groups `2z`
+/// One `R x (P*8)` tile: accumulate over `k` from the bias, then residual, activation and
+/// store. Register `z` holds column groups `2z`
 /// and `2z+1` (one packed panel).
 ///
 /// # Safety
@@ -134,14 +134,18 @@ unsafe fn tile<const R: usize, const P: usize, const PREFETCH: bool>(o: &Ops, i:
     let z_regs = P.div_ceil(2);
     let full = P == PR && (p + P) * NR <= o.n;
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
-    if let (true, Some(b)) = (full, o.bias) {
-        // SAFETY: a full tile's 32 columns from p*NR are < n, inside the bias.
-        let bv = unsafe {
-            [
-                _mm512_loadu_ps(b.add(p * NR)),
-                _mm512_loadu_ps(b.add(p * NR + LANES)),
-            ]
-        };
+    // Every tile starts from the bias, edge tiles included: each output is then
+    // bias + a_0 b_0 + a_1 b_1 + ... in that order whichever tile computes it, so results do
+    // not depend on how the columns are split between calls (threads).
+    if let Some(b) = o.bias {
+        let mut bv = [_mm512_setzero_ps(); 2];
+        for (z, v) in bv.iter_mut().enumerate().take(z_regs) {
+            let j = p * NR + z * LANES;
+            if j < o.n {
+                // SAFETY: the masked lanes are columns j.. < n, inside the bias.
+                *v = unsafe { _mm512_maskz_loadu_ps(lane_mask(o.n - j), b.add(j)) };
+            }
+        }
         acc = [bv; R];
     }
     // SAFETY: row r of A holds k elements at a + (i+r)*lda (check_lengths). Tiles start on
@@ -238,7 +242,7 @@ unsafe fn tile<const R: usize, const P: usize, const PREFETCH: bool>(o: &Ops, i:
 }
 
 /// Epilogue for one tile row starting at column `j0` and spanning `span` columns:
-/// `act(acc + bias + residual)` stored to the columns that are `< n`.
+/// `act(acc + residual)` (the bias is in `acc` already) stored to the columns that are `< n`.
 ///
 /// # Safety
 /// As [`gemm`], with `row < m` and `j0 < n`.
@@ -252,12 +256,9 @@ unsafe fn store_row(o: &Ops, row: usize, j0: usize, span: usize, acc: &[__m512; 
         let j = j0 + z * LANES;
         let mask = lane_mask(width - z * LANES);
         let off = row * o.ldc + j;
-        // SAFETY: lanes selected by `mask` are columns j.. < n of bias / residual row;
+        // SAFETY: lanes selected by `mask` are columns j.. < n of the residual row;
         // masked-off lanes are not accessed.
         unsafe {
-            if let Some(b) = o.bias {
-                *v = _mm512_add_ps(*v, _mm512_maskz_loadu_ps(mask, b.add(j)));
-            }
             if let Some(r) = o.residual {
                 *v = _mm512_add_ps(*v, _mm512_maskz_loadu_ps(mask, r.add(off)));
             }
