@@ -15,9 +15,10 @@ integers of that type), set once before the warm-up. Pin the process from outsid
 """
 import argparse
 import json
-import time
 
 import numpy as np
+
+import peer_models as pm  # this folder's shared helpers
 
 
 def main():
@@ -43,19 +44,8 @@ def main():
         else:
             x = rng.uniform(-1.0, 1.0, size=shape).astype(dtype)
         it.set_tensor(d["index"], x)
-    for _ in range(args.warmup):
-        it.invoke()
-    times = []
-    for _ in range(args.runs):
-        t = time.perf_counter()
-        it.invoke()
-        times.append((time.perf_counter() - t) * 1e3)
-    times.sort()
     print(json.dumps({
-        "median_ms": float(np.median(times)),
-        "min_ms": times[0],
-        "p90_ms": times[min(len(times) - 1, int(np.ceil(0.9 * len(times))) - 1)],
-        "runs": len(times),
+        **pm.time_runs(lambda: it.invoke(), args.warmup, args.runs),
         "threads": args.threads,
         "version": getattr(ai_edge_litert, "__version__", "unknown"),
         "input_dtype": np.dtype(inputs[0]["dtype"]).name,

@@ -13,10 +13,11 @@ peer (pip install onnxruntime numpy; bench/peers/requirements.txt has the pins).
 """
 import argparse
 import json
-import time
 
 import numpy as np
 import onnxruntime as ort
+
+import peer_models as pm  # this folder's shared helpers
 
 
 def main():
@@ -43,19 +44,8 @@ def main():
     n = int(np.prod(shape))
     x = ((np.arange(n) * 31 % 255) / 127.5 - 1.0).astype(np.float32).reshape(shape)
     feed = {inp.name: x}
-    for _ in range(args.warmup):
-        sess.run(None, feed)
-    times = []
-    for _ in range(args.runs):
-        t = time.perf_counter()
-        sess.run(None, feed)
-        times.append((time.perf_counter() - t) * 1e3)
-    times.sort()
     print(json.dumps({
-        "median_ms": float(np.median(times)),
-        "min_ms": times[0],
-        "p90_ms": times[min(len(times) - 1, int(np.ceil(0.9 * len(times))) - 1)],
-        "runs": len(times),
+        **pm.time_runs(lambda: sess.run(None, feed), args.warmup, args.runs),
         "threads": args.threads,
         "version": ort.__version__,
     }))

@@ -12,10 +12,11 @@ import argparse
 import os
 
 import numpy as np
-from PIL import Image
 from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                       quantize_static)
 from onnxruntime.quantization.shape_inference import quant_pre_process
+
+import peer_models as pm  # this folder's shared helpers
 
 
 def floats(s):
@@ -23,14 +24,8 @@ def floats(s):
 
 
 def preprocess(path, mean, std, resize, crop):
-    img = Image.open(path).convert("RGB")
-    w, h = img.size
-    scale = resize / min(w, h)
-    img = img.resize((round(w * scale), round(h * scale)), Image.BILINEAR)
-    w, h = img.size
-    left, top = (w - crop) // 2, (h - crop) // 2
-    img = img.crop((left, top, left + crop, top + crop))
-    x = (np.asarray(img, dtype=np.float32) - np.array(mean, np.float32)) / np.array(std, np.float32)
+    img = pm.load_pixels(path, resize, crop)
+    x = (img - np.array(mean, np.float32)) / np.array(std, np.float32)
     return x.transpose(2, 0, 1)[None].astype(np.float32)
 
 

@@ -112,7 +112,7 @@ def calib_files(calib_dir=CALIB_DIR, count=100):
 
 def load_pixels(path, resize=RESIZE, crop=CROP):
     """HWC float32 RGB pixels 0..255: bilinear resize of the shorter side, center crop (the
-    same Pillow steps as ort_quantize.py)."""
+    calibration images of make_tflite.py and ort_quantize.py)."""
     import numpy as np
     from PIL import Image
     img = Image.open(path).convert("RGB")
@@ -123,6 +123,26 @@ def load_pixels(path, resize=RESIZE, crop=CROP):
     left, top = (w - crop) // 2, (h - crop) // 2
     img = img.crop((left, top, left + crop, top + crop))
     return np.asarray(img, dtype=np.float32)
+
+
+def time_runs(run, warmup, runs):
+    """Call `run()` `warmup` times untimed, then `runs` times timed: the latency figures (ms)
+    every peer script prints (ort_bench.py, litert_bench.py)."""
+    import numpy as np
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - t) * 1e3)
+    times.sort()
+    return {
+        "median_ms": float(np.median(times)),
+        "min_ms": times[0],
+        "p90_ms": times[min(len(times) - 1, int(np.ceil(0.9 * len(times))) - 1)],
+        "runs": len(times),
+    }
 
 
 def which(cmd):

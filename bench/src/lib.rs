@@ -7,10 +7,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
+pub use ferrolite_quantize::tract_pool::tract_executor;
 use ferrolite_runtime::exec::{Session, SessionOptions};
 pub use ferrolite_runtime::stats::LatencyStats;
-use ferrolite_runtime::threads::topology::{format_cpu_list, pin_current_thread};
+use ferrolite_runtime::threads::topology::format_cpu_list;
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 use tract_onnx::prelude::multithread::{multithread_tract_scope, Executor};
@@ -111,26 +112,6 @@ impl FerroliteRunner {
     pub fn placement(&self) -> String {
         self.session.placement().describe()
     }
-}
-
-/// tract's multi-threaded executor: a rayon pool of `threads` workers (tract-linalg's
-/// `multithread-mm` feature, which this crate turns on; tract's default is one thread),
-/// started from a helper thread confined to `cpus` so that the workers inherit that CPU set
-/// and not the affinity of the calling thread (which a Ferrolite session pins to one CPU).
-pub fn tract_executor(threads: usize, cpus: &[usize]) -> Result<Executor> {
-    let cpus = cpus.to_vec();
-    std::thread::Builder::new()
-        .name("tract-pool-start".into())
-        .spawn(move || {
-            if !cpus.is_empty() {
-                // A refusal leaves the workers where the OS puts them.
-                let _ = pin_current_thread(&cpus);
-            }
-            Executor::multithread_with_name(threads, "tract")
-        })
-        .context("cannot start tract's thread pool")?
-        .join()
-        .map_err(|_| anyhow!("tract could not start a {threads}-thread pool"))
 }
 
 /// tract's optimized plan of the same ONNX file, the in-process peer.

@@ -9,6 +9,7 @@ pub mod int8;
 
 pub mod qdq;
 pub mod report;
+pub mod tract_pool;
 pub mod work;
 
 use std::path::Path;

@@ -78,10 +78,10 @@ fn input_values(n: usize) -> Vec<f32> {
 
 #[cfg(feature = "onnx")]
 mod tract_peer {
-    use anyhow::{anyhow, Context, Result};
+    use anyhow::{Context, Result};
     use ferrolite_quantize::tract_onnx::prelude::multithread::{multithread_tract_scope, Executor};
     use ferrolite_quantize::tract_onnx::prelude::*;
-    use ferrolite_runtime::threads::topology::pin_current_thread;
+    use ferrolite_quantize::tract_pool::tract_executor;
     use std::path::Path;
     use std::sync::Arc;
 
@@ -92,26 +92,6 @@ mod tract_peer {
         input: TValue,
         executor: Option<Executor>,
         threads: usize,
-    }
-
-    /// tract's multi-threaded executor: a rayon pool of `threads` workers (tract-linalg's
-    /// `multithread-mm` feature, which this build turns on), started from a helper thread
-    /// confined to `cpus` so the workers inherit that CPU set rather than the affinity of the
-    /// calling thread (which the CLI pins to one CPU once it has run a model).
-    fn executor(threads: usize, cpus: &[usize]) -> Result<Executor> {
-        let cpus = cpus.to_vec();
-        std::thread::Builder::new()
-            .name("tract-pool-start".into())
-            .spawn(move || {
-                if !cpus.is_empty() {
-                    // A refusal leaves the workers where the OS puts them.
-                    let _ = pin_current_thread(&cpus);
-                }
-                Executor::multithread_with_name(threads, "tract")
-            })
-            .context("cannot start tract's thread pool")?
-            .join()
-            .map_err(|_| anyhow!("tract could not start a {threads}-thread pool"))
     }
 
     impl TractPeer {
@@ -133,7 +113,9 @@ mod tract_peer {
             let input = Tensor::from_shape(shape, data)?.into();
             // tract treats a one-thread pool as "use rayon's global pool": one thread is
             // its default single-threaded executor.
-            let executor = (threads > 1).then(|| executor(threads, cpus)).transpose()?;
+            let executor = (threads > 1)
+                .then(|| tract_executor(threads, cpus))
+                .transpose()?;
             Ok(TractPeer {
                 plan,
                 input,
