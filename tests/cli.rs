@@ -1,83 +1,14 @@
 //! End-to-end tests of the `ferrolite` command line: every command, and bad inputs that
 //! must fail with a clear message and a non-zero exit code.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{fails, ok, s, scratch, small_cnn, values};
 use ferrolite_quantize::onnx_builder::{Attr, OnnxBuilder};
 use tract_onnx::prelude::*;
-
-fn ferrolite(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferrolite"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("ferrolite starts")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = ferrolite(args);
-    assert!(
-        out.status.success(),
-        "ferrolite {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(args: &[&str], expect: &str) {
-    let out = ferrolite(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "ferrolite {args:?} should fail");
-    assert!(
-        stderr.contains(expect),
-        "ferrolite {args:?}: expected {expect:?} in {stderr}"
-    );
-    assert!(
-        !stderr.contains("panicked"),
-        "ferrolite {args:?} panicked: {stderr}"
-    );
-}
-
-/// A scratch folder of its own for each test (tests run in parallel threads).
-fn scratch(test: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ferrolite-cli-{}/{test}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn values(n: usize) -> Vec<f32> {
-    (0..n)
-        .map(|i| ((i * 7919) % 97) as f32 / 48.5 - 1.0)
-        .collect()
-}
-
-/// A small CNN: conv + relu + depthwise + global pool + dense.
-fn small_cnn(dir: &Path) -> PathBuf {
-    let mut b = OnnxBuilder::new();
-    let x = b.input("image", &[1, 3, 8, 8]);
-    let w = b.constant("w", &[4, 3, 3, 3], values(108));
-    let c = b.node("Conv", &[&x, &w], &[("pads", Attr::Ints(vec![1, 1, 1, 1]))]);
-    let r = b.node("Relu", &[&c], &[]);
-    let dw = b.constant("dw", &[4, 1, 3, 3], values(36));
-    let d = b.node(
-        "Conv",
-        &[&r, &dw],
-        &[("group", Attr::Int(4)), ("strides", Attr::Ints(vec![2, 2]))],
-    );
-    let p = b.node("GlobalAveragePool", &[&d], &[]);
-    let f = b.node("Flatten", &[&p], &[]);
-    let fw = b.constant("fw", &[3, 4], values(12));
-    let y = b.node("Gemm", &[&f, &fw], &[("transB", Attr::Int(1))]);
-    b.output(&y);
-    let path = dir.join("small.onnx");
-    b.save(&path).unwrap();
-    path
-}
 
 fn write_npy(path: &Path, shape: &[u64], data: &[f32]) {
     use npyz::WriterBuilder;
@@ -213,7 +144,7 @@ fn run_bad_inputs() {
     let y = dir.join("never.npy");
     fails(
         &["run", s(&onnx), "--input", s(&x), "--output", s(&y)],
-        "expects [1, 3, 8, 8]",
+        "expects 1x3x8x8",
     );
     assert!(!y.exists());
     let garbage = dir.join("garbage.npy");
@@ -728,14 +659,14 @@ fn convert_fp16_halves_the_weights_and_matches_rounded_weights() {
     let (b32, b16) = (dir.join("w32.flb"), dir.join("w16.flb"));
     ok(&["convert", s(&onnx), "-o", s(&b32)]);
     let out = ok(&["convert", s(&onnx), "-o", s(&b16), "--precision", "fp16"]);
-    assert!(out.contains("Fp16"), "{out}");
+    assert!(out.contains("precision fp16"), "{out}");
     let (n32, n16) = (
         std::fs::metadata(&b32).unwrap().len(),
         std::fs::metadata(&b16).unwrap().len(),
     );
     // 9472 weights: 37.9 KB as f32, 18.9 KB as f16; the rest of the bundle is shared.
     assert!(n32 - n16 >= 18_000, "fp32 {n32} B, fp16 {n16} B");
-    assert!(ok(&["inspect", s(&b16)]).contains("Fp16"));
+    assert!(ok(&["inspect", s(&b16)]).contains("precision  fp16"));
 
     let input = values(64 * 36);
     let x = dir.join("x.npy");
@@ -895,10 +826,10 @@ fn convert_int8_calibrates_on_images_and_records_it() {
     args.extend_from_slice(&["--calib", "models/samples", "--eval", "models/samples"]);
     let out = ok(&args);
     assert!(out.contains("int8 vs fp32 on 4 images"), "{out}");
-    assert!(out.contains("precision Int8"), "{out}");
+    assert!(out.contains("precision int8"), "{out}");
     let text = ok(&["inspect", s(&bundle)]);
     for want in [
-        "precision  Int8",
+        "precision  int8",
         "qs8_gemm::",
         "qs8_dwconv::",
         "calibration: folder models/samples, images 4, method percentile",
@@ -1030,10 +961,10 @@ fn convert_imports_qdq_models_to_int8() {
         out.contains("QDQ model: 3 activation quantizations and 1 int8 weights"),
         "{out}"
     );
-    assert!(out.contains("precision Int8"), "{out}");
+    assert!(out.contains("precision int8"), "{out}");
     let info = ok(&["inspect", s(&flb)]);
     assert!(
-        info.contains("Int8") && info.contains("source onnx qdq"),
+        info.contains("precision  int8") && info.contains("source onnx qdq"),
         "{info}"
     );
     // Same as --precision int8 (which needs no --calib here).
@@ -1065,4 +996,52 @@ fn convert_imports_qdq_models_to_int8() {
         &["convert", s(&onnx), "-o", s(&flb), "--eval", s(&dir)],
         "--eval feeds images",
     );
+}
+
+#[test]
+fn eval_matches_wordnet_ids_kept_from_a_labels_tsv_and_warns_when_none_match() {
+    let dir = scratch("eval_wordnet_ids");
+    let onnx = small_cnn(&dir);
+    let tsv = dir.join("classes.tsv");
+    std::fs::write(
+        &tsv,
+        "index\twnid\tname\n0\tn00000001\tcat\n1\tn00000002\tdog\n2\tn00000003\tbird\n",
+    )
+    .unwrap();
+    let bundle = dir.join("labeled.flb");
+    ok(&[
+        "convert",
+        s(&onnx),
+        "-o",
+        s(&bundle),
+        "--labels",
+        s(&tsv),
+        "--resize",
+        "8",
+        "--crop",
+        "8",
+        "--mean",
+        "127",
+        "--std",
+        "128",
+    ]);
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    for (i, name) in ["n00000001_1.png", "n00000002_7.png", "unlabeled.png"]
+        .iter()
+        .enumerate()
+    {
+        image::RgbImage::from_pixel(9, 9, image::Rgb([40 * i as u8, 90, 200]))
+            .save(images.join(name))
+            .unwrap();
+    }
+    let out = ok(&["eval", s(&bundle), "--images", s(&images)]);
+    assert!(out.contains("3 images, 2 with a known label"), "{out}");
+    let plain = dir.join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    std::fs::copy(images.join("unlabeled.png"), plain.join("x.png")).unwrap();
+    let run = common::ferrolite(&["eval", s(&bundle), "--images", s(&plain)]);
+    assert!(run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("warning: no image has a label"), "{err}");
 }

@@ -39,11 +39,167 @@ use crate::work::WorkGraph;
 /// Parse an ONNX file and return tract's decluttered typed model with concrete input shapes.
 ///
 /// `input_shape` overrides the shape of the first input (needed when it has symbolic dims
-/// other than a leading batch dim, which defaults to 1).
-pub fn load_onnx(path: &Path, input_shape: Option<&[usize]>) -> Result<TypedModel> {
-    let mut model = tract_onnx::onnx()
-        .model_for_path(path)
+/// other than a leading batch dim, which defaults to 1). The protobuf is checked first
+/// ([`crate::onnx_check`]), tract runs under `catch_unwind` so a panic left in it becomes an
+/// error, and every tensor's size is compared with the memory limit before lowering.
+pub fn load_onnx(path: &Path, input_shape: Option<&[usize]>) -> Result<(TypedModel, OnnxNodes)> {
+    let limit = ferrolite_runtime::limits::memory_limit().map_err(anyhow::Error::msg)?;
+    let proto = tract_onnx::onnx()
+        .proto_model_for_path(path)
         .with_context(|| format!("cannot parse ONNX model {}", path.display()))?;
+    let graph = proto
+        .graph
+        .as_ref()
+        .with_context(|| format!("ONNX model {} has no graph", path.display()))?;
+    crate::onnx_check::check_graph(graph, limit)
+        .with_context(|| format!("cannot convert {}", path.display()))?;
+    let nodes = OnnxNodes::of(graph);
+    let typed =
+        crate::tract_guard::guarded(|| load_proto(&proto, path, input_shape, &nodes, limit))
+            .and_then(|typed| typed)
+            .with_context(|| format!("cannot convert {}", path.display()))?;
+    Ok((typed, nodes))
+}
+
+/// The ONNX file's own node names and op types, so a message about a tract node names the
+/// node the user wrote (`Resize` rather than tract's `NearestUpsample`).
+#[derive(Debug, Default)]
+pub struct OnnxNodes {
+    /// (node name, op type), longest names first.
+    nodes: Vec<(String, String)>,
+}
+
+impl OnnxNodes {
+    fn of(graph: &tract_onnx::pb::GraphProto) -> OnnxNodes {
+        let mut nodes: Vec<(String, String)> = graph
+            .node
+            .iter()
+            .filter(|n| !n.name.is_empty())
+            .map(|n| (n.name.clone(), n.op_type.clone()))
+            .collect();
+        nodes.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
+        OnnxNodes { nodes }
+    }
+
+    /// The ONNX node a tract node comes from: tract keeps the ONNX name, sometimes with a
+    /// `.suffix` per op it split the node into.
+    fn source_of(&self, tract_name: &str) -> Option<(&str, &str)> {
+        self.nodes.iter().find_map(|(name, op)| {
+            let rest = tract_name.strip_prefix(name.as_str())?;
+            (rest.is_empty() || rest.starts_with('.')).then_some((name.as_str(), op.as_str()))
+        })
+    }
+}
+
+/// tract's shape-inference failure in the user's words: which ONNX node, and the last cause
+/// with tract's `Val(…)` wrappers taken off; an `--input-shape` that does not fit says so.
+fn explain_typing(
+    e: &anyhow::Error,
+    input_shape: Option<&[usize]>,
+    nodes: &OnnxNodes,
+) -> anyhow::Error {
+    let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    let node = chain.iter().find_map(|c| {
+        let rest = c.split_once("node #")?.1;
+        let name = rest.split('"').nth(1)?;
+        Some(match nodes.source_of(name) {
+            Some((name, op)) => format!("ONNX node {name:?} ({op})"),
+            None => format!("node {name:?}"),
+        })
+    });
+    let cause = unwrap_tract_values(chain.last().map_or("", String::as_str));
+    let at = node.map_or(String::new(), |n| format!("{n}: "));
+    match input_shape {
+        Some(shape) => {
+            anyhow::anyhow!(
+            "--input-shape {} does not fit this model: {at}{cause} (the model fixes this shape \
+             for its own input size)",
+            shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",")
+        )
+        }
+        None => anyhow::anyhow!("cannot work out the model's shapes: {at}{cause}"),
+    }
+}
+
+/// `[Val(1), Val(116)]` → `[1, 116]`; `Sym(N)` → `N`.
+fn unwrap_tract_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(j) = ["Val(", "Sym("].iter().filter_map(|p| rest.find(p)).min() {
+        out.push_str(&rest[..j]);
+        let inner = &rest[j + 4..];
+        let k = inner.find(')').unwrap_or(inner.len());
+        out.push_str(&inner[..k]);
+        rest = inner.get(k + 1..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A shape fact as people write it (`1x3x224x224`; symbols by name).
+fn fact_text(fact: &TypedFact) -> String {
+    let dims: Vec<String> = fact.shape.iter().map(|d| d.to_string()).collect();
+    if dims.is_empty() {
+        "scalar".into()
+    } else {
+        dims.join("x")
+    }
+}
+
+/// Refuse a model one of whose tensors would need more than `limit` bytes.
+fn check_sizes(model: &TypedModel, limit: u64) -> Result<()> {
+    for node in &model.nodes {
+        for (i, out) in node.outputs.iter().enumerate() {
+            let Some(dims) = out.fact.shape.as_concrete() else {
+                continue;
+            };
+            let bytes = dims
+                .iter()
+                .try_fold(out.fact.datum_type.size_of() as u64, |n, &d| {
+                    n.checked_mul(d as u64)
+                });
+            if bytes.is_none_or(|b| b > limit) {
+                let label = model.outlet_label(OutletId::new(node.id, i));
+                bail!(
+                    "tensor {:?} (output of node {:?}) of shape {} needs {}, over the memory \
+                     limit of {}: set {} to raise it",
+                    label.unwrap_or(&node.name),
+                    node.name,
+                    ferrolite_runtime::meta::shape_text(dims),
+                    bytes.map_or(
+                        "more than 2^64 bytes".into(),
+                        ferrolite_runtime::limits::bytes_text
+                    ),
+                    ferrolite_runtime::limits::bytes_text(limit),
+                    ferrolite_runtime::limits::MEMORY_ENV
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// tract's part of [`load_onnx`]: build the inference model from the protobuf, fix the input
+/// shapes, type it and declutter it, refusing tensors over `limit` bytes as soon as their
+/// shapes are known (tract's simplification is slow on absurd shapes).
+fn load_proto(
+    proto: &tract_onnx::pb::ModelProto,
+    path: &Path,
+    input_shape: Option<&[usize]>,
+    nodes: &OnnxNodes,
+    limit: u64,
+) -> Result<TypedModel> {
+    let dir = path.parent().and_then(|d| d.to_str());
+    let parsed = tract_onnx::onnx()
+        .parse(proto, dir)
+        .context("cannot parse the model")?;
+    if !parsed.unresolved_inputs.is_empty() {
+        bail!(
+            "nodes read tensors nothing computes: {}",
+            parsed.unresolved_inputs.join(", ")
+        );
+    }
+    let mut model = parsed.model;
     let n_inputs = model.inputs.len();
     for i in 0..n_inputs {
         let fact = model.input_fact(i)?.clone();
@@ -71,13 +227,33 @@ pub fn load_onnx(path: &Path, input_shape: Option<&[usize]>) -> Result<TypedMode
                         None if axis == 0 => shape.push(1),
                         None => bail!(
                             "input {name:?} has symbolic dimension {axis} ({}): pass --input-shape, e.g. --input-shape 1,3,224,224",
-                            fact.shape.dims().map(|d| format!("{d:?}")).collect::<Vec<_>>().join(",")
+                            fact.shape.dims().map(|d| d.to_string()).collect::<Vec<_>>().join(",")
                         ),
                     }
                 }
                 shape
             }
         };
+        if shape.contains(&0) {
+            bail!(
+                "input {name:?} has shape {}: empty tensors are not supported",
+                ferrolite_runtime::meta::shape_text(&shape)
+            );
+        }
+        let bytes = shape.iter().try_fold(4u64, |n, &d| n.checked_mul(d as u64));
+        if bytes.is_none_or(|b| b > limit) {
+            bail!(
+                "input {name:?} of shape {} needs {}, over the memory limit of {}: set {} to \
+                 raise it",
+                ferrolite_runtime::meta::shape_text(&shape),
+                bytes.map_or(
+                    "more than 2^64 bytes".into(),
+                    ferrolite_runtime::limits::bytes_text
+                ),
+                ferrolite_runtime::limits::bytes_text(limit),
+                ferrolite_runtime::limits::MEMORY_ENV
+            );
+        }
         model.set_input_fact(i, f32::fact(&shape).into())?;
     }
     let output_names: Vec<Option<String>> = model
@@ -87,7 +263,8 @@ pub fn load_onnx(path: &Path, input_shape: Option<&[usize]>) -> Result<TypedMode
         .collect();
     let mut typed = model
         .into_typed()
-        .with_context(|| format!("cannot type ONNX model {}", path.display()))?;
+        .map_err(|e| explain_typing(&e, input_shape, nodes))?;
+    check_sizes(&typed, limit)?;
     // Declutter without the pass that drops size-1 axes: the IR keeps ONNX's NCHW rank-4
     // feature maps so the runtime can lay them out as NHWC.
     let mut opt = tract_onnx::tract_core::optim::Optimizer::declutter();
@@ -95,13 +272,14 @@ pub fn load_onnx(path: &Path, input_shape: Option<&[usize]>) -> Result<TypedMode
         .retain(|p| !format!("{p:?}").contains("ChangeAxes"));
     opt.session()
         .optimize(&mut typed)
-        .with_context(|| format!("cannot simplify ONNX model {}", path.display()))?;
+        .context("cannot simplify the model")?;
     // Simplification renames outputs after their last op: restore the ONNX names.
     for (i, name) in output_names.into_iter().enumerate() {
         if let (Some(name), Some(o)) = (name, typed.outputs.get(i).copied()) {
             typed.set_outlet_label(o, name)?;
         }
     }
+    check_sizes(&typed, limit)?;
     Ok(typed)
 }
 
@@ -134,8 +312,9 @@ struct QuantizedValue {
     node: usize,
 }
 
-/// Lower a decluttered tract model into a [`WorkGraph`].
-pub fn lower(model: &TypedModel) -> Result<WorkGraph> {
+/// Lower a decluttered tract model into a [`WorkGraph`]; `onnx` names the ONNX nodes in
+/// messages.
+pub fn lower(model: &TypedModel, onnx: &OnnxNodes) -> Result<WorkGraph> {
     let mut l = Lowering {
         model,
         g: WorkGraph::default(),
@@ -147,19 +326,15 @@ pub fn lower(model: &TypedModel) -> Result<WorkGraph> {
             let shapes: Vec<String> = node
                 .inputs
                 .iter()
-                .map(|o| {
-                    model
-                        .outlet_fact(*o)
-                        .map(|f| format!("{:?}", f.shape))
-                        .unwrap_or_default()
-                })
+                .map(|o| model.outlet_fact(*o).map(fact_text).unwrap_or_default())
                 .collect();
-            format!(
-                "node {:?} (op {}, input shapes [{}])",
-                node.name,
-                node.op().name(),
-                shapes.join("], [")
-            )
+            match onnx.source_of(&node.name) {
+                Some((name, op)) => format!(
+                    "ONNX node {name:?} ({op}, input shapes {})",
+                    shapes.join(", ")
+                ),
+                None => format!("node {:?} (input shapes {})", node.name, shapes.join(", ")),
+            }
         })?;
     }
     for o in model.input_outlets()? {
@@ -549,7 +724,10 @@ impl Lowering<'_> {
             let x = self.input(node, 0)?;
             return self.emit(node, Op::Softmax { axis: s.axes[0] }, vec![x]);
         }
-        bail!("unsupported operator {} ({op:?})", op.name())
+        bail!(
+            "not supported: Ferrolite has no kernel for it (tract reads it as {})",
+            op.name()
+        )
     }
 
     /// A constant as a value: floats become f32 constant tensors, other types stay tract

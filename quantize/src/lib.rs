@@ -6,9 +6,11 @@ pub mod fuse;
 pub mod half_precision;
 pub mod import;
 pub mod int8;
+pub mod onnx_check;
 
 pub mod qdq;
 pub mod report;
+pub mod tract_guard;
 pub mod tract_pool;
 pub mod work;
 
@@ -62,9 +64,10 @@ pub(crate) fn convert_keeping_qdq(
     path: &Path,
     opts: &ConvertOptions,
 ) -> Result<(Model, Vec<Option<ferrolite_runtime::ir::Quant>>)> {
-    let typed = import::load_onnx(path, opts.input_shape.as_deref())?;
-    let mut work =
-        import::lower(&typed).with_context(|| format!("cannot convert {}", path.display()))?;
+    let (typed, onnx_nodes) = import::load_onnx(path, opts.input_shape.as_deref())?;
+    let mut work = tract_guard::guarded(|| import::lower(&typed, &onnx_nodes))
+        .and_then(|lowered| lowered)
+        .with_context(|| format!("cannot convert {}", path.display()))?;
     if !opts.unfused {
         fuse::fuse(&mut work);
     }
@@ -137,6 +140,25 @@ pub fn read_labels(path: &Path) -> Result<Vec<String>> {
         labels.push(fields[fields.len() - 1].trim().to_string());
     }
     Ok(labels)
+}
+
+/// The class ids of a labels TSV with three or more columns (`index<TAB>wnid<TAB>name`: the
+/// second column), one per label in output order; empty for other files.
+pub fn read_label_ids(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read labels file {}", path.display()))?;
+    let mut ids = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        if fields.len() < 3 {
+            return Ok(Vec::new());
+        }
+        if fields[0].trim().parse::<usize>().is_err() {
+            continue; // a TSV header line
+        }
+        ids.push(fields[1].trim().to_string());
+    }
+    Ok(ids)
 }
 
 /// The ONNX writer (it lives in the zoo crate), re-exported for tests that generate graphs.

@@ -2,7 +2,8 @@
 //! (pointwise / grouped / direct / depthwise convolutions, fused inverted-residual blocks,
 //! channel shuffles, concats, pools, squeeze-excite, attention) in fp32, fp16 and int8,
 //! run on 1 to 4 threads with every step split as finely as its units allow, give the same
-//! bytes as one thread, on every kernel tier this CPU has.
+//! bytes as one thread, on every kernel tier this CPU has; and one model shared by sessions
+//! on several threads at once gives every one of them the bytes of a sequential run.
 
 mod common;
 
@@ -142,4 +143,56 @@ fn the_callers_affinity_is_restored_after_a_run() {
     })
     .join()
     .expect("thread");
+}
+
+/// Output bits of one run of `session` on `input`.
+fn bits_of(session: &mut Session, input: &[f32]) -> Vec<u32> {
+    session.run(&[input]).expect("run");
+    (0..session.output_shapes().len())
+        .flat_map(|i| {
+            session
+                .output(i)
+                .iter()
+                .map(|v| v.to_bits())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn one_model_serves_many_sessions_on_many_threads_at_once() {
+    // One `Arc<Model>` (one mapped set of weights) shared by four OS threads, each with a
+    // session of its own (1- and 2-thread sessions mixed), 500 runs each over four inputs:
+    // every output must have the bits of a sequential run.
+    const RUNS: usize = 500;
+    for precision in [Precision::Fp32, Precision::Int8] {
+        let (m, x) = model("mobilenet_v3_small?resolution=64", precision);
+        let inputs: Vec<Vec<f32>> = (0..4).map(|i| random(x.len(), 10 + i)).collect();
+        let sequential = |threads: usize| {
+            let opts = SessionOptions {
+                threads: Some(threads),
+                pin: false,
+                ..SessionOptions::default()
+            };
+            Session::with_options(m.clone(), opts).expect("session")
+        };
+        let mut reference = sequential(1);
+        let want: Vec<Vec<u32>> = inputs.iter().map(|x| bits_of(&mut reference, x)).collect();
+        std::thread::scope(|scope| {
+            for worker in 0..4 {
+                let (inputs, want) = (&inputs, &want);
+                let mut session = sequential(1 + worker % 2);
+                scope.spawn(move || {
+                    for run in 0..RUNS {
+                        let k = (run + worker) % inputs.len();
+                        assert!(
+                            bits_of(&mut session, &inputs[k]) == want[k],
+                            "{precision:?}: worker {worker}, run {run}: outputs differ from a \
+                             sequential run"
+                        );
+                    }
+                });
+            }
+        });
+    }
 }

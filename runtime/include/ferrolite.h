@@ -37,6 +37,10 @@ FerroliteModel *ferrolite_open(const char *path);
  * CPU list, a CPU that is not online...). */
 FerroliteModel *ferrolite_open_with_options(const char *path, const FerroliteOptions *opts);
 
+/* Open a bundle held in memory (len bytes at data), validated and copied: data may be freed
+ * on return. opts as for ferrolite_open_with_options (NULL = the defaults). NULL on error. */
+FerroliteModel *ferrolite_open_bytes(const uint8_t *data, size_t len, const FerroliteOptions *opts);
+
 /* Free a model (NULL is ignored). */
 void ferrolite_close(FerroliteModel *model);
 

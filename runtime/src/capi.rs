@@ -133,7 +133,12 @@ unsafe fn open_with(path: *const c_char, opts: &FerroliteOptions) -> Result<*mut
     // SAFETY: the caller passes a NUL-terminated string (checked non-NULL above).
     let path = unsafe { CStr::from_ptr(path) };
     let path = path.to_str().map_err(|_| invalid("path is not UTF-8"))?;
-    let model = Arc::new(bundle::load(Path::new(path))?);
+    prepare(bundle::load(Path::new(path))?, options)
+}
+
+/// Plan `model` for a session with `options` and box it for C.
+fn prepare(model: crate::Model, options: SessionOptions) -> Result<*mut FerroliteModel> {
+    let model = Arc::new(model);
     let labels = model
         .meta
         .labels
@@ -179,6 +184,33 @@ pub unsafe extern "C" fn ferrolite_open_with_options(
         let opts = unsafe { opts.as_ref() }.copied().unwrap_or_default();
         // SAFETY: forwarded caller contract.
         unsafe { open_with(path, &opts) }
+    })
+}
+
+/// Open a bundle held in memory (`len` bytes at `data`, e.g. an app asset), validated as
+/// untrusted input and copied, so the caller may free `data` on return; `opts` as in
+/// [`ferrolite_open_with_options`] (NULL: the defaults). NULL on error.
+///
+/// # Safety
+/// `data` must be NULL or point to `len` readable bytes; `opts` NULL or a valid
+/// `FerroliteOptions` whose `cpus` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn ferrolite_open_bytes(
+    data: *const u8,
+    len: usize,
+    opts: *const FerroliteOptions,
+) -> *mut FerroliteModel {
+    guarded(std::ptr::null_mut(), || {
+        if data.is_null() {
+            return Err(invalid("data is NULL"));
+        }
+        // SAFETY: the caller passes `len` readable bytes at `data` (checked non-NULL above).
+        let bytes = unsafe { std::slice::from_raw_parts(data, len) };
+        // SAFETY: the caller passes NULL or a valid options struct.
+        let opts = unsafe { opts.as_ref() }.copied().unwrap_or_default();
+        // SAFETY: forwarded caller contract on `opts.cpus`.
+        let options = unsafe { session_options(&opts) }?;
+        prepare(bundle::from_bytes(bytes)?, options)
     })
 }
 

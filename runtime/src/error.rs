@@ -27,6 +27,10 @@ pub enum Error {
     /// The model needs something this runtime does not implement.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// The model needs more memory than the limit allows (see [`crate::limits`]), or the
+    /// limit itself is malformed: refused before allocating.
+    #[error("{0}")]
+    Limit(String),
 }
 
 impl Error {

@@ -191,6 +191,7 @@ impl Session {
             }
         };
         let threads = pool.threads();
+        check_memory(&model, &plan, threads)?;
         let arena = vec![0.0f32; plan.arena_len + ALIGN];
         let base = aligned_start(&arena);
         let scratch = vec![0.0f32; plan.scratch_len * threads + ALIGN];
@@ -667,3 +668,38 @@ const _: () = {
     send::<Session>();
     sync::<Pool>();
 };
+
+/// Refuse a model whose working memory (the activation arena and every thread's scratch)
+/// exceeds [`crate::limits::memory_limit`], before allocating it, naming the largest
+/// activation.
+fn check_memory(model: &Model, plan: &Plan, threads: usize) -> Result<()> {
+    let floats = plan
+        .arena_len
+        .saturating_add(plan.scratch_len.saturating_mul(threads))
+        .saturating_add(2 * ALIGN);
+    let bytes = (floats as u64).saturating_mul(4);
+    let limit = crate::limits::memory_limit().map_err(Error::Limit)?;
+    if bytes <= limit {
+        return Ok(());
+    }
+    let largest = model
+        .graph
+        .tensors
+        .iter()
+        .filter(|t| t.data.is_none())
+        .max_by_key(|t| t.shape.iter().product::<usize>());
+    let named = largest.map_or(String::new(), |t| {
+        format!(
+            " (the largest activation, {}, is {} floats)",
+            t.name,
+            crate::meta::shape_text(&t.shape)
+        )
+    });
+    Err(Error::Limit(format!(
+        "the model needs {} of working memory on {threads} thread(s){named}, over the limit \
+         of {}: set {} to raise it",
+        crate::limits::bytes_text(bytes),
+        crate::limits::bytes_text(limit),
+        crate::limits::MEMORY_ENV
+    )))
+}

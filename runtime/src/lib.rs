@@ -9,6 +9,7 @@ pub mod error;
 pub mod exec;
 pub mod ir;
 pub mod kernels;
+pub mod limits;
 pub mod meta;
 pub mod plan;
 pub mod preprocess;

@@ -64,6 +64,68 @@ impl Default for Preprocess {
     }
 }
 
+impl std::fmt::Display for Precision {
+    /// The name the CLI takes and prints: `fp32`, `fp16`, `int8`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::Fp32 => "fp32",
+            Precision::Fp16 => "fp16",
+            Precision::Int8 => "int8",
+        })
+    }
+}
+
+impl std::fmt::Display for Preprocess {
+    /// One line for people: `resize shorter side to 256, crop 224x224, mean 123.7,116.3,103.5,
+    /// std 58.4,57.1,57.4, RGB, NCHW`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let three = |v: &[f32; 3]| {
+            v.iter()
+                .map(|x| format!("{}", (x * 1000.0).round() / 1000.0))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        match self.resize_shorter {
+            Some(r) => write!(f, "resize shorter side to {r}, ")?,
+            None => f.write_str("resize to the input size, ")?,
+        }
+        if let Some([h, w]) = self.crop {
+            write!(f, "center crop {h}x{w}, ")?;
+        }
+        let color = match self.color {
+            ColorOrder::Rgb => "RGB",
+            ColorOrder::Bgr => "BGR",
+        };
+        let layout = match self.layout {
+            ImageLayout::Nchw => "NCHW",
+            ImageLayout::Nhwc => "NHWC",
+        };
+        write!(
+            f,
+            "mean {}, std {}, {color}, {layout}",
+            three(&self.mean),
+            three(&self.std)
+        )
+    }
+}
+
+/// The metadata record holding the class ids (WordNet ids such as `n01443537`) of an
+/// `index<TAB>wnid<TAB>name` labels file, one per label, so `eval` can match file and folder
+/// names to outputs without the class list.
+pub const LABEL_IDS_RECORD: &str = "label_ids";
+
+/// A shape as people write it: `1x3x224x224` (`scalar` for rank 0).
+pub fn shape_text(shape: &[usize]) -> String {
+    if shape.is_empty() {
+        return "scalar".into();
+    }
+    shape
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("x")
+}
+
 /// Description of one model input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputSpec {

@@ -753,7 +753,7 @@ fn bench_zoo(a: &BenchArgs, names: &[String], plot: Option<PlotFile>) -> Result<
 fn print_zoo_row(r: &ZooRow, name_width: usize) -> Result<()> {
     let input = match r.input.as_slice() {
         [_, _, h, w] => format!("{h}x{w}"),
-        other => format!("{other:?}"),
+        other => ferrolite_runtime::meta::shape_text(other),
     };
     let peer = match (r.tract_median_ms, r.ratio_vs_tract) {
         (Some(t), Some(ratio)) => format!(" {t:>9.3} {ratio:>6.2}"),

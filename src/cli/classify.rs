@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 
+use super::batch::Batch;
 use super::image_model::ImageModel;
 use super::{load, ModelSource, ThreadArgs};
 
@@ -23,6 +24,10 @@ pub struct ClassifyArgs {
     /// Print one JSON object per image per line.
     #[arg(long)]
     json: bool,
+    /// Stop at the first image that cannot be read (by default it is reported and skipped,
+    /// and the command fails at the end).
+    #[arg(long)]
+    strict: bool,
     #[command(flatten)]
     thread_args: ThreadArgs,
 }
@@ -71,8 +76,11 @@ pub fn run(a: ClassifyArgs) -> Result<()> {
     let opts = a.thread_args.options()?;
     let mut classifier = ImageModel::new(load::open(&source, None)?, None, opts)?;
     let labels = classifier.model.meta.labels.clone();
+    let mut batch = Batch::new("images", a.images.len(), a.strict);
     for path in &a.images {
-        classifier.load_image(path)?;
+        if batch.take(classifier.load_image(path), None)?.is_none() {
+            continue;
+        }
         let start = Instant::now();
         let scores = classifier.run()?;
         let latency_ms = start.elapsed().as_secs_f64() * 1e3;
@@ -103,5 +111,5 @@ pub fn run(a: ClassifyArgs) -> Result<()> {
             }
         }
     }
-    Ok(())
+    batch.finish()
 }

@@ -7,16 +7,17 @@ use ferrolite_quantize::calibrate::{calibrate, CalibMethod};
 use ferrolite_quantize::int8::{quantize_model, split_activations, KeptFloat};
 use ferrolite_quantize::qdq;
 use ferrolite_quantize::report::compare;
-use ferrolite_quantize::{convert_onnx, read_labels, ConvertOptions};
+use ferrolite_quantize::{convert_onnx, read_label_ids, read_labels, ConvertOptions};
 use ferrolite_runtime::bundle;
-use ferrolite_runtime::meta::{ColorOrder, Precision, Preprocess};
+use ferrolite_runtime::meta::{ColorOrder, Precision, Preprocess, LABEL_IDS_RECORD};
 use ferrolite_runtime::preprocess::{prepare_into, RgbImage};
 use ferrolite_runtime::Model;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 
+use super::batch::Batch;
 use super::eval::collect_images;
-use super::{decode, parse_list, parse_shape, PrecisionArg};
+use super::{decode, parse_list, parse_shape, refuse_overwriting, PrecisionArg};
 
 /// Arguments of `ferrolite convert`.
 #[derive(clap::Args, Debug)]
@@ -70,6 +71,11 @@ pub struct ConvertArgs {
     /// shows it).
     #[arg(long)]
     eval: Option<PathBuf>,
+    /// Stop at the first calibration or --eval image that cannot be read (by default it is
+    /// reported and skipped, the bundle is written from the others and the command fails at
+    /// the end).
+    #[arg(long)]
+    strict: bool,
 }
 
 /// Calibration methods (see `ferrolite_quantize::calibrate`).
@@ -119,26 +125,36 @@ fn progress(what: &str, len: usize) -> ProgressBar {
     )
 }
 
-/// Decode and preprocess images into model inputs of `shape`.
+/// Decode and preprocess images into model inputs of `shape`; one that cannot be read is
+/// left to `batch` (reported and skipped, or final under `--strict`). Fails when none is left.
 fn load_inputs(
     images: &[PathBuf],
     preprocess: &Preprocess,
     shape: &[usize],
     bar: &ProgressBar,
+    batch: &mut Batch,
 ) -> Result<Vec<Vec<f32>>> {
     let mut inputs = Vec::with_capacity(images.len());
     for p in images {
-        let rgb = decode::decode(p)?;
-        let view = RgbImage {
-            width: rgb.width() as usize,
-            height: rgb.height() as usize,
-            pixels: rgb.as_raw(),
-        };
-        let mut input = vec![0f32; shape.iter().product()];
-        prepare_into(&view, preprocess, shape, &mut input)
-            .with_context(|| format!("cannot preprocess {}", p.display()))?;
-        inputs.push(input);
+        let input = (|| -> Result<Vec<f32>> {
+            let rgb = decode::decode(p)?;
+            let view = RgbImage {
+                width: rgb.width() as usize,
+                height: rgb.height() as usize,
+                pixels: rgb.as_raw(),
+            };
+            let mut input = vec![0f32; shape.iter().product()];
+            prepare_into(&view, preprocess, shape, &mut input)
+                .with_context(|| format!("cannot preprocess {}", p.display()))?;
+            Ok(input)
+        })();
+        if let Some(input) = batch.take(input, Some(bar))? {
+            inputs.push(input);
+        }
         bar.inc(1);
+    }
+    if inputs.is_empty() {
+        bail!("none of the {} images could be read", images.len());
     }
     Ok(inputs)
 }
@@ -163,23 +179,23 @@ fn image_input(model: &Model, what: &str) -> Result<(Preprocess, Vec<usize>)> {
 }
 
 /// Calibrate the fp32 `model` on the images in `dir` and quantize it to int8.
-fn quantize_int8(model: Model, dir: &Path, a: &ConvertArgs) -> Result<Model> {
+fn quantize_int8(model: Model, dir: &Path, a: &ConvertArgs, batch: &mut Batch) -> Result<Model> {
     let (preprocess, shape) = image_input(&model, "int8 calibration")?;
     let method: CalibMethod = a.calib_method.into();
     let passes = if method == CalibMethod::MinMax { 1 } else { 2 };
-    let images = image_files(dir, a.calib_count.max(1))?;
+    let images = image_files(dir, a.calib_count)?;
     let bar = progress("calibrate", images.len() * (passes + 1));
-    let inputs = load_inputs(&images, &preprocess, &shape, &bar)?;
+    let inputs = load_inputs(&images, &preprocess, &shape, &bar, batch)?;
     let model = split_activations(&model);
     let ranges = calibrate(&model, &inputs, method, || bar.inc(1))?;
     bar.finish_and_clear();
     let q = quantize_model(&model, &ranges)?;
-    let mut m = finish_int8(&model, q.model, &q.kept_float, a)?;
+    let mut m = finish_int8(&model, q.model, &q.kept_float, a, batch)?;
     m.meta.records.insert(
         "calibration".into(),
         serde_json::json!({
             "method": method.name(),
-            "images": images.len(),
+            "images": inputs.len(),
             "folder": dir.display().to_string(),
         }),
     );
@@ -187,7 +203,7 @@ fn quantize_int8(model: Model, dir: &Path, a: &ConvertArgs) -> Result<Model> {
 }
 
 /// Import a quantized (QDQ) ONNX model to int8 with its own parameters.
-fn import_qdq(a: &ConvertArgs, opts: &ConvertOptions) -> Result<Model> {
+fn import_qdq(a: &ConvertArgs, opts: &ConvertOptions, batch: &mut Batch) -> Result<Model> {
     let r = qdq::import_qdq(&a.model, opts)?;
     for w in &r.requantized {
         out!("re-quantized weight of {}: {}", w.node, w.reason)?;
@@ -201,12 +217,18 @@ fn import_qdq(a: &ConvertArgs, opts: &ConvertOptions) -> Result<Model> {
             .count(),
         r.params.fixed_weights.len()
     )?;
-    finish_int8(&r.fp32, r.int8, &r.kept_float, a)
+    finish_int8(&r.fp32, r.int8, &r.kept_float, a, batch)
 }
 
 /// Report and record the nodes an int8 model keeps in fp32, and with `--eval`, compare it
 /// with its fp32 source.
-fn finish_int8(fp32: &Model, mut m: Model, kept: &[KeptFloat], a: &ConvertArgs) -> Result<Model> {
+fn finish_int8(
+    fp32: &Model,
+    mut m: Model,
+    kept: &[KeptFloat],
+    a: &ConvertArgs,
+    batch: &mut Batch,
+) -> Result<Model> {
     for k in kept {
         out!("kept fp32: {} {} ({})", k.op, k.node, k.reason)?;
     }
@@ -223,7 +245,7 @@ fn finish_int8(fp32: &Model, mut m: Model, kept: &[KeptFloat], a: &ConvertArgs) 
         let (preprocess, shape) = image_input(fp32, "--eval")?;
         let images = image_files(eval_dir, usize::MAX)?;
         let bar = progress("compare", images.len() * 2);
-        let inputs = load_inputs(&images, &preprocess, &shape, &bar)?;
+        let inputs = load_inputs(&images, &preprocess, &shape, &bar, batch)?;
         let c = compare(fp32, &m, &inputs, || bar.inc(1))?;
         bar.finish_and_clear();
         let worst = c
@@ -263,6 +285,18 @@ fn finish_int8(fp32: &Model, mut m: Model, kept: &[KeptFloat], a: &ConvertArgs) 
 
 /// Run the conversion and write the bundle.
 pub fn run(a: ConvertArgs) -> Result<()> {
+    refuse_overwriting(&a.output, &[&a.model])?;
+    if a.calib_count == 0 {
+        bail!(
+            "--calib-count 0 leaves nothing to calibrate on: give at least 1 (the default is 100)"
+        );
+    }
+    if a.mean.is_some() != a.std.is_some() {
+        bail!(
+            "--mean and --std go together (the model was trained on (pixel - mean) / std): \
+             give both, e.g. --mean 127.5 --std 127.5, or neither for pixels / 255"
+        );
+    }
     let image_flags =
         a.mean.is_some() || a.std.is_some() || a.resize.is_some() || a.crop.is_some() || a.bgr;
     let preprocess = if image_flags {
@@ -295,6 +329,11 @@ pub fn run(a: ConvertArgs) -> Result<()> {
         Some(p) => read_labels(p)?,
         None => Vec::new(),
     };
+    let label_ids = match &a.labels {
+        Some(p) => read_label_ids(p)?,
+        None => Vec::new(),
+    };
+    let mut batch = Batch::new("images", usize::MAX, a.strict);
     let mut opts = ConvertOptions {
         input_shape: a.input_shape.clone(),
         preprocess,
@@ -321,7 +360,7 @@ pub fn run(a: ConvertArgs) -> Result<()> {
                  model instead (--precision int8 --calib DIR on the unquantized ONNX file)"
             );
         }
-        import_qdq(&a, &opts)?
+        import_qdq(&a, &opts, &mut batch)?
     } else {
         let precision: Precision = a.precision.unwrap_or(PrecisionArg::Fp32).into();
         let int8 = precision == Precision::Int8;
@@ -333,20 +372,27 @@ pub fn run(a: ConvertArgs) -> Result<()> {
         }
         let model = convert_onnx(&a.model, &opts)?;
         match &a.calib {
-            Some(dir) => quantize_int8(model, dir, &a)?,
+            Some(dir) => quantize_int8(model, dir, &a, &mut batch)?,
             None => model,
         }
     };
+    let mut model = model;
+    if !label_ids.is_empty() {
+        model
+            .meta
+            .records
+            .insert(LABEL_IDS_RECORD.into(), serde_json::json!(label_ids));
+    }
     bundle::save(&model, &a.output)
         .with_context(|| format!("cannot write bundle {}", a.output.display()))?;
     let size = std::fs::metadata(&a.output).map(|m| m.len()).unwrap_or(0);
     out!(
-        "wrote {} ({:.2} MB): {} ops, {:.2} MB of weights, precision {:?}",
+        "wrote {} ({:.2} MB): {} ops, {:.2} MB of weights, precision {}",
         a.output.display(),
         size as f64 / 1e6,
         model.graph.nodes.len(),
         model.weights.bytes().len() as f64 / 1e6,
         model.meta.precision
     )?;
-    Ok(())
+    batch.finish()
 }

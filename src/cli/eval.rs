@@ -8,8 +8,10 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use ferrolite_runtime::exec::SessionOptions;
+use ferrolite_runtime::meta::{Metadata, LABEL_IDS_RECORD};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::batch::Batch;
 use super::classify::top_k;
 use super::image_model::ImageModel;
 use super::{load, ModelSource, ThreadArgs};
@@ -35,6 +37,10 @@ pub struct EvalArgs {
     /// Print one JSON object: images, labeled, top1, top5, agreement (fractions or null).
     #[arg(long)]
     json: bool,
+    /// Stop at the first image that cannot be read (by default it is reported and skipped,
+    /// and the command fails at the end).
+    #[arg(long)]
+    strict: bool,
     #[command(flatten)]
     thread_args: ThreadArgs,
 }
@@ -50,7 +56,8 @@ struct Report {
 }
 
 /// Output index by WordNet id and by class name.
-fn class_index(args: &EvalArgs, labels: &[String]) -> Result<HashMap<String, usize>> {
+fn class_index(args: &EvalArgs, meta: &Metadata) -> Result<HashMap<String, usize>> {
+    let labels = &meta.labels;
     let mut index = HashMap::new();
     match &args.classes {
         Some(path) => {
@@ -76,6 +83,15 @@ fn class_index(args: &EvalArgs, labels: &[String]) -> Result<HashMap<String, usi
         None => {
             for (i, name) in labels.iter().enumerate() {
                 index.insert(name.clone(), i);
+            }
+            let ids = meta
+                .records
+                .get(LABEL_IDS_RECORD)
+                .and_then(|v| v.as_array());
+            for (i, id) in ids.into_iter().flatten().enumerate() {
+                if let Some(id) = id.as_str() {
+                    index.insert(id.to_string(), i);
+                }
             }
         }
     }
@@ -158,15 +174,19 @@ pub fn run(a: EvalArgs) -> Result<()> {
         )?),
         None => None,
     };
-    let classes = class_index(&a, &model.model.meta.labels)?;
+    let classes = class_index(&a, &model.model.meta)?;
     let images = collect_images(&a.images, &classes)?;
     let bar = ProgressBar::new(images.len() as u64).with_style(
         ProgressStyle::with_template("eval {bar:40} {pos}/{len} images  {elapsed} < {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let (mut report, mut top1, mut top5, mut agree) = (Report::default(), 0, 0, 0);
+    let mut batch = Batch::new("images", images.len(), a.strict);
     for (path, label) in &images {
-        model.load_image(path)?;
+        if batch.take(model.load_image(path), Some(&bar))?.is_none() {
+            bar.inc(1);
+            continue;
+        }
         let ranked = top_k(model.run()?, 5);
         if let Some(truth) = label {
             report.labeled += 1;
@@ -187,9 +207,17 @@ pub fn run(a: EvalArgs) -> Result<()> {
     if reference.is_some() {
         report.agreement = fraction(agree, report.images);
     }
+    if report.labeled == 0 {
+        eprintln!(
+            "warning: no image has a label this model knows, so there is no accuracy: name \
+             files after their WordNet id (n01443537_1.jpg) or put them in folders named after \
+             a class, and give --classes imagenet_classes.tsv if the bundle was converted \
+             without --labels of that form"
+        );
+    }
     if a.json {
         out!("{}", serde_json::to_string(&report)?)?;
-        return Ok(());
+        return batch.finish();
     }
     out!(
         "{}: {} images, {} with a known label",
@@ -210,5 +238,5 @@ pub fn run(a: EvalArgs) -> Result<()> {
             r.display()
         )?;
     }
-    Ok(())
+    batch.finish()
 }

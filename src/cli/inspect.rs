@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use ferrolite_runtime::meta::shape_text;
 use ferrolite_runtime::threads::Topology;
 
 use super::{human, load, placement_text, ModelArgs, ModelSource, ThreadArgs};
@@ -30,26 +31,18 @@ pub fn run(a: InspectArgs) -> Result<()> {
     let m = &model.meta;
     out!("model      {}", m.model_name)?;
     out!("producer   {}", m.producer)?;
-    out!("precision  {:?}", m.precision)?;
+    out!("precision  {}", m.precision)?;
     out!("cpu tier   {}", session.isa())?;
     out!("threads    {}", placement_text(&session))?;
     out!("topology   {}", Topology::detect().describe())?;
     for i in &m.inputs {
-        out!("input      {} {:?}", i.name, i.shape)?;
+        out!("input      {} {}", i.name, shape_text(&i.shape))?;
         if let Some(p) = &i.preprocess {
-            out!(
-                "           resize shorter {:?}, crop {:?}, mean {:?}, std {:?}, {:?}, {:?}",
-                p.resize_shorter,
-                p.crop,
-                p.mean,
-                p.std,
-                p.color,
-                p.layout
-            )?;
+            out!("           {p}")?;
         }
     }
     for o in &m.outputs {
-        out!("output     {} {:?}", o.name, o.shape)?;
+        out!("output     {} {}", o.name, shape_text(&o.shape))?;
     }
     out!("labels     {}", m.labels.len())?;
     out!()?;
@@ -82,7 +75,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
             i,
             s.op,
             node,
-            format!("{:?}", s.output_shape),
+            shape_text(&s.output_shape),
             human(s.params),
             human(s.macs),
             parts_cell(parts),

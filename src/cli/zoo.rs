@@ -107,7 +107,7 @@ fn export(name: &str, output: &std::path::Path) -> Result<()> {
             let model = zoo::find(name)?;
             let built = model.onnx(zoo::SEED);
             let bytes = built.onnx.expect("a build with weights yields ONNX");
-            std::fs::write(output, &bytes)
+            ferrolite_runtime::bundle::write_atomically(output, &bytes)
                 .with_context(|| format!("cannot write {}", output.display()))?;
             out!(
                 "wrote {} ({}, {:.2} M params, {} bytes)",

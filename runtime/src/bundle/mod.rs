@@ -47,11 +47,18 @@ pub fn assemble(metadata_json: &[u8], graph_json: &[u8], weights: &[u8]) -> Resu
     ])
 }
 
-/// Write `model` to `path` atomically: the bytes go to a temporary file in the same
-/// directory which is synced and renamed over `path`, so a failure never leaves a partial or
-/// clobbered bundle.
+/// Write `model` to `path` atomically (see [`write_atomically`]), so a failure never leaves
+/// a partial or clobbered bundle.
 pub fn save(model: &Model, path: &Path) -> Result<()> {
     let bytes = to_bytes(&model.meta, &model.graph, model.weights.bytes())?;
+    write_atomically(path, &bytes)
+}
+
+/// Write `bytes` to `path` so that `path` holds either its old content or all of `bytes`,
+/// never a part: they go to a temporary file in the same directory, which is synced and
+/// renamed over `path`. On a failure (a full disk, a kill mid-write) the temporary file is
+/// removed where possible and the old file is untouched.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let io = |context: String| move |source| Error::Io { context, source };
     let file_name = path
         .file_name()
@@ -72,7 +79,7 @@ pub fn save(model: &Model, path: &Path) -> Result<()> {
             .create_new(true)
             .open(&tmp)
             .map_err(io(format!("cannot create {}", tmp.display())))?;
-        f.write_all(&bytes)
+        f.write_all(bytes)
             .and_then(|_| f.sync_all())
             .map_err(io(format!("cannot write {}", tmp.display())))?;
         drop(f);
