@@ -49,6 +49,10 @@ fn s(p: &Path) -> &str {
 }
 
 #[test]
+#[cfg_attr(
+    no_shared,
+    ignore = "needs ../shared (the project's models and images beside the repository): not found"
+)]
 fn default_bundle_top1_on_labeled_images() {
     let Some([images, classes]) = shared(["images/labeled", "data/imagenet_classes.tsv"]) else {
         return;
@@ -154,6 +158,10 @@ fn eval_300(
 /// The fp16 EfficientNet-Lite0 bundle: at most 52 % of the fp32 bundle and the same top-1
 /// as it on at least 99.5 % of the 300 shared images. Skips, saying why, without `../shared`.
 #[test]
+#[cfg_attr(
+    no_shared,
+    ignore = "needs ../shared (the project's models and images beside the repository): not found"
+)]
 fn fp16_bundle_is_half_the_size_and_agrees_with_fp32() {
     let Some([onnx, labeled, calib, classes]) = shared([
         "models/efficientnet_lite0.onnx",
@@ -187,6 +195,10 @@ fn fp16_bundle_is_half_the_size_and_agrees_with_fp32() {
 /// images and the same top-1 as the fp32 bundle on at least 95 % of the 300 shared images.
 /// Skips, saying why, without `../shared`.
 #[test]
+#[cfg_attr(
+    no_shared,
+    ignore = "needs ../shared (the project's models and images beside the repository): not found"
+)]
 fn int8_bundle_meets_size_and_accuracy_lines() {
     let Some([onnx, labeled, calib, classes]) = shared([
         "models/efficientnet_lite0.onnx",

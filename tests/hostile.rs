@@ -454,3 +454,30 @@ fn mutation_sweep_finds_stay_fixed() {
         "empty tensors are not supported",
     );
 }
+
+#[test]
+fn an_npy_header_nested_deep_is_refused_at_once() {
+    // Found by the `npy` fuzz target: npyz's header parser takes seconds on 64 nested `[`.
+    let dir = scratch("hostile_npy");
+    let onnx = small_cnn(&dir);
+    let header = format!(
+        "{{'descr': '<f4',{} 'fortran_order': False, 'shape': (1, 3, 8, 8), }}",
+        "[".repeat(64)
+    );
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    let npy = dir.join("nested.npy");
+    std::fs::write(&npy, &bytes).unwrap();
+    refused(
+        &[
+            "run",
+            s(&onnx),
+            "--input",
+            s(&npy),
+            "--output",
+            s(&dir.join("o.npy")),
+        ],
+        "nests brackets more than 3 deep",
+    );
+}

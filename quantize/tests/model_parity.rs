@@ -29,21 +29,37 @@ fn parity(name: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    no_shared,
+    ignore = "needs ../shared (the project's models and images beside the repository): not found"
+)]
 fn efficientnet_lite0() {
     parity("efficientnet_lite0.onnx");
 }
 
 #[test]
+#[cfg_attr(
+    no_shared,
+    ignore = "needs ../shared (the project's models and images beside the repository): not found"
+)]
 fn mobilenet_v2() {
     parity("mobilenet_v2.onnx");
 }
 
 #[test]
+#[cfg_attr(
+    no_shared,
+    ignore = "needs ../shared (the project's models and images beside the repository): not found"
+)]
 fn mobilenet_v3_small() {
     parity("mobilenet_v3_small.onnx");
 }
 
 #[test]
+#[cfg_attr(
+    no_shared,
+    ignore = "needs ../shared (the project's models and images beside the repository): not found"
+)]
 fn shufflenet_v2() {
     parity("shufflenet_v2_x1_0.onnx");
 }

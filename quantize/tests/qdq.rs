@@ -513,6 +513,10 @@ fn onnx_integers(path: &Path) -> (Vec<Vec<i8>>, Vec<Vec<i32>>) {
 /// stays fp32, and the result is bit-identical on every tier. Skips, saying why, without
 /// the shared models or Python with onnxruntime.
 #[test]
+#[cfg_attr(
+    no_shared,
+    ignore = "needs ../shared (the project's models and images beside the repository): not found"
+)]
 fn onnx_runtime_qdq_efficientnet_lite0_imports_exactly() {
     let (Some(fp32), Some(calib)) = (
         shared("models/efficientnet_lite0.onnx"),

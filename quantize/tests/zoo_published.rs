@@ -152,6 +152,10 @@ fn zoo_counts_agree_with_the_summary() {
 /// already folded) have exactly the multiply-accumulates the zoo counts for the same
 /// architecture: an independent check of the builders and of `summary`.
 #[test]
+#[cfg_attr(
+    no_shared,
+    ignore = "needs ../shared (the project's models and images beside the repository): not found"
+)]
 fn real_models_have_the_zoo_mac_counts() {
     for name in [
         "efficientnet_lite0",

@@ -15,6 +15,7 @@ pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
 
 /// Parse `.npy` bytes (read from `path`, named in errors) as f32 values with their shape.
 pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
+    check_header(bytes).with_context(|| format!("{} is not a valid .npy file", path.display()))?;
     let npy = npyz::NpyFile::new(bytes)
         .with_context(|| format!("{} is not a valid .npy file", path.display()))?;
     if npy.order() != npyz::Order::C {
@@ -55,6 +56,38 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
         ),
     };
     Ok((shape, data))
+}
+
+/// The header's Python dict literal, checked before npyz parses it: its parser takes
+/// exponential time on deeply nested brackets (a 293-byte file with 64 `[` ran for seconds),
+/// and a real header nests two deep (`{'shape': (1, 3, 224, 224)}`).
+fn check_header(bytes: &[u8]) -> Result<()> {
+    if bytes.len() < 10 || !bytes.starts_with(b"\x93NUMPY") {
+        bail!("it does not start with the NumPy magic");
+    }
+    let (len, start): (usize, usize) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        v => bail!("format version {v} is not 1, 2 or 3"),
+    };
+    let header = bytes
+        .get(start..start.saturating_add(len))
+        .context("the header is longer than the file")?;
+    let mut depth = 0usize;
+    for &b in header {
+        match b {
+            b'{' | b'(' | b'[' => depth += 1,
+            b'}' | b')' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth > 3 {
+            bail!("its header nests brackets more than 3 deep");
+        }
+    }
+    Ok(())
 }
 
 /// Write f32 values with a shape as an .npy file, atomically (the old file survives a
