@@ -7,6 +7,8 @@
 //! as 22-bit fixed point, a horizontal pass then a vertical pass, each rounded and clamped to
 //! `u8`. The caller decodes the image file; this module works on pixel buffers only.
 
+use std::ops::Range;
+
 use crate::error::{Error, Result};
 use crate::meta::{ColorOrder, ImageLayout, Preprocess};
 
@@ -93,18 +95,19 @@ fn triangle(x: f64) -> f64 {
 }
 
 /// Computes the taps of the antialiased triangle filter mapping `in_size` samples onto
-/// `out_size` (both non-zero). When shrinking, the kernel is stretched by the scale factor so
+/// `out_size` (both non-zero), for the output samples in `outputs` only (each sample's taps
+/// depend on nothing else). When shrinking, the kernel is stretched by the scale factor so
 /// every input sample contributes; the float arithmetic follows the reference order exactly
 /// so the rounded fixed-point weights are identical.
-fn taps(in_size: usize, out_size: usize) -> Taps {
+fn taps(in_size: usize, out_size: usize, outputs: Range<usize>) -> Taps {
     let scale = in_size as f64 / out_size as f64;
     let filter_scale = scale.max(1.0);
     let support = filter_scale; // triangle support (1.0) widened by the scale
     let inv_filter_scale = 1.0 / filter_scale;
-    let mut windows = Vec::with_capacity(out_size);
+    let mut windows = Vec::with_capacity(outputs.len());
     let mut weights = Vec::new();
     let mut window = Vec::new();
-    for out_x in 0..out_size {
+    for out_x in outputs {
         let center = (out_x as f64 + 0.5) * scale;
         // `as i64` truncates toward zero, then the window is clamped to the input.
         let first = ((center - support + 0.5) as i64).max(0);
@@ -187,34 +190,54 @@ fn resample_columns(src: &[u8], row_len: usize, row_base: usize, taps: &Taps) ->
 pub fn resize_bilinear(src: &RgbImage, out_w: usize, out_h: usize) -> Result<Vec<u8>> {
     src.validate()?;
     output_bytes(out_w, out_h)?;
+    Ok(resize_window(src, out_w, out_h, 0..out_w, 0..out_h))
+}
+
+/// The pixels `cols` × `rows` of `src` resized to `out_w` × `out_h` (a valid image, a
+/// window inside the output), computed alone: each output pixel depends only on its own
+/// taps, so a center crop costs its own size, not the resized image's (a 16x15116 photo
+/// resized to shorter side 256 is 62 M pixels, of which a 224x224 crop needs 50 k).
+fn resize_window(
+    src: &RgbImage,
+    out_w: usize,
+    out_h: usize,
+    cols: Range<usize>,
+    rows: Range<usize>,
+) -> Vec<u8> {
     let (in_w, in_h) = (src.width, src.height);
-    if (in_w, in_h) == (out_w, out_h) {
-        return Ok(src.pixels.to_vec());
-    }
-    if in_h == out_h {
-        return Ok(resample_rows(src.pixels, in_w, in_h, &taps(in_w, out_w)));
-    }
-    let vertical = taps(in_h, out_h);
-    if in_w == out_w {
-        return Ok(resample_columns(src.pixels, in_w * 3, 0, &vertical));
-    }
-    // Only the input rows some vertical window touches need the horizontal pass.
-    let first_row = vertical.windows.iter().map(|w| w.0).min().unwrap_or(0);
-    let end_row = vertical
-        .windows
-        .iter()
-        .map(|w| w.0 + w.1)
-        .max()
-        .unwrap_or(0)
-        .max(first_row);
+    // The vertical pass, and the input rows it reads.
+    let (vertical, first_row, end_row) = if in_h == out_h {
+        (None, rows.start, rows.end)
+    } else {
+        let v = taps(in_h, out_h, rows);
+        let first = v.windows.iter().map(|w| w.0).min().unwrap_or(0);
+        let end = v
+            .windows
+            .iter()
+            .map(|w| w.0 + w.1)
+            .max()
+            .unwrap_or(0)
+            .max(first);
+        (Some(v), first, end)
+    };
     let band = &src.pixels[first_row * in_w * 3..end_row * in_w * 3];
-    let horizontal = resample_rows(band, in_w, end_row - first_row, &taps(in_w, out_w));
-    Ok(resample_columns(
-        &horizontal,
-        out_w * 3,
-        first_row,
-        &vertical,
-    ))
+    let horizontal = if in_w == out_w {
+        band.chunks_exact(in_w * 3)
+            .flat_map(|row| &row[cols.start * 3..cols.end * 3])
+            .copied()
+            .collect()
+    } else {
+        resample_rows(
+            band,
+            in_w,
+            end_row - first_row,
+            &taps(in_w, out_w, cols.clone()),
+        )
+    };
+    match vertical {
+        None => horizontal,
+        Some(v) => resample_columns(&horizontal, cols.len() * 3, first_row, &v),
+    }
 }
 
 /// Size `(width, height)` after torchvision's `Resize(shorter)`: the shorter side becomes
@@ -336,17 +359,18 @@ pub fn prepare_into(
             "center crop {h}x{w} (HxW) is larger than the resized image {rh}x{rw}"
         )));
     }
-    let resized = resize_bilinear(src, rw, rh)?;
+    src.validate()?;
+    output_bytes(rw, rh)?;
     let top = center_offset(rh, h);
     let left = center_offset(rw, w);
+    let crop = resize_window(src, rw, rh, left..left + w, top..top + h);
     // Source channel feeding each model channel.
     let order = match pp.color {
         ColorOrder::Rgb => [0, 1, 2],
         ColorOrder::Bgr => [2, 1, 0],
     };
     for y in 0..h {
-        let row_start = ((top + y) * rw + left) * 3;
-        let row = &resized[row_start..row_start + w * 3];
+        let row = &crop[y * w * 3..(y + 1) * w * 3];
         for (x, px) in row.chunks_exact(3).enumerate() {
             for (c, &sc) in order.iter().enumerate() {
                 let v = (f32::from(px[sc]) - pp.mean[c]) / pp.std[c];

@@ -284,3 +284,43 @@ fn bad_preprocess_inputs_are_errors() {
     };
     is_input_err(prepare(&src, &huge, &[1, 3, 4, 4]), "");
 }
+
+/// A center crop is computed alone (only its own output pixels are resampled): it must
+/// equal cropping the fully resized image, up and down, on odd and extreme aspect ratios.
+#[test]
+fn a_crop_equals_the_same_window_of_the_full_resize() {
+    for (w, h, shorter, ch, cw) in [
+        (16, 151, 32, 24, 20),
+        (151, 16, 32, 20, 24),
+        (97, 61, 40, 40, 33),
+        (301, 257, 64, 57, 64),
+        (5, 7, 13, 13, 9),
+        (33, 33, 33, 31, 17),
+    ] {
+        let px: Vec<u8> = (0..w * h * 3).map(|i| ((i * 7919) % 251) as u8).collect();
+        let src = img(w, h, &px);
+        let pp = Preprocess {
+            resize_shorter: Some(shorter as u32),
+            crop: Some([ch as u32, cw as u32]),
+            mean: [0.0; 3],
+            std: [1.0; 3],
+            color: ColorOrder::Rgb,
+            layout: ImageLayout::Nhwc,
+        };
+        let got = prepare(&src, &pp, &[1, ch, cw, 3]).unwrap();
+        let (rw, rh) = resized_size(w, h, shorter).unwrap();
+        let full = resize_bilinear(&src, rw, rh).unwrap();
+        // torchvision's center offsets (round half to even of (size - crop) / 2).
+        let offset =
+            |size: usize, crop: usize| ((size - crop) as f64 / 2.0).round_ties_even() as usize;
+        let (top, left) = (offset(rh, ch), offset(rw, cw));
+        let want: Vec<f32> = (0..ch)
+            .flat_map(|y| {
+                let start = ((top + y) * rw + left) * 3;
+                full[start..start + cw * 3].to_vec()
+            })
+            .map(f32::from)
+            .collect();
+        assert_eq!(got, want, "{w}x{h} -> shorter {shorter}, crop {ch}x{cw}");
+    }
+}
