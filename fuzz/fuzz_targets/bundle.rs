@@ -3,27 +3,17 @@
 //! validator, the planner and the executor instead of stopping at a CRC mismatch.
 #![no_main]
 
-use std::sync::{Arc, Once};
+mod common;
 
-use ferrolite_runtime::bundle::{self, format};
+use std::sync::Arc;
+
+use ferrolite_runtime::bundle;
 use ferrolite_runtime::{Session, SessionOptions};
 use libfuzzer_sys::fuzz_target;
 
-/// Keep each execution small: models needing more working memory are refused by the
-/// session's own limit, which is what is being exercised.
-fn limit_memory() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| std::env::set_var(ferrolite_runtime::limits::MEMORY_ENV, "64M"));
-}
-
 fuzz_target!(|data: &[u8]| {
-    limit_memory();
-    let mut bytes = data.to_vec();
-    if bytes.len() >= 64 && format::has_magic(&bytes) {
-        let len = bytes.len() as u64;
-        bytes[24..32].copy_from_slice(&len.to_le_bytes());
-        let _ = format::refresh_checksums(&mut bytes);
-    }
+    common::limit_memory("64M");
+    let bytes = common::with_fixed_checksums(data);
     let Ok(model) = bundle::from_bytes(&bytes) else {
         return;
     };

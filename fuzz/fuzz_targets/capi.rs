@@ -2,28 +2,17 @@
 //! `ferrolite_run`, `ferrolite_close` (checksums fixed up as in the bundle target).
 #![no_main]
 
-use std::sync::Once;
+mod common;
 
-use ferrolite_runtime::bundle::format;
 use ferrolite_runtime::capi::{
     ferrolite_close, ferrolite_input_len, ferrolite_open_bytes, ferrolite_output_len,
     ferrolite_run, FerroliteOptions,
 };
 use libfuzzer_sys::fuzz_target;
 
-fn limit_memory() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| std::env::set_var(ferrolite_runtime::limits::MEMORY_ENV, "64M"));
-}
-
 fuzz_target!(|data: &[u8]| {
-    limit_memory();
-    let mut bytes = data.to_vec();
-    if bytes.len() >= 64 && format::has_magic(&bytes) {
-        let len = bytes.len() as u64;
-        bytes[24..32].copy_from_slice(&len.to_le_bytes());
-        let _ = format::refresh_checksums(&mut bytes);
-    }
+    common::limit_memory("64M");
+    let bytes = common::with_fixed_checksums(data);
     let opts = FerroliteOptions {
         threads: 1,
         cpus: std::ptr::null(),

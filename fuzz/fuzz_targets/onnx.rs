@@ -2,19 +2,15 @@
 //! `--sanitizer none` (tract is large; the guard's `catch_unwind` needs unwinding panics).
 #![no_main]
 
+mod common;
+
 use std::io::Write;
-use std::sync::Once;
 
 use ferrolite_quantize::{convert_onnx, ConvertOptions};
 use libfuzzer_sys::fuzz_target;
 
-fn limit_memory() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| std::env::set_var(ferrolite_runtime::limits::MEMORY_ENV, "256M"));
-}
-
 fuzz_target!(|data: &[u8]| {
-    limit_memory();
+    common::limit_memory("256M");
     // tract reads ONNX from a path (external data is resolved beside it).
     let path = std::env::temp_dir().join(format!("ferrolite-fuzz-{}.onnx", std::process::id()));
     let Ok(mut f) = std::fs::File::create(&path) else {

@@ -126,39 +126,40 @@ pub(crate) fn convert_keeping_qdq(
     Ok((model, given))
 }
 
-/// Read class names: one per line, or a TSV whose last column is the name
-/// (`index<TAB>wnid<TAB>name` as in imagenet_classes.tsv).
-pub fn read_labels(path: &Path) -> Result<Vec<String>> {
+/// The contents of a labels file: class names in output order and, for a TSV of three or
+/// more columns (`index<TAB>wnid<TAB>name`), their class ids (WordNet ids).
+#[derive(Debug, Clone, Default)]
+pub struct Labels {
+    /// One name per output (the last column of a TSV).
+    pub names: Vec<String>,
+    /// The second column of a three-column TSV, one per name; empty for other files.
+    pub ids: Vec<String>,
+}
+
+/// Read a labels file: one name per line, or a TSV whose last column is the name and whose
+/// second, when there are three or more, the class id (as in imagenet_classes.tsv).
+pub fn read_labels(path: &Path) -> Result<Labels> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read labels file {}", path.display()))?;
-    let mut labels = Vec::new();
+    let mut labels = Labels::default();
+    let mut has_ids = true;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let fields: Vec<&str> = line.split('\t').collect();
+        has_ids &= fields.len() >= 3;
         if fields.len() > 1 && fields[0].trim().parse::<usize>().is_err() {
             continue; // a TSV header line
         }
-        labels.push(fields[fields.len() - 1].trim().to_string());
+        labels
+            .names
+            .push(fields[fields.len() - 1].trim().to_string());
+        if has_ids {
+            labels.ids.push(fields[1].trim().to_string());
+        }
+    }
+    if !has_ids {
+        labels.ids.clear();
     }
     Ok(labels)
-}
-
-/// The class ids of a labels TSV with three or more columns (`index<TAB>wnid<TAB>name`: the
-/// second column), one per label in output order; empty for other files.
-pub fn read_label_ids(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read labels file {}", path.display()))?;
-    let mut ids = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let fields: Vec<&str> = line.split('\t').collect();
-        if fields.len() < 3 {
-            return Ok(Vec::new());
-        }
-        if fields[0].trim().parse::<usize>().is_err() {
-            continue; // a TSV header line
-        }
-        ids.push(fields[1].trim().to_string());
-    }
-    Ok(ids)
 }
 
 /// The ONNX writer (it lives in the zoo crate), re-exported for tests that generate graphs.

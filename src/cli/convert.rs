@@ -7,7 +7,7 @@ use ferrolite_quantize::calibrate::{calibrate, CalibMethod};
 use ferrolite_quantize::int8::{quantize_model, split_activations, KeptFloat};
 use ferrolite_quantize::qdq;
 use ferrolite_quantize::report::compare;
-use ferrolite_quantize::{convert_onnx, read_label_ids, read_labels, ConvertOptions};
+use ferrolite_quantize::{convert_onnx, read_labels, ConvertOptions};
 use ferrolite_runtime::bundle;
 use ferrolite_runtime::meta::{ColorOrder, Precision, Preprocess, LABEL_IDS_RECORD};
 use ferrolite_runtime::preprocess::{prepare_into, RgbImage};
@@ -327,17 +327,13 @@ pub fn run(a: ConvertArgs) -> Result<()> {
     };
     let labels = match &a.labels {
         Some(p) => read_labels(p)?,
-        None => Vec::new(),
-    };
-    let label_ids = match &a.labels {
-        Some(p) => read_label_ids(p)?,
-        None => Vec::new(),
+        None => Default::default(),
     };
     let mut batch = Batch::new("images", usize::MAX, a.strict);
     let mut opts = ConvertOptions {
         input_shape: a.input_shape.clone(),
         preprocess,
-        labels,
+        labels: labels.names,
         model_name: a.name.clone(),
         precision: Precision::Fp32,
         unfused: false,
@@ -377,11 +373,11 @@ pub fn run(a: ConvertArgs) -> Result<()> {
         }
     };
     let mut model = model;
-    if !label_ids.is_empty() {
+    if !labels.ids.is_empty() {
         model
             .meta
             .records
-            .insert(LABEL_IDS_RECORD.into(), serde_json::json!(label_ids));
+            .insert(LABEL_IDS_RECORD.into(), serde_json::json!(labels.ids));
     }
     bundle::save(&model, &a.output)
         .with_context(|| format!("cannot write bundle {}", a.output.display()))?;
