@@ -17,6 +17,10 @@ fn main() {
             // quietly, as Unix tools do.
             std::process::exit(0);
         }
+        if let Some(i) = e.downcast_ref::<cli::interrupt::Interrupted>() {
+            eprintln!("{i}");
+            std::process::exit(130);
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

@@ -6,29 +6,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{fails, ok, s, scratch, small_cnn, values};
+use common::{fails, ok, read_npy, s, scratch, small_cnn, values, write_npy};
 use ferrolite_quantize::onnx_builder::{Attr, OnnxBuilder};
 use tract_onnx::prelude::*;
-
-fn write_npy(path: &Path, shape: &[u64], data: &[f32]) {
-    use npyz::WriterBuilder;
-    let f = std::fs::File::create(path).unwrap();
-    let mut w = npyz::WriteOptions::<f32>::new()
-        .default_dtype()
-        .shape(shape)
-        .writer(f)
-        .begin_nd()
-        .unwrap();
-    w.extend(data.iter().copied()).unwrap();
-    w.finish().unwrap();
-}
-
-fn read_npy(path: &Path) -> (Vec<u64>, Vec<f32>) {
-    let bytes = std::fs::read(path).unwrap();
-    let f = npyz::NpyFile::new(&bytes[..]).unwrap();
-    let shape = f.shape().to_vec();
-    (shape, f.into_vec::<f32>().unwrap())
-}
 
 #[test]
 fn classify_default_model_finds_the_panda() {
@@ -580,7 +560,28 @@ fn zoo_list_export_and_summary() {
         "-o",
         s(&bundle),
     ]);
-    assert!(ok(&["inspect", s(&bundle)]).contains("zoo:mobilenet_v3_small?resolution=96"));
+    let inspect = ok(&["inspect", s(&bundle)]);
+    assert!(inspect.contains("zoo:mobilenet_v3_small?resolution=96"));
+    // One count everywhere: inspect and summary of the bundle print the zoo's figures.
+    let zoo96 = ferrolite_models::zoo::find("mobilenet_v3_small?resolution=96")
+        .unwrap()
+        .count();
+    let summary_text = ok(&["summary", s(&bundle)]);
+    for (what, n) in [("parameters", zoo96.params), ("MACs", zoo96.macs)] {
+        let line = |text: &str| {
+            text.lines()
+                .find(|l| l.starts_with(what))
+                .map(str::to_string)
+                .unwrap_or_default()
+        };
+        for (command, text) in [("inspect", &inspect), ("summary", &summary_text)] {
+            assert!(
+                line(text).contains(&format!("({n})")),
+                "{command}: {what} {n} not in {:?}",
+                line(text)
+            );
+        }
+    }
 
     let summary: serde_json::Value =
         serde_json::from_str(&ok(&["summary", "zoo:squeezenet1_1", "--json"])).unwrap();

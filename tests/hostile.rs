@@ -456,30 +456,57 @@ fn mutation_sweep_finds_stay_fixed() {
 }
 
 #[test]
-fn an_npy_header_nested_deep_is_refused_at_once() {
-    // Found by the `npy` fuzz target: npyz's header parser takes seconds on 64 nested `[`.
+fn npy_headers_numpy_would_not_write_are_refused_at_once() {
+    // Found by the `npy` fuzz target: npyz's Python-literal parser takes seconds on 64
+    // nested `[`, and half a second on a 118-byte header of braces and string escapes
+    // (tests/fixtures/npy_slow_header.npy, kept as the fuzzer wrote it).
     let dir = scratch("hostile_npy");
     let onnx = small_cnn(&dir);
-    let header = format!(
+    let npy_with = |header: &str| {
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(&[0u8; 4 * 3 * 8 * 8]);
+        bytes
+    };
+    let nested = format!(
         "{{'descr': '<f4',{} 'fortran_order': False, 'shape': (1, 3, 8, 8), }}",
         "[".repeat(64)
     );
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    let npy = dir.join("nested.npy");
-    std::fs::write(&npy, &bytes).unwrap();
-    refused(
-        &[
-            "run",
-            s(&onnx),
-            "--input",
-            s(&npy),
-            "--output",
-            s(&dir.join("o.npy")),
-        ],
-        "nests brackets more than 3 deep",
-    );
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/npy_slow_header.npy");
+    let cases = [
+        ("nested", npy_with(&nested), "no quoted name at byte 16"),
+        (
+            "slow",
+            std::fs::read(fixture).unwrap(),
+            "its header is not the dictionary NumPy writes",
+        ),
+        (
+            "key",
+            npy_with("{'descr': '<f4', 'order': False, 'shape': (1, 3, 8, 8), }"),
+            "unknown key \"order\"",
+        ),
+        (
+            "escape",
+            npy_with("{'descr': '<\\N{f4}', 'fortran_order': False, 'shape': (), }"),
+            "inside a name",
+        ),
+    ];
+    for (name, bytes, expect) in cases {
+        let npy = dir.join(format!("{name}.npy"));
+        std::fs::write(&npy, &bytes).unwrap();
+        let out = s(&dir.join("o.npy")).to_string();
+        refused(
+            &["run", s(&onnx), "--input", s(&npy), "--output", &out],
+            expect,
+        );
+    }
+    // What NumPy writes still reads (padded to 64 bytes, spaces and a newline).
+    let good = dir.join("good.npy");
+    common::write_npy(&good, &[1, 3, 8, 8], &common::values(192));
+    let out = dir.join("o.npy");
+    let (code, err) = run_bounded(&["run", s(&onnx), "--input", s(&good), "--output", s(&out)]);
+    assert_eq!(code, Some(0), "{err}");
 }
 
 #[test]

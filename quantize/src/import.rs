@@ -36,13 +36,17 @@ use tract_onnx::tract_hir::infer::Factoid;
 use crate::int8::shared_quant;
 use crate::work::WorkGraph;
 
-/// Parse an ONNX file and return tract's decluttered typed model with concrete input shapes.
+/// Parse an ONNX file and return tract's decluttered typed model with concrete input shapes,
+/// the file's node names and its parameter count ([`crate::source_counts`]).
 ///
 /// `input_shape` overrides the shape of the first input (needed when it has symbolic dims
 /// other than a leading batch dim, which defaults to 1). The protobuf is checked first
 /// ([`crate::onnx_check`]), tract runs under `catch_unwind` so a panic left in it becomes an
 /// error, and every tensor's size is compared with the memory limit before lowering.
-pub fn load_onnx(path: &Path, input_shape: Option<&[usize]>) -> Result<(TypedModel, OnnxNodes)> {
+pub fn load_onnx(
+    path: &Path,
+    input_shape: Option<&[usize]>,
+) -> Result<(TypedModel, OnnxNodes, u64)> {
     let limit = ferrolite_runtime::limits::memory_limit().map_err(anyhow::Error::msg)?;
     let proto = tract_onnx::onnx()
         .proto_model_for_path(path)
@@ -54,11 +58,12 @@ pub fn load_onnx(path: &Path, input_shape: Option<&[usize]>) -> Result<(TypedMod
     crate::onnx_check::check_graph(graph, limit)
         .with_context(|| format!("cannot convert {}", path.display()))?;
     let nodes = OnnxNodes::of(graph);
+    let params = crate::source_counts::parameters(graph);
     let typed =
         crate::tract_guard::guarded(|| load_proto(&proto, path, input_shape, &nodes, limit))
             .and_then(|typed| typed)
             .with_context(|| format!("cannot convert {}", path.display()))?;
-    Ok((typed, nodes))
+    Ok((typed, nodes, params))
 }
 
 /// The ONNX file's own node names and op types, so a message about a tract node names the
@@ -206,7 +211,10 @@ fn load_proto(
         let name = model.node(model.inputs[i].node).name.clone();
         let dt = fact.datum_type.concretize().unwrap_or(f32::datum_type());
         if dt != f32::datum_type() {
-            bail!("input {name:?} has type {dt:?}: only f32 inputs are supported");
+            bail!(
+                "input {name:?} has type {}: only float32 inputs are supported",
+                type_name(dt)
+            );
         }
         let shape: Vec<usize> = match (i, input_shape) {
             (0, Some(s)) => s.to_vec(),
@@ -363,10 +371,30 @@ struct Lowering<'a> {
 }
 
 fn concrete_shape(fact: &TypedFact) -> Result<Vec<usize>> {
-    fact.shape
-        .as_concrete()
-        .map(|s| s.to_vec())
-        .ok_or_else(|| anyhow!("symbolic shape {:?}: pass --input-shape", fact.shape))
+    fact.shape.as_concrete().map(|s| s.to_vec()).ok_or_else(|| {
+        let dims: Vec<String> = fact.shape.iter().map(|d| d.to_string()).collect();
+        anyhow!("symbolic shape {}: pass --input-shape", dims.join("x"))
+    })
+}
+
+/// An element type as ONNX spells it (`int64`, `float16`), for messages.
+fn type_name(dt: DatumType) -> String {
+    match dt {
+        DatumType::F16 => "float16".into(),
+        DatumType::F32 => "float32".into(),
+        DatumType::F64 => "double".into(),
+        DatumType::I8 => "int8".into(),
+        DatumType::U8 => "uint8".into(),
+        DatumType::I16 => "int16".into(),
+        DatumType::U16 => "uint16".into(),
+        DatumType::I32 => "int32".into(),
+        DatumType::U32 => "uint32".into(),
+        DatumType::I64 => "int64".into(),
+        DatumType::U64 => "uint64".into(),
+        DatumType::Bool => "bool".into(),
+        DatumType::String => "string".into(),
+        other => format!("{other:?}").to_lowercase(),
+    }
 }
 
 fn window_from(spec: &PoolSpec, input_hw: &[usize], output_hw: &[usize]) -> Result<Window> {

@@ -549,9 +549,14 @@ fn check_fixed(g: &Graph, calib: &Calibration) -> Result<()> {
             Some(Quant::PerTensor { scale, zero_point })
                 if scale.is_finite() && *scale > 0.0 && (0..=255).contains(zero_point) => {}
             Some(other) => bail!(
-                "given quantization of tensor {:?} is {other:?}: activations need one finite \
+                "given quantization of tensor {:?} is {}: activations need one finite \
                  positive scale and a u8 zero point",
-                name(t)
+                name(t),
+                match other {
+                    Quant::PerChannel { .. } => "per channel".to_string(),
+                    Quant::PerTensor { scale, zero_point } =>
+                        format!("scale {scale}, zero point {zero_point}"),
+                }
             ),
         }
     }

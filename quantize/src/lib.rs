@@ -10,6 +10,7 @@ pub mod onnx_check;
 
 pub mod qdq;
 pub mod report;
+pub mod source_counts;
 pub mod tract_guard;
 pub mod tract_pool;
 pub mod work;
@@ -17,7 +18,10 @@ pub mod work;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use ferrolite_runtime::meta::{InputSpec, Metadata, OutputSpec, Precision, Preprocess};
+use ferrolite_runtime::meta::{
+    InputSpec, Metadata, OutputSpec, Precision, Preprocess, COUNTS_RECORD,
+};
+use ferrolite_runtime::summary::{summarize, Counts};
 use ferrolite_runtime::{Model, Weights};
 
 /// What the user tells the converter beyond the ONNX file.
@@ -64,7 +68,7 @@ pub(crate) fn convert_keeping_qdq(
     path: &Path,
     opts: &ConvertOptions,
 ) -> Result<(Model, Vec<Option<ferrolite_runtime::ir::Quant>>)> {
-    let (typed, onnx_nodes) = import::load_onnx(path, opts.input_shape.as_deref())?;
+    let (typed, onnx_nodes, params) = import::load_onnx(path, opts.input_shape.as_deref())?;
     let mut work = tract_guard::guarded(|| import::lower(&typed, &onnx_nodes))
         .and_then(|lowered| lowered)
         .with_context(|| format!("cannot convert {}", path.display()))?;
@@ -107,6 +111,14 @@ pub(crate) fn convert_keeping_qdq(
             shape: graph.tensors[t].shape.clone(),
         })
         .collect();
+    // MACs do not change under the fusions; parameters are counted on the file, as tract
+    // folds some BatchNorms before anything here sees them.
+    let counts = Counts {
+        params,
+        macs: summarize(&graph).macs,
+    };
+    let mut records = std::collections::BTreeMap::new();
+    records.insert(COUNTS_RECORD.to_string(), serde_json::to_value(counts)?);
     let meta = Metadata {
         model_name: name,
         producer: format!("ferrolite {}", env!("CARGO_PKG_VERSION")),
@@ -114,7 +126,7 @@ pub(crate) fn convert_keeping_qdq(
         inputs,
         outputs,
         labels: opts.labels.clone(),
-        records: Default::default(),
+        records,
     };
     let model = Model {
         meta,

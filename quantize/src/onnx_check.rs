@@ -89,8 +89,8 @@ fn check_acyclic(graph: &GraphProto) -> Result<()> {
     Ok(())
 }
 
-/// Integer constants by tensor name: initializers and `Constant` nodes' `value`.
-fn constants(graph: &GraphProto) -> HashMap<&str, &TensorProto> {
+/// Constants by tensor name: initializers and `Constant` nodes' `value`.
+pub(crate) fn constants(graph: &GraphProto) -> HashMap<&str, &TensorProto> {
     let mut map: HashMap<&str, &TensorProto> = graph
         .initializer
         .iter()

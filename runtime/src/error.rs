@@ -8,12 +8,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// What went wrong, with enough context to name the culprit.
 #[derive(Debug, Error)]
 pub enum Error {
-    /// Reading or mapping a file failed.
-    #[error("{context}: {source}")]
+    /// Reading, mapping or writing a file failed. The OS error is part of the message (not
+    /// a separate `source()`), so every printer shows it once.
+    #[error("{context}: {cause}")]
     Io {
+        /// What was being done, naming the file.
         context: String,
-        #[source]
-        source: std::io::Error,
+        /// The operating system's error.
+        cause: std::io::Error,
     },
     /// The bundle bytes are malformed, truncated, corrupted or inconsistent.
     #[error("invalid bundle: {0}")]

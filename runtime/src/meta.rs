@@ -114,6 +114,11 @@ impl std::fmt::Display for Preprocess {
 /// names to outputs without the class list.
 pub const LABEL_IDS_RECORD: &str = "label_ids";
 
+/// The metadata record holding the source model's parameter and MAC counts
+/// ([`crate::summary::Counts`]), written by `convert`, so a bundle reports the counts of the
+/// model it came from rather than of its folded graph.
+pub const COUNTS_RECORD: &str = "counts";
+
 /// A shape as people write it: `1x3x224x224` (`scalar` for rank 0).
 pub fn shape_text(shape: &[usize]) -> String {
     if shape.is_empty() {

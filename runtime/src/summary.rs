@@ -2,9 +2,74 @@
 //! output shape, parameters, multiply-accumulates, activation memory and receptive field,
 //! then totals and the weight memory each storage precision would take.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ir::{Graph, Op};
+use crate::meta::{Metadata, COUNTS_RECORD};
+
+/// A model's size and compute, by the one definition `summary`, `inspect` and `zoo list`
+/// share (torchvision's and the papers'):
+///
+/// - **parameters**: the elements of the model's learned tensors as its source file holds
+///   them: convolution and dense weights and biases, BatchNorm / LayerNorm scale and shift;
+///   not BatchNorm running mean and variance (statistics), not scalar constants (clip
+///   bounds, epsilons), shape or index tensors, or quantization scales and zero points.
+///   A file exported with BatchNorm folded into the convolutions holds fewer.
+/// - **MACs**: multiply-accumulates of convolutions (depthwise and grouped included), dense
+///   layers and matrix products, one per weight use; element-wise operators, pooling and
+///   normalization count none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Parameters (see above).
+    pub params: u64,
+    /// Multiply-accumulates for one input (see above).
+    pub macs: u64,
+}
+
+/// Where a model's [`Counts`] come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountsSource {
+    /// Counted on the source model at conversion (the bundle's `counts` record).
+    Source,
+    /// Counted on the converted graph (a bundle written without the record): BatchNorms
+    /// folded into convolutions are not counted.
+    Graph,
+}
+
+/// The counts of a converted model: its `counts` record, else what its graph holds.
+pub fn model_counts(meta: &Metadata, graph: &Graph) -> (Counts, CountsSource) {
+    let recorded = meta
+        .records
+        .get(COUNTS_RECORD)
+        .and_then(|v| serde_json::from_value::<Counts>(v.clone()).ok());
+    match recorded {
+        Some(c) => (c, CountsSource::Source),
+        None => {
+            let s = summarize(graph);
+            let c = Counts {
+                params: s.params,
+                macs: s.macs,
+            };
+            (c, CountsSource::Graph)
+        }
+    }
+}
+
+impl CountsSource {
+    /// What the parameter count covers, for reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            CountsSource::Source => {
+                "the source model's learned tensors: BatchNorm scale and shift count, its \
+                 running statistics do not"
+            }
+            CountsSource::Graph => {
+                "the converted graph's constants (this bundle has no counts record: \
+                 BatchNorms folded into convolutions are not counted)"
+            }
+        }
+    }
+}
 
 /// One operator of the summary.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -12,8 +77,8 @@ pub struct LayerRow {
     pub name: String,
     pub op: &'static str,
     pub output_shape: Vec<usize>,
-    /// Elements of the operator's constant tensor inputs (weights, biases, scales); scalar
-    /// constants (clip bounds, epsilons) are not parameters.
+    /// Elements of the operator's constant tensor inputs (weights, biases, scales) as this
+    /// graph stores them; scalar constants (clip bounds, epsilons) are not counted.
     pub params: u64,
     /// Multiply-accumulates of convolutions, dense layers and matrix products.
     pub macs: u64,
@@ -28,7 +93,10 @@ pub struct LayerRow {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
     pub layers: Vec<LayerRow>,
+    /// The rows' constants summed; `ferrolite summary` reports the model's [`Counts`]
+    /// instead, which also counts BatchNorms the import folded.
     pub params: u64,
+    /// Multiply-accumulates ([`Counts`]'s definition: invariant under the fusions).
     pub macs: u64,
     /// Sum of every activation, as a naive runtime would allocate them.
     pub activation_bytes: u64,

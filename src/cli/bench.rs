@@ -18,6 +18,7 @@ use ferrolite_runtime::Model;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::inspect::parts_cell;
+use super::interrupt::{self, Interrupted};
 use super::{load, pinned, placement_line, ModelArgs, ModelSource, PrecisionArg, ThreadArgs};
 
 /// A runtime to compare against.
@@ -183,6 +184,9 @@ struct Report {
     tract_median_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ratio_vs_tract: Option<f64>,
+    /// Ctrl-C stopped the timing after `runs` runs.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    interrupted: bool,
 }
 
 /// Timings of one model (and its peer) over the timed runs.
@@ -191,9 +195,12 @@ struct Timings {
     tract: Option<LatencyStats>,
     /// Summed time of each plan step over the runs (empty without profiling).
     per_step: Vec<Duration>,
+    /// Ctrl-C stopped the runs early (at least one was timed).
+    interrupted: bool,
 }
 
 /// Warm up, then time `runs` runs of `session` on `inputs`, each followed by one of `peer`.
+/// Ctrl-C stops the runs: what was timed is returned, or [`Interrupted`] before any.
 fn measure(
     session: &mut Session,
     inputs: &[Vec<f32>],
@@ -202,6 +209,9 @@ fn measure(
 ) -> Result<Timings> {
     let refs: Vec<&[f32]> = inputs.iter().map(|v| v.as_slice()).collect();
     for _ in 0..a.warmup {
+        if interrupt::requested() {
+            break;
+        }
         session.run(&refs)?;
         if let Some(p) = peer {
             p.run()?;
@@ -215,6 +225,9 @@ fn measure(
     let mut per_step = vec![Duration::ZERO; steps];
     let (mut ours, mut theirs) = (Vec::with_capacity(a.runs), Vec::with_capacity(a.runs));
     for _ in 0..a.runs {
+        if interrupt::requested() {
+            break;
+        }
         let t = Instant::now();
         if a.profile {
             for (acc, d) in per_step.iter_mut().zip(session.run_profiled(&refs)?) {
@@ -230,10 +243,14 @@ fn measure(
             theirs.push(t.elapsed());
         }
     }
+    if ours.is_empty() {
+        return Err(Interrupted("before the first timed run".into()).into());
+    }
     Ok(Timings {
         ours: LatencyStats::from_samples(&ours),
         tract: peer.map(|_| LatencyStats::from_samples(&theirs)),
         per_step,
+        interrupted: ours.len() < a.runs,
     })
 }
 
@@ -341,6 +358,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     if a.runs == 0 {
         bail!("--runs must be at least 1");
     }
+    interrupt::watch();
     let plot = a.plot.as_deref().map(PlotFile::create).transpose()?;
     match (&a.model, &a.zoo) {
         (Some(m), Some(_)) => bail!(
@@ -419,22 +437,28 @@ fn bench_model(a: &BenchArgs, path: &Path, plot: Option<PlotFile>) -> Result<()>
         tract_threads: peer.as_ref().map(|p| p.threads()),
         tract_median_ms: t.tract.map(|t| t.median_ms),
         ratio_vs_tract: t.tract.map(|t| st.median_ms / t.median_ms),
+        interrupted: t.interrupted,
     };
     if let Some(file) = plot {
         file.write(&profile_chart(&session, &report, &t.per_step, a.runs)?)?;
     }
     if a.json {
         out!("{}", serde_json::to_string(&report)?)?;
-        return Ok(());
+        return interrupted_after(&report, a.runs);
     }
     out!(
-        "{}  (cpu tier {}, {} thread{}, {} runs after {} warm-up)",
+        "{}  (cpu tier {}, {} thread{}, {} runs after {} warm-up{})",
         report.model,
         report.isa,
         report.threads,
         if report.threads == 1 { "" } else { "s" },
-        a.runs,
-        a.warmup
+        report.runs,
+        a.warmup,
+        if report.interrupted {
+            format!("; interrupted, of {}", a.runs)
+        } else {
+            String::new()
+        }
     )?;
     out!("{}", placement_line(&session))?;
     if let Some(p) = &peer {
@@ -456,7 +480,19 @@ fn bench_model(a: &BenchArgs, path: &Path, plot: Option<PlotFile>) -> Result<()>
         out!("ferrolite / tract = {:.2}", st.median_ms / t.median_ms)?;
     }
     if a.profile {
-        print_profile(&session, &t.per_step, a.runs)?;
+        print_profile(&session, &t.per_step, report.runs)?;
+    }
+    interrupted_after(&report, a.runs)
+}
+
+/// [`Interrupted`] when Ctrl-C cut `report`'s runs short of `asked`.
+fn interrupted_after(report: &Report, asked: usize) -> Result<()> {
+    if report.interrupted {
+        return Err(Interrupted(format!(
+            "the figures above are of {} of {asked} runs",
+            report.runs
+        ))
+        .into());
     }
     Ok(())
 }
@@ -701,6 +737,9 @@ fn bench_zoo(a: &BenchArgs, names: &[String], plot: Option<PlotFile>) -> Result<
     }
     let (mut rows, mut failed) = (Vec::new(), Vec::new());
     for m in &models {
+        if interrupt::requested() {
+            break;
+        }
         match bench_zoo_model(a, m, precision, &mut threads, &bar) {
             Ok(row) => {
                 if !a.json {
@@ -708,6 +747,7 @@ fn bench_zoo(a: &BenchArgs, names: &[String], plot: Option<PlotFile>) -> Result<
                 }
                 rows.push(row);
             }
+            Err(e) if e.is::<Interrupted>() => break,
             Err(e) => {
                 bar.suspend(|| eprintln!("zoo:{}: {e:#}", m.spec()));
                 failed.push(ZooFailure {
@@ -725,6 +765,7 @@ fn bench_zoo(a: &BenchArgs, names: &[String], plot: Option<PlotFile>) -> Result<
         }
     }
     let failed_names: Vec<String> = failed.iter().map(|f| f.model.clone()).collect();
+    let measured = rows.len();
     if a.json {
         let report = ZooReport {
             precision: precision_name(precision),
@@ -738,6 +779,13 @@ fn bench_zoo(a: &BenchArgs, names: &[String], plot: Option<PlotFile>) -> Result<
             failed,
         };
         out!("{}", serde_json::to_string(&report)?)?;
+    }
+    if interrupt::requested() {
+        return Err(Interrupted(format!(
+            "the table above has {measured} of {} models",
+            models.len()
+        ))
+        .into());
     }
     if !failed_names.is_empty() {
         bail!(

@@ -379,8 +379,7 @@ pub fn run(a: ConvertArgs) -> Result<()> {
             .records
             .insert(LABEL_IDS_RECORD.into(), serde_json::json!(labels.ids));
     }
-    bundle::save(&model, &a.output)
-        .with_context(|| format!("cannot write bundle {}", a.output.display()))?;
+    bundle::save(&model, &a.output)?;
     let size = std::fs::metadata(&a.output).map(|m| m.len()).unwrap_or(0);
     out!(
         "wrote {} ({:.2} MB): {} ops, {:.2} MB of weights, precision {}",

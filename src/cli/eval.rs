@@ -48,7 +48,12 @@ pub struct EvalArgs {
 /// What `eval` measured.
 #[derive(serde::Serialize, Debug, Default)]
 struct Report {
+    /// Images evaluated (fewer than found when interrupted).
     images: usize,
+    /// Images found.
+    found: usize,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    interrupted: bool,
     labeled: usize,
     top1: Option<f64>,
     top5: Option<f64>,
@@ -182,7 +187,13 @@ pub fn run(a: EvalArgs) -> Result<()> {
     );
     let (mut report, mut top1, mut top5, mut agree) = (Report::default(), 0, 0, 0);
     let mut batch = Batch::new("images", images.len(), a.strict);
+    report.found = images.len();
+    super::interrupt::watch();
     for (path, label) in &images {
+        if super::interrupt::requested() {
+            report.interrupted = true;
+            break;
+        }
         if batch.take(model.load_image(path), Some(&bar))?.is_none() {
             bar.inc(1);
             continue;
@@ -217,10 +228,18 @@ pub fn run(a: EvalArgs) -> Result<()> {
     }
     if a.json {
         out!("{}", serde_json::to_string(&report)?)?;
-        return batch.finish();
+        return finish(&report, &batch);
     }
+    let of = if report.interrupted {
+        format!(
+            " (interrupted: {} of {} found)",
+            report.images, report.found
+        )
+    } else {
+        String::new()
+    };
     out!(
-        "{}: {} images, {} with a known label",
+        "{}: {} images{of}, {} with a known label",
         model.model.meta.model_name,
         report.images,
         report.labeled
@@ -237,6 +256,18 @@ pub fn run(a: EvalArgs) -> Result<()> {
             pct(agree, report.images),
             r.display()
         )?;
+    }
+    finish(&report, &batch)
+}
+
+/// The end of an evaluation: interrupted, some images unreadable, or done.
+fn finish(report: &Report, batch: &Batch) -> Result<()> {
+    if report.interrupted {
+        return Err(super::interrupt::Interrupted(format!(
+            "the figures above cover the first {} of {} images",
+            report.images, report.found
+        ))
+        .into());
     }
     batch.finish()
 }

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use ferrolite_runtime::meta::shape_text;
+use ferrolite_runtime::meta::{shape_text, COUNTS_RECORD, LABEL_IDS_RECORD};
+use ferrolite_runtime::summary::model_counts;
 use ferrolite_runtime::threads::Topology;
 
 use super::{human, load, placement_text, ModelArgs, ModelSource, ThreadArgs};
@@ -52,15 +53,13 @@ pub fn run(a: InspectArgs) -> Result<()> {
         "op",
         "node",
         "output",
-        "params",
+        "weights",
         "MACs",
         "parts"
     )?;
     let plan = session.plan();
-    let (mut params, mut macs, mut split, mut most) = (0u64, 0u64, 0usize, 1usize);
+    let (mut split, mut most) = (0usize, 1usize);
     for (i, s) in plan.steps().iter().enumerate() {
-        params += s.params;
-        macs += s.macs;
         let parts = session.step_parts(i);
         if parts > 1 {
             split += 1;
@@ -90,10 +89,21 @@ pub fn run(a: InspectArgs) -> Result<()> {
         session.threads(),
         if session.threads() == 1 { "" } else { "s" }
     )?;
-    out!("parameters     {}", human(params))?;
-    out!("MACs           {}", human(macs))?;
+    let (counts, source) = model_counts(m, &model.graph);
     out!(
-        "weight bytes   {}",
+        "parameters     {} ({}): {}",
+        human(counts.params),
+        counts.params,
+        source.describe()
+    )?;
+    out!(
+        "MACs           {} ({}): convolutions and matrix products",
+        human(counts.macs),
+        counts.macs
+    )?;
+    out!(
+        "weight bytes   {} (the \"weights\" column: constant values each step reads, \
+         BatchNorm folded in)",
         human(model.weights.bytes().len() as u64)
     )?;
     out!(
@@ -101,7 +111,9 @@ pub fn run(a: InspectArgs) -> Result<()> {
         human(plan.arena_bytes() as u64),
         human(plan.naive_bytes() as u64)
     )?;
-    for (key, value) in &m.records {
+    // The counts are printed above; class ids are one per label.
+    let shown = |key: &str| key != COUNTS_RECORD && key != LABEL_IDS_RECORD;
+    for (key, value) in m.records.iter().filter(|(k, _)| shown(k)) {
         out!()?;
         match value {
             serde_json::Value::Array(rows) => {

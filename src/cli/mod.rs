@@ -18,6 +18,7 @@ mod decode;
 mod eval;
 mod image_model;
 mod inspect;
+pub mod interrupt;
 mod load;
 mod npy;
 #[cfg(feature = "plot")]

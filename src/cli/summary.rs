@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use ferrolite_runtime::exec::{Session, SessionOptions};
-use ferrolite_runtime::summary::{summarize, Summary};
+use ferrolite_runtime::summary::{model_counts, summarize, Summary};
 
 use super::{human, load, ModelArgs, ModelSource};
 
@@ -26,6 +26,8 @@ struct Report<'a> {
     model: String,
     #[serde(flatten)]
     summary: &'a Summary,
+    /// What `params` counts ([`ferrolite_runtime::summary::Counts`]).
+    params_counted: &'static str,
     /// Activation memory the runtime's plan actually reserves (fused, with buffer reuse).
     peak_arena_bytes: usize,
 }
@@ -39,7 +41,9 @@ pub fn run(a: SummaryArgs) -> Result<()> {
     let source = ModelSource::Path(a.model.clone());
     let shape = a.model_args.input_shape.as_deref();
     let authored = load::open_unfused(&source, shape)?;
-    let summary = summarize(&authored.graph);
+    let mut summary = summarize(&authored.graph);
+    let (counts, counted) = model_counts(&authored.meta, &authored.graph);
+    (summary.params, summary.macs) = (counts.params, counts.macs);
     let planned = load::open(&source, shape)?;
     // Only the plan's arena size is read: one thread, no pool.
     let peak = Session::with_options(planned, SessionOptions::single_thread())?
@@ -48,6 +52,7 @@ pub fn run(a: SummaryArgs) -> Result<()> {
     let report = Report {
         model: authored.meta.model_name.clone(),
         summary: &summary,
+        params_counted: counted.describe(),
         peak_arena_bytes: peak,
     };
     if a.json {
@@ -61,7 +66,7 @@ pub fn run(a: SummaryArgs) -> Result<()> {
         "op",
         "name",
         "output",
-        "params",
+        "weights",
         "MACs",
         "act mem",
         "RF"
@@ -94,11 +99,16 @@ pub fn run(a: SummaryArgs) -> Result<()> {
     }
     out!()?;
     out!(
-        "parameters     {} ({})",
+        "parameters     {} ({}): {}",
         human(summary.params),
-        summary.params
+        summary.params,
+        report.params_counted
     )?;
-    out!("MACs           {} ({})", human(summary.macs), summary.macs)?;
+    out!(
+        "MACs           {} ({}): convolutions and matrix products",
+        human(summary.macs),
+        summary.macs
+    )?;
     out!(
         "weights        fp32 {}   fp16 {}   int8 {}",
         mib(summary.weight_bytes_fp32),

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use ferrolite_models::zoo;
 
 /// Subcommands of `ferrolite zoo`.
@@ -107,8 +107,7 @@ fn export(name: &str, output: &std::path::Path) -> Result<()> {
             let model = zoo::find(name)?;
             let built = model.onnx(zoo::SEED);
             let bytes = built.onnx.expect("a build with weights yields ONNX");
-            ferrolite_runtime::bundle::write_atomically(output, &bytes)
-                .with_context(|| format!("cannot write {}", output.display()))?;
+            ferrolite_runtime::bundle::write_atomically(output, &bytes)?;
             out!(
                 "wrote {} ({}, {:.2} M params, {} bytes)",
                 output.display(),
@@ -131,8 +130,7 @@ fn export_bundle(name: &str, output: &std::path::Path) -> Result<()> {
         &super::ModelSource::Path(PathBuf::from(format!("zoo:{name}"))),
         None,
     )?;
-    ferrolite_runtime::bundle::save(&model, output)
-        .with_context(|| format!("cannot write bundle {}", output.display()))?;
+    ferrolite_runtime::bundle::save(&model, output)?;
     out!("wrote {} ({})", output.display(), model.meta.model_name)
 }
 

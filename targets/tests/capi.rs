@@ -120,6 +120,72 @@ unsafe fn run_c(m: *mut FerroliteModel, input: &[f32]) -> Vec<f32> {
 }
 
 #[test]
+fn four_threads_with_handles_of_their_own_give_the_sequential_bytes() {
+    // The shipped int8 bundle behind four C handles used at once from four OS threads: two
+    // mapped from the file, two opened from one shared byte buffer, with 1- and 2-thread
+    // sessions mixed; 100 runs each over three images, every output bit-identical to a
+    // sequential 1-thread run. (The fp32 twin on a tiny bundle is runtime/tests/capi_bytes.rs.)
+    let path = root().join("models/efficientnet_lite0.flb");
+    let cpath = CString::new(path.to_str().unwrap()).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let spec = ferrolite_runtime::bundle::load(&path).unwrap().meta.inputs[0].clone();
+    let inputs: Vec<Vec<f32>> = (0..3)
+        .map(|k| {
+            let (width, height) = (160 + 40 * k, 200);
+            let rgb = synthetic_rgb(width, height);
+            let image = RgbImage {
+                width,
+                height,
+                pixels: &rgb,
+            };
+            preprocess::prepare(&image, spec.preprocess.as_ref().unwrap(), &spec.shape).unwrap()
+        })
+        .collect();
+    let options = |threads| FerroliteOptions {
+        threads,
+        cpus: std::ptr::null(),
+        pin: 0,
+    };
+    // SAFETY: `cpath` and the options are live for the call; closed once.
+    let want: Vec<Vec<u32>> = unsafe {
+        let m = ferrolite_open_with_options(cpath.as_ptr(), &options(1));
+        assert!(!m.is_null(), "{}", last_error());
+        let want = inputs.iter().map(|x| bits(&run_c(m, x))).collect();
+        ferrolite_close(m);
+        want
+    };
+    std::thread::scope(|scope| {
+        for worker in 0..4 {
+            let (cpath, bytes, inputs, want) = (&cpath, &bytes, &inputs, &want);
+            scope.spawn(move || {
+                let opts = options(1 + worker as i32 % 2);
+                // SAFETY: path, bytes and options are live for the calls; closed once below.
+                let m = unsafe {
+                    if worker < 2 {
+                        ferrolite_open_with_options(cpath.as_ptr(), &opts)
+                    } else {
+                        ferrolite_open_bytes(bytes.as_ptr(), bytes.len(), &opts)
+                    }
+                };
+                assert!(!m.is_null(), "{}", last_error());
+                for run in 0..100 {
+                    let k = (run + worker) % inputs.len();
+                    // SAFETY: `m` is live; the input has the model's input length.
+                    let got = bits(&unsafe { run_c(m, &inputs[k]) });
+                    assert!(got == want[k], "worker {worker}, run {run}: differs");
+                }
+                // SAFETY: opened above, closed once.
+                unsafe { ferrolite_close(m) };
+            });
+        }
+    });
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
 fn c_interface_options_set_threads_and_keep_outputs_identical() {
     let path = root().join("models/efficientnet_lite0.flb");
     let cpath = CString::new(path.to_str().unwrap()).unwrap();

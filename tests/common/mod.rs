@@ -83,3 +83,25 @@ pub fn small_cnn(dir: &Path) -> PathBuf {
     b.save(&path).unwrap();
     path
 }
+
+/// Write `data` of `shape` as an f32 .npy file.
+pub fn write_npy(path: &Path, shape: &[u64], data: &[f32]) {
+    use npyz::WriterBuilder;
+    let f = std::fs::File::create(path).unwrap();
+    let mut w = npyz::WriteOptions::<f32>::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(f)
+        .begin_nd()
+        .unwrap();
+    w.extend(data.iter().copied()).unwrap();
+    w.finish().unwrap();
+}
+
+/// Read an f32 .npy file: its shape and values.
+pub fn read_npy(path: &Path) -> (Vec<u64>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap();
+    let f = npyz::NpyFile::new(&bytes[..]).unwrap();
+    let shape = f.shape().to_vec();
+    (shape, f.into_vec::<f32>().unwrap())
+}

@@ -28,7 +28,7 @@ unsafe impl Sync for Mmap {}
 impl Mmap {
     /// Map the whole of `file` (`path` is only used in error messages).
     pub fn map(file: &File, path: &Path) -> Result<Mmap> {
-        let io = |context: String, source: std::io::Error| Error::Io { context, source };
+        let io = |context: String, cause: std::io::Error| Error::Io { context, cause };
         let meta = file
             .metadata()
             .map_err(|e| io(format!("cannot stat {}", path.display()), e))?;

@@ -57,9 +57,10 @@ pub fn save(model: &Model, path: &Path) -> Result<()> {
 /// Write `bytes` to `path` so that `path` holds either its old content or all of `bytes`,
 /// never a part: they go to a temporary file in the same directory, which is synced and
 /// renamed over `path`. On a failure (a full disk, a kill mid-write) the temporary file is
-/// removed where possible and the old file is untouched.
+/// removed where possible and the old file is untouched; a temporary file left by a killed
+/// process is removed by the next write to the same path.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |context: String| move |source| Error::Io { context, source };
+    let io = |context: String| move |cause| Error::Io { context, cause };
     let file_name = path
         .file_name()
         .ok_or_else(|| Error::Bundle(format!("{} has no file name", path.display())))?;
@@ -69,30 +70,64 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     };
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(file_name);
-    tmp_name.push(format!(".tmp-{}-{n}", std::process::id()));
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(file_name);
+    prefix.push(".tmp-");
+    remove_stale_temporaries(dir, &prefix);
+    let mut tmp_name = prefix;
+    tmp_name.push(format!("{}-{n}", std::process::id()));
     let tmp = dir.join(tmp_name);
     let result = (|| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&tmp)
-            .map_err(io(format!("cannot create {}", tmp.display())))?;
+            .map_err(io(format!(
+                "cannot write {} (creating its temporary file {})",
+                path.display(),
+                tmp.display()
+            )))?;
         f.write_all(bytes)
             .and_then(|_| f.sync_all())
-            .map_err(io(format!("cannot write {}", tmp.display())))?;
+            .map_err(io(format!("cannot write {}", path.display())))?;
         drop(f);
         std::fs::rename(&tmp, path).map_err(io(format!(
-            "cannot rename {} to {}",
-            tmp.display(),
-            path.display()
+            "cannot write {} (renaming {} over it)",
+            path.display(),
+            tmp.display()
         )))
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Remove the temporary files `write_atomically` left in `dir` for this target when the
+/// process that wrote them was killed: names `prefix` + `PID-N` whose PID no longer runs.
+/// Best effort; only where `/proc` tells which processes run.
+fn remove_stale_temporaries(dir: &Path, prefix: &std::ffi::OsStr) {
+    let proc_fs = Path::new("/proc/self");
+    let (Some(prefix), true) = (prefix.to_str(), proc_fs.exists()) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Parse and verify bundle bytes, returning metadata, graph and the weights range.
@@ -125,9 +160,9 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Model> {
 /// (`Weights::Mapped`, 64-byte aligned, no copy). Fully validated before returning.
 pub fn load(path: &Path) -> Result<Model> {
     // Checked before opening: opening a FIFO would block, a directory cannot be mapped.
-    let stat = std::fs::metadata(path).map_err(|source| Error::Io {
+    let stat = std::fs::metadata(path).map_err(|cause| Error::Io {
         context: format!("cannot open bundle {}", path.display()),
-        source,
+        cause,
     })?;
     if !stat.is_file() {
         return Err(Error::Bundle(format!(
@@ -135,9 +170,9 @@ pub fn load(path: &Path) -> Result<Model> {
             path.display()
         )));
     }
-    let file = std::fs::File::open(path).map_err(|source| Error::Io {
+    let file = std::fs::File::open(path).map_err(|cause| Error::Io {
         context: format!("cannot open bundle {}", path.display()),
-        source,
+        cause,
     })?;
     let map = Mmap::map(&file, path)?;
     let with_path = |e: Error| match e {

@@ -47,7 +47,8 @@ pub struct StepInfo {
     pub op: &'static str,
     /// Kernel used, e.g. `f32_dwconv::scalar::dwconv_generic`.
     pub kernel: &'static str,
-    /// Multiply-accumulates (0 for data movement).
+    /// Multiply-accumulates of convolutions and matrix products ([`crate::summary`]'s
+    /// definition); 0 for every other step.
     pub macs: u64,
     /// Constant parameters read by the step.
     pub params: u64,

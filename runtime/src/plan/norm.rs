@@ -182,7 +182,7 @@ pub(crate) fn lower(p: &mut Planner<'_>, i: usize, byte_input: bool) -> Result<L
                 inner,
                 out: out.loc,
             };
-            Ok(Lowered::new(s, k.f32_affine.name, x.loc.len as u64, params))
+            Ok(Lowered::new(s, k.f32_affine.name, 0, params))
         }
         Op::LayerNorm { epsilon } => {
             let scale = p.const_f32(p.input(node, 1)?)?;
@@ -207,12 +207,7 @@ pub(crate) fn lower(p: &mut Planner<'_>, i: usize, byte_input: bool) -> Result<L
                 epsilon: *epsilon,
                 out: out.loc,
             };
-            Ok(Lowered::new(
-                s,
-                k.f32_layer_norm.name,
-                x.loc.len as u64,
-                params,
-            ))
+            Ok(Lowered::new(s, k.f32_layer_norm.name, 0, params))
         }
         Op::Softmax { axis } => {
             let mut shape = x.shape.clone();

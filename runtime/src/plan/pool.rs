@@ -313,7 +313,6 @@ pub(crate) fn lower(p: &mut Planner<'_>, i: usize, byte_input: bool) -> Result<L
                 });
             }
             let geom = window_geom(&x.shape, &out.shape, window, x.shape[1], 1);
-            let macs = (out.loc.len * geom.kh * geom.kw) as u64;
             let global = geom.kh == geom.h
                 && geom.kw == geom.w
                 && window.pads == [0; 4]
@@ -326,11 +325,11 @@ pub(crate) fn lower(p: &mut Planner<'_>, i: usize, byte_input: bool) -> Result<L
                     x: x.loc,
                     out: out.loc,
                 };
-                Lowered::new(step, kernel, macs, 0)
+                Lowered::new(step, kernel, 0, 0)
             };
             match (kind, q) {
                 (PoolKind::Avg { .. }, _) if global => {
-                    Ok(global_avg(p, &x.shape, x.loc, out.loc, q, macs))
+                    Ok(global_avg(p, &x.shape, x.loc, out.loc, q))
                 }
                 (PoolKind::Max, None) => Ok(pool(Window::Max, k.f32_maxpool.name)),
                 (PoolKind::Avg { count_include_pad }, None) => Ok(pool(
@@ -366,8 +365,7 @@ pub(crate) fn lower(p: &mut Planner<'_>, i: usize, byte_input: bool) -> Result<L
                 s == [2, 3]
             };
             if spatial && *op == ReduceOp::Mean {
-                let macs = x.loc.len as u64;
-                return Ok(global_avg(p, &x.shape, x.loc, out.loc, q, macs));
+                return Ok(global_avg(p, &x.shape, x.loc, out.loc, q));
             }
             if q.is_some() {
                 return Err(q8_unsupported(node));
@@ -393,12 +391,7 @@ pub(crate) fn lower(p: &mut Planner<'_>, i: usize, byte_input: bool) -> Result<L
                 count,
                 out: out.loc,
             };
-            Ok(Lowered::new(
-                step,
-                "reduce::scalar::reduce_strided",
-                x.loc.len as u64,
-                0,
-            ))
+            Ok(Lowered::new(step, "reduce::scalar::reduce_strided", 0, 0))
         }
         _ => Err(q8_unsupported(node)),
     }
@@ -412,7 +405,6 @@ fn global_avg(
     x: Loc,
     out: Loc,
     q: Option<((f32, i32), (f32, i32))>,
-    macs: u64,
 ) -> Lowered {
     let (n, c, hw) = (shape[0], shape[1], shape[2] * shape[3]);
     let qp = q.map(|((sx, zx), (sy, zy))| (zx, sx / (hw as f32 * sy), Requant::new(zy, 0, 255)));
@@ -429,5 +421,5 @@ fn global_avg(
         q: qp,
         out,
     };
-    Lowered::new(step, kernel, macs, 0)
+    Lowered::new(step, kernel, 0, 0)
 }
