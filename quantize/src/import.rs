@@ -158,10 +158,11 @@ fn check_sizes(model: &TypedModel, limit: u64) -> Result<()> {
             let Some(dims) = out.fact.shape.as_concrete() else {
                 continue;
             };
+            // An empty dimension counts as 1, as in `onnx_check`: tract still walks the others.
             let bytes = dims
                 .iter()
                 .try_fold(out.fact.datum_type.size_of() as u64, |n, &d| {
-                    n.checked_mul(d as u64)
+                    n.checked_mul(d.max(1) as u64)
                 });
             if bytes.is_none_or(|b| b > limit) {
                 let label = model.outlet_label(OutletId::new(node.id, i));
