@@ -11,8 +11,8 @@ use ferrolite_runtime::limits::bytes_text;
 use tract_onnx::pb::{GraphProto, NodeProto, TensorProto};
 
 /// ONNX `TensorProto.DataType` codes of the integer types shape inputs use.
-const INT32: i32 = 6;
-const INT64: i32 = 7;
+const INT32: i32 = tract_onnx::pb::tensor_proto::DataType::Int32 as i32;
+const INT64: i32 = tract_onnx::pb::tensor_proto::DataType::Int64 as i32;
 
 /// Check `graph` against what tract would choke on. `limit` is the memory limit in bytes:
 /// a constant or a constant shape needing more is refused.

@@ -5,16 +5,8 @@
 
 use std::collections::HashSet;
 
+use tract_onnx::pb::tensor_proto::DataType;
 use tract_onnx::pb::{GraphProto, TensorProto};
-
-/// ONNX `TensorProto.DataType` codes of the types learned tensors have.
-const FLOAT: i32 = 1;
-const UINT8: i32 = 2;
-const INT8: i32 = 3;
-const INT32: i32 = 6;
-const FLOAT16: i32 = 10;
-const DOUBLE: i32 = 11;
-const BFLOAT16: i32 = 16;
 
 /// Input positions of `op_type` that hold statistics, quantization parameters or sizes,
 /// never learned values.
@@ -57,9 +49,16 @@ pub fn parameters(graph: &GraphProto) -> u64 {
             let Some(t) = consts.get(name.as_str()) else {
                 continue;
             };
-            let typed = match t.data_type {
-                FLOAT | FLOAT16 | BFLOAT16 | DOUBLE | INT8 | UINT8 => true,
-                INT32 => int32_parameter_input(&node.op_type, position),
+            let typed = match DataType::try_from(t.data_type) {
+                Ok(
+                    DataType::Float
+                    | DataType::Float16
+                    | DataType::Bfloat16
+                    | DataType::Double
+                    | DataType::Int8
+                    | DataType::Uint8,
+                ) => true,
+                Ok(DataType::Int32) => int32_parameter_input(&node.op_type, position),
                 _ => false,
             };
             if typed && !skip.contains(&position) && numel(t) > 1 {

@@ -36,22 +36,18 @@ pub enum CountsSource {
     Graph,
 }
 
+/// The counts `convert` recorded in a model's metadata (none in older bundles).
+pub fn recorded_counts(meta: &Metadata) -> Option<Counts> {
+    meta.records
+        .get(COUNTS_RECORD)
+        .and_then(|v| serde_json::from_value::<Counts>(v.clone()).ok())
+}
+
 /// The counts of a converted model: its `counts` record, else what its graph holds.
 pub fn model_counts(meta: &Metadata, graph: &Graph) -> (Counts, CountsSource) {
-    let recorded = meta
-        .records
-        .get(COUNTS_RECORD)
-        .and_then(|v| serde_json::from_value::<Counts>(v.clone()).ok());
-    match recorded {
+    match recorded_counts(meta) {
         Some(c) => (c, CountsSource::Source),
-        None => {
-            let s = summarize(graph);
-            let c = Counts {
-                params: s.params,
-                macs: s.macs,
-            };
-            (c, CountsSource::Graph)
-        }
+        None => (summarize(graph).counts(), CountsSource::Graph),
     }
 }
 
@@ -109,6 +105,16 @@ pub struct Summary {
     /// Weight memory with int8 conv / dense weights (plus an f32 scale per output channel)
     /// and f32 everything else.
     pub weight_bytes_int8: u64,
+}
+
+impl Summary {
+    /// The rows' totals as [`Counts`] (the converted graph's constants and MACs).
+    pub fn counts(&self) -> Counts {
+        Counts {
+            params: self.params,
+            macs: self.macs,
+        }
+    }
 }
 
 /// Receptive-field state of a tensor: field size and distance between neighbouring

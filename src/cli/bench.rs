@@ -195,8 +195,6 @@ struct Timings {
     tract: Option<LatencyStats>,
     /// Summed time of each plan step over the runs (empty without profiling).
     per_step: Vec<Duration>,
-    /// Ctrl-C stopped the runs early (at least one was timed).
-    interrupted: bool,
 }
 
 /// Warm up, then time `runs` runs of `session` on `inputs`, each followed by one of `peer`.
@@ -250,7 +248,6 @@ fn measure(
         ours: LatencyStats::from_samples(&ours),
         tract: peer.map(|_| LatencyStats::from_samples(&theirs)),
         per_step,
-        interrupted: ours.len() < a.runs,
     })
 }
 
@@ -437,7 +434,7 @@ fn bench_model(a: &BenchArgs, path: &Path, plot: Option<PlotFile>) -> Result<()>
         tract_threads: peer.as_ref().map(|p| p.threads()),
         tract_median_ms: t.tract.map(|t| t.median_ms),
         ratio_vs_tract: t.tract.map(|t| st.median_ms / t.median_ms),
-        interrupted: t.interrupted,
+        interrupted: st.runs < a.runs,
     };
     if let Some(file) = plot {
         file.write(&profile_chart(&session, &report, &t.per_step, a.runs)?)?;

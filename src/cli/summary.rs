@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use ferrolite_runtime::exec::{Session, SessionOptions};
-use ferrolite_runtime::summary::{model_counts, summarize, Summary};
+use ferrolite_runtime::summary::{recorded_counts, summarize, CountsSource, Summary};
 
 use super::{human, load, ModelArgs, ModelSource};
 
@@ -42,8 +42,13 @@ pub fn run(a: SummaryArgs) -> Result<()> {
     let shape = a.model_args.input_shape.as_deref();
     let authored = load::open_unfused(&source, shape)?;
     let mut summary = summarize(&authored.graph);
-    let (counts, counted) = model_counts(&authored.meta, &authored.graph);
-    (summary.params, summary.macs) = (counts.params, counts.macs);
+    let counted = match recorded_counts(&authored.meta) {
+        Some(c) => {
+            (summary.params, summary.macs) = (c.params, c.macs);
+            CountsSource::Source
+        }
+        None => CountsSource::Graph,
+    };
     let planned = load::open(&source, shape)?;
     // Only the plan's arena size is read: one thread, no pool.
     let peak = Session::with_options(planned, SessionOptions::single_thread())?
