@@ -1,16 +1,13 @@
-//! Image bytes → the CLI's decoder (libjpeg, then the `image` crate; `src/cli/decode.rs`
-//! compiled as the CLI compiles it) → the bundle preprocessing to a 224x224 input.
+//! Image bytes → the runtime's decoder as the CLI builds it (libjpeg, then the `image`
+//! crate; `ferrolite_runtime::image`) → the bundle preprocessing to a 224x224 input.
 #![no_main]
 
 use std::sync::Once;
 
 use ferrolite_runtime::meta::Preprocess;
-use ferrolite_runtime::preprocess::{prepare_into, RgbImage};
+use ferrolite_runtime::image::decode_bytes;
+use ferrolite_runtime::preprocess::prepare_into;
 use libfuzzer_sys::fuzz_target;
-
-#[path = "../../src/cli/decode.rs"]
-#[allow(dead_code)]
-mod decode;
 
 fn limit_pixels() {
     static ONCE: Once = Once::new();
@@ -19,17 +16,8 @@ fn limit_pixels() {
 
 fuzz_target!(|data: &[u8]| {
     limit_pixels();
-    let path = std::env::temp_dir().join(format!("ferrolite-fuzz-{}.img", std::process::id()));
-    if std::fs::write(&path, data).is_err() {
+    let Ok(image) = decode_bytes(data, "fuzz input") else {
         return;
-    }
-    let Ok(rgb) = decode::decode(&path) else {
-        return;
-    };
-    let view = RgbImage {
-        width: rgb.width() as usize,
-        height: rgb.height() as usize,
-        pixels: rgb.as_raw(),
     };
     let pre = Preprocess {
         resize_shorter: Some(256),
@@ -38,5 +26,5 @@ fuzz_target!(|data: &[u8]| {
     };
     let shape = [1, 3, 224, 224];
     let mut input = vec![0f32; 3 * 224 * 224];
-    let _ = prepare_into(&view, &pre, &shape, &mut input);
+    let _ = prepare_into(&image.view(), &pre, &shape, &mut input);
 });

@@ -29,6 +29,9 @@ pub enum Error {
     /// The model needs something this runtime does not implement.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// An image could not be decoded (the message names it and says why).
+    #[error("{0}")]
+    Image(String),
     /// The model needs more memory than the limit allows (see [`crate::limits`]), or the
     /// limit itself is malformed: refused before allocating.
     #[error("{0}")]

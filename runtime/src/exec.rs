@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::ir::DType;
 use crate::kernels::f32_copy::copy_view;
 use crate::kernels::f32_copy::scalar::planar_to_interleaved;
 use crate::kernels::walk::{row_major_strides, Walk};
@@ -23,6 +24,18 @@ use crate::weights::Model;
 /// Estimated single-thread time a part of a split step should have at least: below it the
 /// hand-off to a worker (about a microsecond each way) costs more than the thread saves.
 pub const MIN_PART_NS: u64 = 4000;
+
+/// One input or output of a model, as [`Session::inputs`] and [`Session::outputs`] give it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorInfo {
+    /// The tensor's name in the source model.
+    pub name: String,
+    /// Logical (NCHW for images) row-major shape, batch first.
+    pub shape: Vec<usize>,
+    /// Element type the model computes in; the session takes and gives f32 values (8-bit
+    /// tensors as their integer values).
+    pub dtype: DType,
+}
 
 /// How a [`Session`] runs: its threads, their cores and its kernels.
 #[derive(Debug, Clone)]
@@ -295,10 +308,47 @@ impl Session {
         }
     }
 
-    /// Output `i` of the last run, logical row-major; empty if `i` is out of range.
-    /// 8-bit outputs hold their integer values as f32.
+    /// Output `i` of the last run, logical row-major; empty if `i` is out of range (use
+    /// [`Session::get_output`] to tell). 8-bit outputs hold their integer values as f32.
     pub fn output(&self, i: usize) -> &[f32] {
-        self.outputs.get(i).map(|v| v.as_slice()).unwrap_or(&[])
+        self.get_output(i).unwrap_or(&[])
+    }
+
+    /// Output `i` of the last run, logical row-major; `None` if the model has no output
+    /// `i`. 8-bit outputs hold their integer values as f32.
+    pub fn get_output(&self, i: usize) -> Option<&[f32]> {
+        self.outputs.get(i).map(|v| v.as_slice())
+    }
+
+    /// The output named `name` (see [`Session::outputs`]) of the last run; `None` if the
+    /// model has no output of that name.
+    pub fn output_named(&self, name: &str) -> Option<&[f32]> {
+        let i = self.outputs().iter().position(|t| t.name == name)?;
+        self.get_output(i)
+    }
+
+    /// The model inputs: name, logical (NCHW) shape and element type, in the order
+    /// [`Session::run`] takes them.
+    pub fn inputs(&self) -> Vec<TensorInfo> {
+        self.describe(&self.plan.inputs)
+    }
+
+    /// The model outputs: name, logical shape and element type, in output index order.
+    pub fn outputs(&self) -> Vec<TensorInfo> {
+        self.describe(&self.plan.outputs)
+    }
+
+    fn describe(&self, ids: &[usize]) -> Vec<TensorInfo> {
+        ids.iter()
+            .map(|&t| {
+                let tensor = self.model.graph.tensors.get(t);
+                TensorInfo {
+                    name: tensor.map(|x| x.name.clone()).unwrap_or_default(),
+                    shape: self.plan.shape(t).to_vec(),
+                    dtype: tensor.map_or(DType::F32, |x| x.dtype),
+                }
+            })
+            .collect()
     }
 
     /// Run the model on logical row-major inputs (one slice per model input).

@@ -164,10 +164,28 @@ impl Weights {
     }
 }
 
-/// A complete model: metadata, graph and constants.
+/// A complete model: metadata, graph and constants. Open one with [`Model::open`] (a
+/// memory-mapped `.flb` file) or [`Model::from_bytes`], wrap it in an `Arc` and make
+/// [`crate::Session`]s (or a [`crate::Classifier`]) from it; one model serves any number of
+/// sessions and threads.
 #[derive(Debug)]
 pub struct Model {
+    /// Name, precision, inputs and outputs (with preprocessing), labels and records.
     pub meta: crate::meta::Metadata,
+    /// The operator graph.
     pub graph: crate::ir::Graph,
+    /// Constant tensor bytes (mapped from the file or owned).
     pub weights: Weights,
+}
+
+impl Model {
+    /// Open a `.flb` bundle file through a read-only memory map, fully validated.
+    pub fn open(path: impl AsRef<std::path::Path>) -> crate::Result<Model> {
+        crate::bundle::load(path.as_ref())
+    }
+
+    /// Load a bundle held in memory (copied into an aligned buffer), fully validated.
+    pub fn from_bytes(bytes: &[u8]) -> crate::Result<Model> {
+        crate::bundle::from_bytes(bytes)
+    }
 }

@@ -6,8 +6,8 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::batch::Batch;
-use super::image_model::ImageModel;
 use super::{load, ModelSource, ThreadArgs};
+use ferrolite_runtime::classifier::{probabilities, top_classes};
 
 /// Arguments of `ferrolite classify`.
 #[derive(clap::Args, Debug)]
@@ -47,26 +47,6 @@ struct Report<'a> {
     latency_ms: f64,
 }
 
-/// Turn raw scores into probabilities unless they already are.
-fn probabilities(scores: &[f32]) -> Vec<f32> {
-    let sum: f32 = scores.iter().sum();
-    if scores.iter().all(|v| (0.0..=1.0).contains(v)) && (sum - 1.0).abs() < 1e-3 {
-        return scores.to_vec();
-    }
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f32> = scores.iter().map(|v| (v - max).exp()).collect();
-    let total: f32 = exps.iter().sum();
-    exps.iter().map(|e| e / total).collect()
-}
-
-/// Indices of the `k` largest values, largest first.
-pub fn top_k(values: &[f32], k: usize) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..values.len()).collect();
-    idx.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
-    idx.truncate(k);
-    idx
-}
-
 /// Classify every image with one session.
 pub fn run(a: ClassifyArgs) -> Result<()> {
     let source = match &a.model {
@@ -74,26 +54,25 @@ pub fn run(a: ClassifyArgs) -> Result<()> {
         None => ModelSource::Default,
     };
     let opts = a.thread_args.options()?;
-    let mut classifier = ImageModel::new(load::open(&source, None)?, None, opts)?;
-    let labels = classifier.model.meta.labels.clone();
+    let mut classifier = super::open_classifier(load::open(&source, None)?, None, opts)?;
+    let labels = classifier.model().meta.labels.clone();
     let mut batch = Batch::new("images", a.images.len(), a.strict);
     for path in &a.images {
-        if batch.take(classifier.load_image(path), None)?.is_none() {
+        if batch
+            .take(super::load_image(&mut classifier, path), None)?
+            .is_none()
+        {
             continue;
         }
         let start = Instant::now();
-        let scores = classifier.run()?;
+        let scores = classifier.scores()?;
         let latency_ms = start.elapsed().as_secs_f64() * 1e3;
-        let probs = probabilities(scores);
-        let top: Vec<Scored> = top_k(&probs, a.top)
+        let top: Vec<Scored> = top_classes(&probabilities(scores), &labels, a.top)
             .into_iter()
-            .map(|i| Scored {
-                index: i,
-                label: labels
-                    .get(i)
-                    .cloned()
-                    .unwrap_or_else(|| format!("class {i}")),
-                score: probs[i],
+            .map(|c| Scored {
+                index: c.index,
+                label: c.label,
+                score: c.score,
             })
             .collect();
         let name = path.display().to_string();

@@ -10,14 +10,14 @@ use ferrolite_quantize::report::compare;
 use ferrolite_quantize::{convert_onnx, read_labels, ConvertOptions};
 use ferrolite_runtime::bundle;
 use ferrolite_runtime::meta::{ColorOrder, Precision, Preprocess, LABEL_IDS_RECORD};
-use ferrolite_runtime::preprocess::{prepare_into, RgbImage};
+use ferrolite_runtime::preprocess::prepare_into;
 use ferrolite_runtime::Model;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 
 use super::batch::Batch;
 use super::eval::collect_images;
-use super::{decode, parse_list, parse_shape, refuse_overwriting, PrecisionArg};
+use super::{parse_list, parse_shape, refuse_overwriting, PrecisionArg};
 
 /// Arguments of `ferrolite convert`.
 #[derive(clap::Args, Debug)]
@@ -137,14 +137,9 @@ fn load_inputs(
     let mut inputs = Vec::with_capacity(images.len());
     for p in images {
         let input = (|| -> Result<Vec<f32>> {
-            let rgb = decode::decode(p)?;
-            let view = RgbImage {
-                width: rgb.width() as usize,
-                height: rgb.height() as usize,
-                pixels: rgb.as_raw(),
-            };
+            let image = ferrolite_runtime::image::decode_file(p)?;
             let mut input = vec![0f32; shape.iter().product()];
-            prepare_into(&view, preprocess, shape, &mut input)
+            prepare_into(&image.view(), preprocess, shape, &mut input)
                 .with_context(|| format!("cannot preprocess {}", p.display()))?;
             Ok(input)
         })();

@@ -12,9 +12,8 @@ use ferrolite_runtime::meta::{Metadata, LABEL_IDS_RECORD};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::batch::Batch;
-use super::classify::top_k;
-use super::image_model::ImageModel;
 use super::{load, ModelSource, ThreadArgs};
+use ferrolite_runtime::classifier::top_k;
 
 /// Arguments of `ferrolite eval`.
 #[derive(clap::Args, Debug)]
@@ -162,24 +161,24 @@ fn fraction(hits: usize, of: usize) -> Option<f64> {
 /// Evaluate the model (and the reference) on every image.
 pub fn run(a: EvalArgs) -> Result<()> {
     let opts = a.thread_args.options()?;
-    let mut model = ImageModel::new(
+    let mut model = super::open_classifier(
         load::open(&ModelSource::Path(a.model.clone()), None)?,
         None,
         opts.clone(),
     )?;
     // The reference runs in turn with the model: it shares the model's threads.
     let mut reference = match &a.reference {
-        Some(p) => Some(ImageModel::new(
+        Some(p) => Some(super::open_classifier(
             load::open(&ModelSource::Path(p.clone()), None)?,
             Some(model.preprocess()),
             SessionOptions {
-                pool: Some(Arc::clone(model.pool())),
+                pool: Some(Arc::clone(model.session().pool())),
                 ..opts
             },
         )?),
         None => None,
     };
-    let classes = class_index(&a, &model.model.meta)?;
+    let classes = class_index(&a, &model.model().meta)?;
     let images = collect_images(&a.images, &classes)?;
     let bar = ProgressBar::new(images.len() as u64).with_style(
         ProgressStyle::with_template("eval {bar:40} {pos}/{len} images  {elapsed} < {eta}")
@@ -194,19 +193,22 @@ pub fn run(a: EvalArgs) -> Result<()> {
             report.interrupted = true;
             break;
         }
-        if batch.take(model.load_image(path), Some(&bar))?.is_none() {
+        if batch
+            .take(super::load_image(&mut model, path), Some(&bar))?
+            .is_none()
+        {
             bar.inc(1);
             continue;
         }
-        let ranked = top_k(model.run()?, 5);
+        let ranked = top_k(model.scores()?, 5);
         if let Some(truth) = label {
             report.labeled += 1;
             top1 += usize::from(ranked.first() == Some(truth));
             top5 += usize::from(ranked.contains(truth));
         }
         if let Some(r) = reference.as_mut() {
-            r.load_image(path)?;
-            let want = top_k(r.run()?, 1);
+            super::load_image(r, path)?;
+            let want = top_k(r.scores()?, 1);
             agree += usize::from(ranked.first() == want.first());
         }
         report.images += 1;
@@ -240,7 +242,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     };
     out!(
         "{}: {} images{of}, {} with a known label",
-        model.model.meta.model_name,
+        model.model().meta.model_name,
         report.images,
         report.labeled
     )?;

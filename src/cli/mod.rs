@@ -14,9 +14,7 @@ mod bench;
 mod classify;
 #[cfg(feature = "onnx")]
 mod convert;
-mod decode;
 mod eval;
-mod image_model;
 mod inspect;
 pub mod interrupt;
 mod load;
@@ -31,11 +29,13 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
 use ferrolite_runtime::exec::{Session, SessionOptions};
+use ferrolite_runtime::meta::Preprocess;
 use ferrolite_runtime::threads::topology::{format_cpu_list, parse_cpu_list};
 use ferrolite_runtime::threads::{Placement, Topology};
+use ferrolite_runtime::Classifier;
 use ferrolite_runtime::Model;
 
 /// Ferrolite: fast CNN inference on mobile-class CPUs.
@@ -191,12 +191,36 @@ impl ThreadArgs {
 /// per process as a warning, and the run goes on as the pool could.
 fn open_session(model: Arc<Model>, opts: SessionOptions) -> Result<Session> {
     let session = Session::with_options(model, opts)?;
+    warn_pool_note(&session);
+    Ok(session)
+}
+
+/// Print the pool's note (pinning refused, say) once per process.
+fn warn_pool_note(session: &Session) {
     if let Some(note) = session.pool().note() {
         if !NOTE_SHOWN.swap(true, Ordering::Relaxed) {
             eprintln!("warning: {note}");
         }
     }
-    Ok(session)
+}
+
+/// An image classifier for `model` (its own preprocessing, else `fallback`).
+fn open_classifier(
+    model: Arc<Model>,
+    fallback: Option<&Preprocess>,
+    opts: SessionOptions,
+) -> Result<Classifier> {
+    let classifier = Classifier::with_fallback(model, fallback, opts)?;
+    warn_pool_note(classifier.session());
+    Ok(classifier)
+}
+
+/// Decode an image file and preprocess it into the classifier's input.
+fn load_image(classifier: &mut Classifier, path: &std::path::Path) -> Result<()> {
+    let image = ferrolite_runtime::image::decode_file(path)?;
+    classifier
+        .set_image(&image.view())
+        .with_context(|| format!("cannot preprocess {}", path.display()))
 }
 
 /// Whether the session's worker threads are pinned, one per CPU (the pool reports what it

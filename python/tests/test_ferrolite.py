@@ -1,0 +1,168 @@
+"""The ferrolite Python package against the ferrolite CLI on the same bundles (the CLI's
+output bytes are the reference), plus threads, concurrency, image kinds and every error.
+
+Needs the CLI binary: FERROLITE_BIN, else target/release/ferrolite of this checkout (the
+tests that need it skip, saying so, when neither exists).
+"""
+import json
+import os
+import subprocess
+import threading
+
+import numpy as np
+import pytest
+
+import ferrolite
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+LITE0_INT8 = os.path.join(ROOT, "models", "efficientnet_lite0.flb")
+PANDA = os.path.join(ROOT, "models", "samples", "n02510455_7939_giant_panda.jpg")
+DRAGONFLY = os.path.join(ROOT, "models", "samples", "n02268443_604_dragonfly.jpg")
+
+
+def cli_path():
+    path = os.environ.get("FERROLITE_BIN") or os.path.join(ROOT, "target", "release", "ferrolite")
+    if not os.path.exists(path):
+        pytest.skip(f"the ferrolite CLI is not built ({path}): cargo build --release")
+    return path
+
+
+def cli(*args):
+    return subprocess.run([cli_path(), *args], check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture(scope="session")
+def fp32_bundle(tmp_path_factory):
+    out = tmp_path_factory.mktemp("zoo") / "mobilenet_v3_small.flb"
+    cli("zoo", "export", "mobilenet_v3_small", "-o", str(out))
+    return str(out)
+
+
+def seeded_input(shape, seed=7):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("which", ["int8", "fp32"])
+def test_run_equals_the_cli_byte_for_byte(which, fp32_bundle, tmp_path):
+    bundle = LITE0_INT8 if which == "int8" else fp32_bundle
+    model = ferrolite.Model(bundle)
+    x = seeded_input(model.inputs[0].shape)
+    np.save(tmp_path / "x.npy", x)
+    cli("run", bundle, "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy"))
+    want = np.load(tmp_path / "y.npy")
+    got = model.run(x)
+    assert got.dtype == np.float32 and got.shape == tuple(model.outputs[0].shape)
+    assert got.tobytes() == want.tobytes()
+    named = model.run({model.inputs[0].name: x})
+    assert named[model.outputs[0].name].tobytes() == want.tobytes()
+
+
+def test_classify_equals_the_cli():
+    model = ferrolite.Model(LITE0_INT8)
+    line = json.loads(cli("classify", "--model", LITE0_INT8, "--json", PANDA).splitlines()[0])
+    top = model.classify(PANDA)
+    assert [i for i, _, _ in top] == [c["index"] for c in line["top"]]
+    assert [label for _, label, _ in top] == [c["label"] for c in line["top"]]
+    for (_, _, score), c in zip(top, line["top"]):
+        assert np.float32(score) == np.float32(c["score"])
+    assert top[0][0] == 388 and top[0][1].startswith("giant panda")
+
+
+def test_images_as_path_pil_and_array_agree():
+    pil = pytest.importorskip("PIL.Image")
+    model = ferrolite.Model(LITE0_INT8)
+    by_path = model.classify(DRAGONFLY, top=3)
+    img = pil.open(DRAGONFLY)
+    by_pil = model.classify(img, top=3)
+    arr = np.asarray(img.convert("RGB"))
+    by_array = model.classify(arr, top=3)
+    # PIL decodes JPEG with libjpeg as the path does: the same pixels, the same scores.
+    assert by_path == by_pil == by_array
+    strided = np.ascontiguousarray(arr[:, ::-1])[:, ::-1]  # a non-contiguous view
+    assert model.classify(strided, top=3) == by_path
+    assert model.classify_batch([PANDA, DRAGONFLY], top=2) == [
+        model.classify(PANDA, top=2),
+        model.classify(DRAGONFLY, top=2),
+    ]
+
+
+def test_bytes_dtypes_and_strides_give_the_same_outputs():
+    from_path = ferrolite.Model(LITE0_INT8)
+    with open(LITE0_INT8, "rb") as f:
+        from_bytes = ferrolite.Model(f.read())
+    x = seeded_input(from_path.inputs[0].shape)
+    y = from_path.run(x)
+    assert from_bytes.run(x).tobytes() == y.tobytes()
+    assert from_path.run(x.astype(np.float64)).tobytes() == y.tobytes()
+    fortran = np.asfortranarray(x)
+    assert not fortran.flags.c_contiguous
+    assert from_path.run(fortran).tobytes() == y.tobytes()
+
+
+def test_thread_counts_and_python_threads_give_the_same_bytes(fp32_bundle):
+    for bundle in (LITE0_INT8, fp32_bundle):
+        models = [ferrolite.Model(bundle, threads=n) for n in (1, 2, 3)]
+        assert [m.threads for m in models] == [1, 2, 3]
+        xs = [seeded_input(models[0].inputs[0].shape, seed) for seed in range(4)]
+        want = [models[0].run(x).tobytes() for x in xs]
+        for m in models[1:]:
+            assert [m.run(x).tobytes() for x in xs] == want
+        shared = models[1]
+        failures = []
+
+        def worker(k):
+            for r in range(10):
+                i = (k + r) % len(xs)
+                if shared.run(xs[i]).tobytes() != want[i]:
+                    failures.append((k, r))
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert failures == []
+
+
+def test_properties():
+    m = ferrolite.Model(LITE0_INT8, threads=1, cpus="0")
+    assert m.precision == "int8" and m.threads == 1
+    assert m.isa in ("scalar", "avx2", "avx512", "neon")
+    assert len(m.labels) == 1000 and m.labels[388].startswith("giant panda")
+    assert m.preprocess["crop"] == [224, 224]
+    assert m.inputs[0].shape == [1, 3, 224, 224] and m.outputs[0].shape == [1, 1000]
+    assert "efficientnet_lite0" in repr(m)
+    assert ferrolite.Model.__doc__ and ferrolite.Model.run.__doc__
+
+
+def test_errors_are_ferrolite_errors(tmp_path):
+    with pytest.raises(ferrolite.NotFoundError) as e:
+        ferrolite.Model(str(tmp_path / "missing.flb"))
+    assert isinstance(e.value, FileNotFoundError) and isinstance(e.value, ferrolite.Error)
+    with pytest.raises(ferrolite.ModelError):
+        ferrolite.Model(b"not a bundle")
+    bad = tmp_path / "bad.flb"
+    bad.write_bytes(open(LITE0_INT8, "rb").read()[:5000])
+    with pytest.raises(ferrolite.ModelError):
+        ferrolite.Model(str(bad))
+    with pytest.raises(ferrolite.InputError, match="threads"):
+        ferrolite.Model(LITE0_INT8, threads=0)
+    with pytest.raises(ferrolite.InputError, match="cpus|CPU"):
+        ferrolite.Model(LITE0_INT8, cpus="zero")
+    m = ferrolite.Model(LITE0_INT8)
+    with pytest.raises(ferrolite.InputError, match=r"\[1, 3, 224, 224\]"):
+        m.run(np.zeros((1, 3, 100, 100), np.float32))
+    with pytest.raises(ferrolite.InputError):
+        m.run({"wrong name": np.zeros((1, 3, 224, 224), np.float32)})
+    with pytest.raises(ferrolite.InputError):
+        m.run("a string")
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    with pytest.raises(ferrolite.InputError, match="notes.jpg"):
+        m.classify(str(text))
+    with pytest.raises(ferrolite.NotFoundError):
+        m.classify(str(tmp_path / "none.jpg"))
+    with pytest.raises(ferrolite.InputError, match="HxWx3"):
+        m.classify(np.zeros((10, 10), np.uint8))
+    with pytest.raises(ferrolite.InputError):
+        m.classify(42)
