@@ -20,22 +20,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(ROOT, "bench", "peers"))
+import peer_models as pm  # noqa: E402  (the peer scripts' shared timing loop)
 
 
 def median_ms(call, runs, warmup=20):
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
+    return pm.time_runs(call, warmup, runs)["median_ms"]
 
 
 def main():

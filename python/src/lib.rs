@@ -249,73 +249,16 @@ impl Model {
             height,
             pixels,
         };
-        let spec = &self.model.meta.inputs[0];
-        let pp = spec.preprocess.as_ref().ok_or_else(|| {
-            UnsupportedError::new_err(format!(
-                "model {} has no image preprocessing in its metadata: convert it with \
-                 --mean/--std/--resize/--crop",
-                self.model.meta.model_name
-            ))
-        })?;
-        if self.inputs.len() != 1 {
-            return Err(UnsupportedError::new_err(
-                "an image classifier has one input".to_string(),
-            ));
-        }
-        let x = rt::preprocess::prepare(&image, pp, &spec.shape).map_err(to_py)?;
+        let pp = rt::classifier::image_preprocess(&self.model, None).map_err(to_py)?;
+        let x = rt::preprocess::prepare(&image, &pp, &self.inputs[0].shape).map_err(to_py)?;
         let scores = self.with_session(py, |s| {
             s.run(&[&x])?;
             Ok(s.output(0).to_vec())
         })?;
-        let probs = rt::classifier::probabilities(&scores);
-        Ok(
-            rt::classifier::top_classes(&probs, &self.model.meta.labels, top)
-                .into_iter()
-                .map(|c| (c.index, c.label, c.score))
-                .collect(),
-        )
-    }
-
-    /// Classify one image given as a path, a PIL image or an HxWx3 uint8 array.
-    fn classify_one(
-        &self,
-        py: Python<'_>,
-        image: &Bound<'_, PyAny>,
-        top: usize,
-    ) -> PyResult<Vec<(usize, String, f32)>> {
-        if let Ok(path) = image.extract::<PathBuf>() {
-            let img = py.detach(|| rt::image::decode_file(&path)).map_err(to_py)?;
-            return self.classify_pixels(py, img.width, img.height, &img.pixels, top);
-        }
-        if image.hasattr("convert")? && image.hasattr("tobytes")? {
-            let rgb = image.call_method1("convert", ("RGB",))?;
-            let (w, h): (usize, usize) = rgb.getattr("size")?.extract()?;
-            let bytes = rgb.call_method0("tobytes")?;
-            let bytes = bytes.cast::<PyBytes>()?;
-            return self.classify_pixels(py, w, h, bytes.as_bytes(), top);
-        }
-        if let Ok(a) = image.cast::<PyArrayDyn<u8>>() {
-            let shape = a.shape().to_vec();
-            if shape.len() != 3 || shape[2] != 3 {
-                return Err(input_err(format!(
-                    "an image array must be HxWx3 uint8 (RGB); this one has shape {shape:?}"
-                )));
-            }
-            let a = a.readonly();
-            let owned;
-            let pixels = match a.as_slice() {
-                Ok(s) => s,
-                Err(_) => {
-                    owned = a.as_array().iter().copied().collect::<Vec<u8>>();
-                    &owned
-                }
-            };
-            return self.classify_pixels(py, shape[1], shape[0], pixels, top);
-        }
-        Err(input_err(format!(
-            "cannot classify a {}: give a file path, a PIL image or an HxWx3 uint8 array",
-            image.get_type().name()?
-        )))
+        Ok(rt::classifier::rank(&scores, &self.model.meta.labels, top)
+            .into_iter()
+            .map(|c| (c.index, c.label, c.score))
+            .collect())
     }
 }
 
@@ -329,6 +272,9 @@ impl Model {
         threads: Option<usize>,
         cpus: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        if threads == Some(0) {
+            return Err(input_err("threads must be at least 1".into()));
+        }
         let model = if let Ok(b) = source.cast::<PyBytes>() {
             let bytes = b.as_bytes();
             py.detach(|| rt::Model::from_bytes(bytes))
@@ -339,12 +285,11 @@ impl Model {
             py.detach(|| rt::Model::open(&path))
         }
         .map_err(to_py)?;
-        let mut opts = rt::SessionOptions::default();
-        if threads == Some(0) {
-            return Err(input_err("threads must be at least 1".into()));
-        }
-        opts.threads = threads;
-        opts.cpus = parse_cpus(cpus)?;
+        let opts = rt::SessionOptions {
+            threads,
+            cpus: parse_cpus(cpus)?,
+            ..rt::SessionOptions::default()
+        };
         let model = Arc::new(model);
         let session = py
             .detach(|| rt::Session::with_options(model.clone(), opts.clone()))
@@ -459,13 +404,14 @@ impl Model {
             }
             None => arrays.push(self.input_values(py, 0, x)?),
         }
+        let n_outputs = self.outputs.len();
         let slices = arrays
             .iter()
             .map(|a| a.as_slice().map_err(|e| input_err(e.to_string())))
             .collect::<PyResult<Vec<&[f32]>>>()?;
         let outs = self.with_session(py, |s| {
             s.run(&slices)?;
-            Ok((0..s.outputs().len())
+            Ok((0..n_outputs)
                 .map(|i| s.output(i).to_vec())
                 .collect::<Vec<_>>())
         })?;
@@ -497,7 +443,39 @@ impl Model {
         image: &Bound<'_, PyAny>,
         top: usize,
     ) -> PyResult<Vec<(usize, String, f32)>> {
-        self.classify_one(py, image, top)
+        if let Ok(path) = image.extract::<PathBuf>() {
+            let img = py.detach(|| rt::image::decode_file(&path)).map_err(to_py)?;
+            return self.classify_pixels(py, img.width, img.height, &img.pixels, top);
+        }
+        if image.hasattr("convert")? && image.hasattr("tobytes")? {
+            let rgb = image.call_method1("convert", ("RGB",))?;
+            let (w, h): (usize, usize) = rgb.getattr("size")?.extract()?;
+            let bytes = rgb.call_method0("tobytes")?;
+            let bytes = bytes.cast::<PyBytes>()?;
+            return self.classify_pixels(py, w, h, bytes.as_bytes(), top);
+        }
+        if let Ok(a) = image.cast::<PyArrayDyn<u8>>() {
+            let shape = a.shape().to_vec();
+            if shape.len() != 3 || shape[2] != 3 {
+                return Err(input_err(format!(
+                    "an image array must be HxWx3 uint8 (RGB); this one has shape {shape:?}"
+                )));
+            }
+            let a = a.readonly();
+            let owned;
+            let pixels = match a.as_slice() {
+                Ok(s) => s,
+                Err(_) => {
+                    owned = a.as_array().iter().copied().collect::<Vec<u8>>();
+                    &owned
+                }
+            };
+            return self.classify_pixels(py, shape[1], shape[0], pixels, top);
+        }
+        Err(input_err(format!(
+            "cannot classify a {}: give a file path, a PIL image or an HxWx3 uint8 array",
+            image.get_type().name()?
+        )))
     }
 
     /// classify_batch(images, top=5) -> one classify() result per image.
@@ -510,7 +488,7 @@ impl Model {
     ) -> PyResult<Vec<Vec<(usize, String, f32)>>> {
         images
             .try_iter()?
-            .map(|image| self.classify_one(py, &image?, top))
+            .map(|image| self.classify(py, &image?, top))
             .collect()
     }
 

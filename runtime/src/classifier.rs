@@ -12,7 +12,7 @@ use crate::preprocess::{prepare_into, RgbImage};
 use crate::weights::Model;
 
 /// One class of a classification: its output index, its label and its probability.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Class {
     /// Index in the model's output.
     pub index: usize,
@@ -44,29 +44,9 @@ impl Classifier {
         fallback: Option<&Preprocess>,
         opts: SessionOptions,
     ) -> Result<Self> {
-        let preprocess = model
-            .meta
-            .inputs
-            .first()
-            .and_then(|i| i.preprocess.clone())
-            .or_else(|| fallback.cloned())
-            .ok_or_else(|| {
-                Error::Unsupported(format!(
-                    "model {} has no image preprocessing in its metadata: convert it with \
-                     --mean/--std/--resize/--crop",
-                    model.meta.model_name
-                ))
-            })?;
-        let session = Session::with_options(model.clone(), opts)?;
-        let shapes = session.input_shapes();
-        if shapes.len() != 1 {
-            return Err(Error::Unsupported(format!(
-                "model {} has {} inputs; an image classifier has one",
-                model.meta.model_name,
-                shapes.len()
-            )));
-        }
-        let input_shape = shapes[0].clone();
+        let preprocess = image_preprocess(&model, fallback)?;
+        let session = Session::with_options(model, opts)?;
+        let input_shape = session.input_shapes().swap_remove(0);
         Ok(Classifier {
             input: vec![0f32; input_shape.iter().product()],
             session,
@@ -111,8 +91,8 @@ impl Classifier {
     /// Classify `image`: the `top` most probable classes, most probable first.
     pub fn classify(&mut self, image: &RgbImage, top: usize) -> Result<Vec<Class>> {
         self.set_image(image)?;
-        let probs = probabilities(self.scores()?);
-        Ok(top_classes(&probs, &self.model().meta.labels, top))
+        let model = Arc::clone(self.model());
+        Ok(rank(self.scores()?, &model.meta.labels, top))
     }
 
     /// Decode an image file and classify it (see [`crate::image::decode_file`]).
@@ -121,6 +101,38 @@ impl Classifier {
         let image = crate::image::decode_file(path)?;
         self.classify(&image.view(), top)
     }
+}
+
+/// The preprocessing images for `model` get: its bundle's own, else `fallback`. Fails
+/// unless the model has exactly one input and there is a preprocessing to apply.
+pub fn image_preprocess(model: &Model, fallback: Option<&Preprocess>) -> Result<Preprocess> {
+    let name = &model.meta.model_name;
+    let preprocess = model
+        .meta
+        .inputs
+        .first()
+        .and_then(|i| i.preprocess.clone())
+        .or_else(|| fallback.cloned())
+        .ok_or_else(|| {
+            Error::Unsupported(format!(
+                "model {name} has no image preprocessing in its metadata: convert it with \
+                 --mean/--std/--resize/--crop"
+            ))
+        })?;
+    // Validated bundles have as many metadata inputs as graph inputs.
+    if model.meta.inputs.len() != 1 {
+        return Err(Error::Unsupported(format!(
+            "model {name} has {} inputs; an image classifier has one",
+            model.meta.inputs.len()
+        )));
+    }
+    Ok(preprocess)
+}
+
+/// The `top` most probable classes of raw `scores` (softmax unless they are probabilities
+/// already), named from `labels`.
+pub fn rank(scores: &[f32], labels: &[String], top: usize) -> Vec<Class> {
+    top_classes(&probabilities(scores), labels, top)
 }
 
 /// Turn raw scores into probabilities (softmax) unless they already are.

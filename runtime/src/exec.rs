@@ -323,7 +323,12 @@ impl Session {
     /// The output named `name` (see [`Session::outputs`]) of the last run; `None` if the
     /// model has no output of that name.
     pub fn output_named(&self, name: &str) -> Option<&[f32]> {
-        let i = self.outputs().iter().position(|t| t.name == name)?;
+        let tensors = &self.model.graph.tensors;
+        let i = self
+            .plan
+            .outputs
+            .iter()
+            .position(|&t| tensors.get(t).is_some_and(|x| x.name == name))?;
         self.get_output(i)
     }
 

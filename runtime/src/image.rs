@@ -43,10 +43,6 @@ impl Image {
     }
 }
 
-fn image_error(msg: String) -> Error {
-    Error::Image(msg)
-}
-
 /// The pixel limit in force: `FERROLITE_MAX_IMAGE_PIXELS` when set, else
 /// [`DEFAULT_MAX_PIXELS`].
 pub fn max_pixels() -> Result<u64> {
@@ -64,7 +60,7 @@ pub fn max_pixels() -> Result<u64> {
 /// Refuse an image whose header claims more pixels than `limit`.
 fn check_size(name: &str, width: u64, height: u64, limit: u64) -> Result<()> {
     if width == 0 || height == 0 {
-        return Err(image_error(format!(
+        return Err(Error::Image(format!(
             "cannot decode image {name}: it claims {width}x{height} pixels"
         )));
     }
@@ -102,7 +98,7 @@ pub fn decode_bytes(bytes: &[u8], name: &str) -> Result<Image> {
             Err(libjpeg::Refusal::Final(e)) => return Err(e),
             #[cfg(not(feature = "rust-jpeg"))]
             Err(libjpeg::Refusal::Said(msg)) => {
-                return Err(image_error(format!(
+                return Err(Error::Image(format!(
                     "cannot decode image {name}: not a valid JPEG file (libjpeg: {msg})"
                 )))
             }
@@ -111,7 +107,7 @@ pub fn decode_bytes(bytes: &[u8], name: &str) -> Result<Image> {
         }
     }
     let cannot = |what: &str, e: &dyn std::fmt::Display| {
-        image_error(format!("cannot {what} image {name}{libjpeg_said}: {e}"))
+        Error::Image(format!("cannot {what} image {name}{libjpeg_said}: {e}"))
     };
     let reader = || {
         image::ImageReader::new(std::io::Cursor::new(bytes))
@@ -143,7 +139,7 @@ mod libjpeg {
     use std::cell::Cell;
     use std::sync::Once;
 
-    use super::{check_size, image_error, Image};
+    use super::{check_size, Image};
     use crate::error::{Error, Result};
 
     /// Why libjpeg did not give an image.
@@ -187,7 +183,7 @@ mod libjpeg {
             let pixels: Vec<u8> = rgb.read_scanlines()?;
             rgb.finish()?;
             if pixels.len() != w * h * 3 {
-                return Ok(Err(image_error(format!(
+                return Ok(Err(Error::Image(format!(
                     "cannot decode image {name}: libjpeg gave {} bytes for {w}x{h} pixels",
                     pixels.len()
                 ))));

@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use super::batch::Batch;
 use super::{load, ModelSource, ThreadArgs};
-use ferrolite_runtime::classifier::{probabilities, top_classes};
+use ferrolite_runtime::classifier::{rank, Class};
 
 /// Arguments of `ferrolite classify`.
 #[derive(clap::Args, Debug)]
@@ -32,18 +32,10 @@ pub struct ClassifyArgs {
     thread_args: ThreadArgs,
 }
 
-/// One ranked class.
-#[derive(serde::Serialize)]
-struct Scored {
-    index: usize,
-    label: String,
-    score: f32,
-}
-
 #[derive(serde::Serialize)]
 struct Report<'a> {
     image: &'a str,
-    top: Vec<Scored>,
+    top: Vec<Class>,
     latency_ms: f64,
 }
 
@@ -67,14 +59,7 @@ pub fn run(a: ClassifyArgs) -> Result<()> {
         let start = Instant::now();
         let scores = classifier.scores()?;
         let latency_ms = start.elapsed().as_secs_f64() * 1e3;
-        let top: Vec<Scored> = top_classes(&probabilities(scores), &labels, a.top)
-            .into_iter()
-            .map(|c| Scored {
-                index: c.index,
-                label: c.label,
-                score: c.score,
-            })
-            .collect();
+        let top = rank(scores, &labels, a.top);
         let name = path.display().to_string();
         if a.json {
             let report = Report {
