@@ -4,6 +4,8 @@
     model = ferrolite.Model("model.flb")            # a bundle made by `ferrolite convert`
     print(model.classify("photo.jpg")[0])           # (index, label, probability)
     y = model.run(x)                                # numpy float32 in, numpy out
+    print(model.bench(runs=50)["median_ms"])        # the figures of `ferrolite bench --json`
+    ferrolite.zoo.list()                            # the architectures built in code
 
 Every failure raises ferrolite.Error or a subclass: ModelError (bad bundle), InputError
 (wrong shape, undecodable image), UnsupportedError, LimitError, NotFoundError (also a
@@ -20,6 +22,7 @@ from ._ferrolite import (  # noqa: F401
     UnsupportedError,
     __version__,
 )
+from . import zoo  # noqa: F401
 
 __all__ = [
     "Error",
@@ -31,4 +34,5 @@ __all__ = [
     "TensorInfo",
     "UnsupportedError",
     "__version__",
+    "zoo",
 ]

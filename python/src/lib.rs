@@ -3,6 +3,8 @@
 //! share one `Model`: each call takes an idle session (or makes one) and releases the GIL
 //! while it runs.
 
+mod zoo;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -83,6 +85,13 @@ fn to_py(e: rt::Error) -> PyErr {
 
 fn input_err(msg: String) -> PyErr {
     InputError::new_err(msg)
+}
+
+/// A serializable value as the Python object `json.loads` makes of it (dicts, lists, ...).
+fn to_python_value(py: Python<'_>, value: &impl serde::Serialize) -> PyResult<Py<PyAny>> {
+    let text = serde_json::to_string(value)
+        .map_err(|e| Error::new_err(format!("cannot describe the result: {e}")))?;
+    Ok(py.import("json")?.call_method1("loads", (text,))?.unbind())
 }
 
 /// One input or output of a model: name, shape (batch first, NCHW for images) and dtype.
@@ -350,11 +359,7 @@ impl Model {
             .and_then(|i| i.preprocess.as_ref())
         {
             None => Ok(py.None()),
-            Some(pp) => {
-                let text = serde_json::to_string(pp)
-                    .map_err(|e| Error::new_err(format!("cannot describe preprocessing: {e}")))?;
-                Ok(py.import("json")?.call_method1("loads", (text,))?.unbind())
-            }
+            Some(pp) => to_python_value(py, pp),
         }
     }
 
@@ -492,6 +497,15 @@ impl Model {
             .collect()
     }
 
+    /// bench(runs=50, warmup=5) -> dict: latency of one run on deterministic inputs, with the
+    /// keys and figures of `ferrolite bench --json`: model, median_ms, p90_ms, min_ms,
+    /// max_ms, runs, threads, cpus, pinned, isa.
+    #[pyo3(signature = (runs=50, warmup=5))]
+    fn bench(&self, py: Python<'_>, runs: usize, warmup: usize) -> PyResult<Py<PyAny>> {
+        let report = self.with_session(py, |s| rt::bench(s, warmup, runs))?;
+        to_python_value(py, &report)
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "ferrolite.Model({:?}, precision={:?}, isa={:?}, threads={})",
@@ -516,5 +530,7 @@ fn _ferrolite(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LimitError", py.get_type::<LimitError>())?;
     m.add("NotFoundError", not_found_type(py)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(zoo::zoo_list, m)?)?;
+    m.add_function(wrap_pyfunction!(zoo::zoo_export, m)?)?;
     Ok(())
 }

@@ -166,3 +166,37 @@ def test_errors_are_ferrolite_errors(tmp_path):
         m.classify(np.zeros((10, 10), np.uint8))
     with pytest.raises(ferrolite.InputError):
         m.classify(42)
+
+
+def test_bench_returns_the_cli_json_keys():
+    model = ferrolite.Model(LITE0_INT8, threads=1)
+    r = model.bench(runs=3, warmup=1)
+    want = json.loads(cli("bench", LITE0_INT8, "--runs", "3", "--warmup", "1", "--threads", "1", "--json"))
+    assert list(r) == list(want)
+    assert r["runs"] == 3 and r["threads"] == 1 and r["isa"] == model.isa == want["isa"]
+    assert r["model"] == want["model"] == model.name
+    assert 0 < r["min_ms"] <= r["median_ms"] <= r["p90_ms"] <= r["max_ms"]
+    with pytest.raises(ferrolite.InputError, match="at least one timed run"):
+        model.bench(runs=0)
+
+
+def test_zoo_list_matches_the_cli():
+    listed = ferrolite.zoo.list()
+    assert listed == json.loads(cli("zoo", "list", "--json"))
+    assert {"mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0"} <= {a["name"] for a in listed}
+
+
+def test_zoo_export_writes_the_cli_onnx_bytes(tmp_path):
+    ours, theirs = tmp_path / "py.onnx", tmp_path / "cli.onnx"
+    params = ferrolite.zoo.export("mobilenet_v2?width=0.5", ours)
+    cli("zoo", "export", "mobilenet_v2?width=0.5", "-o", str(theirs))
+    assert ours.read_bytes() == theirs.read_bytes()
+    full = next(a for a in ferrolite.zoo.list() if a["name"] == "mobilenet_v2")["params"]
+    assert 0 < params < full  # width 0.5 has fewer parameters than the reference width
+    with pytest.raises(ferrolite.InputError, match="nosuchnet"):
+        ferrolite.zoo.export("nosuchnet", tmp_path / "x.onnx")
+    with pytest.raises(ferrolite.InputError, match=".onnx"):
+        ferrolite.zoo.export("mobilenet_v2", tmp_path / "x.flb")
+    with pytest.raises(ferrolite.Error):
+        ferrolite.zoo.export("mobilenet_v2", tmp_path / "no" / "such" / "dir" / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()

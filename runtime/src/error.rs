@@ -22,7 +22,12 @@ pub enum Error {
     Bundle(String),
     /// The graph is inconsistent (bad tensor index, shape mismatch, bad attribute…).
     #[error("invalid graph: node {node:?}: {msg}")]
-    Graph { node: String, msg: String },
+    Graph {
+        /// The node (or tensor) at fault.
+        node: String,
+        /// What is wrong with it.
+        msg: String,
+    },
     /// A caller-supplied input does not fit the model.
     #[error("bad input: {0}")]
     Input(String),

@@ -36,6 +36,7 @@
 //! # }
 //! ```
 #![cfg_attr(ferrolite_arm_neon, feature(stdarch_arm_neon_intrinsics))]
+#![warn(missing_docs)]
 
 pub mod bundle;
 #[cfg(feature = "capi")]
@@ -45,21 +46,30 @@ pub mod error;
 pub mod exec;
 #[cfg(feature = "decode")]
 pub mod image;
+#[doc(hidden)]
 pub mod ir;
+#[doc(hidden)]
 pub mod kernels;
 pub mod limits;
 pub mod meta;
+#[doc(hidden)]
 pub mod plan;
 pub mod preprocess;
 pub mod stats;
+#[doc(hidden)]
 pub mod summary;
 pub mod threads;
+#[doc(hidden)]
 pub mod validate;
 pub mod weights;
 
 pub use classifier::{Class, Classifier};
 pub use error::{Error, Result};
 pub use exec::{Session, SessionOptions, TensorInfo};
-pub use ir::{Activation, BinaryOp, DType, Graph, Node, Op, Tensor, TensorId};
+pub use ir::DType;
+/// The graph IR, for the converter and tools (not needed to run a model).
+#[doc(hidden)]
+pub use ir::{Activation, BinaryOp, Graph, Node, Op, Tensor, TensorId};
 pub use meta::{Metadata, Precision, Preprocess};
+pub use stats::{bench, BenchReport, LatencyStats};
 pub use weights::{AlignedBytes, Model, Weights};

@@ -6,9 +6,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
+    /// 32-bit floats.
     #[default]
     Fp32,
+    /// Half floats, widened to fp32 when the bundle is loaded.
     Fp16,
+    /// 8-bit integers with per-channel scales, run by the int8 kernels.
     Int8,
 }
 
@@ -16,8 +19,10 @@ pub enum Precision {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ColorOrder {
+    /// Red, green, blue.
     #[default]
     Rgb,
+    /// Blue, green, red (OpenCV- and Caffe-trained models).
     Bgr,
 }
 
@@ -25,8 +30,10 @@ pub enum ColorOrder {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ImageLayout {
+    /// Channels first (ONNX).
     #[default]
     Nchw,
+    /// Channels last (TFLite).
     Nhwc,
 }
 
@@ -45,8 +52,10 @@ pub struct Preprocess {
     pub mean: [f32; 3],
     /// Per-channel standard deviation, in pixel units.
     pub std: [f32; 3],
+    /// Channel order the model expects.
     #[serde(default)]
     pub color: ColorOrder,
+    /// Memory layout of the image input.
     #[serde(default)]
     pub layout: ImageLayout,
 }
@@ -134,7 +143,9 @@ pub fn shape_text(shape: &[usize]) -> String {
 /// Description of one model input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputSpec {
+    /// The input's name in the source model.
     pub name: String,
+    /// Its shape, batch first.
     pub shape: Vec<usize>,
     /// Image preprocessing, when the input is an image.
     #[serde(default)]
@@ -144,18 +155,24 @@ pub struct InputSpec {
 /// Description of one model output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputSpec {
+    /// The output's name in the source model.
     pub name: String,
+    /// Its shape, batch first.
     pub shape: Vec<usize>,
 }
 
 /// Everything about a bundle except its graph and weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Metadata {
+    /// The model's name (the source file's stem unless `convert --name` set it).
     pub model_name: String,
     /// Tool and version that wrote the bundle, e.g. `ferrolite 0.1.0`.
     pub producer: String,
+    /// Precision of the stored weights.
     pub precision: Precision,
+    /// The model inputs, in order.
     pub inputs: Vec<InputSpec>,
+    /// The model outputs, in order.
     pub outputs: Vec<OutputSpec>,
     /// Class names in output index order; empty when unknown.
     #[serde(default)]

@@ -1,14 +1,22 @@
-//! Latency statistics for benchmarks: robust summaries of repeated timings.
+//! Latency statistics for benchmarks: robust summaries of repeated timings, and the one
+//! measurement behind `ferrolite bench` and Python's `Model.bench`.
 
-use std::time::Duration;
+use crate::exec::Session;
+use crate::Result;
+use std::time::{Duration, Instant};
 
 /// Summary of repeated latency measurements, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LatencyStats {
+    /// Median of the samples.
     pub median_ms: f64,
+    /// 90th percentile (nearest rank).
     pub p90_ms: f64,
+    /// Fastest sample.
     pub min_ms: f64,
+    /// Slowest sample.
     pub max_ms: f64,
+    /// Number of samples.
     pub runs: usize,
 }
 
@@ -41,6 +49,90 @@ impl LatencyStats {
             runs: n,
         }
     }
+}
+
+/// Deterministic input values in [-1, 1]: what every benchmark feeds a model, so figures are
+/// comparable between the CLI, Python and runs.
+pub fn bench_input(n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| ((i * 31) % 255) as f32 / 127.5 - 1.0)
+        .collect()
+}
+
+/// One [`bench_input`] per input of `session`.
+pub fn bench_inputs(session: &Session) -> Vec<Vec<f32>> {
+    session
+        .input_shapes()
+        .iter()
+        .map(|s| bench_input(s.iter().product()))
+        .collect()
+}
+
+/// One model's latency and where it ran: the figures of `ferrolite bench --json`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BenchReport {
+    /// The model's name as its bundle records it.
+    pub model: String,
+    /// Median latency of one run.
+    pub median_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// Fastest run.
+    pub min_ms: f64,
+    /// Slowest run.
+    pub max_ms: f64,
+    /// Timed runs.
+    pub runs: usize,
+    /// Threads per run, the caller included.
+    pub threads: usize,
+    /// The CPUs they may run on.
+    pub cpus: Vec<usize>,
+    /// Whether each thread was pinned to a CPU of its own.
+    pub pinned: bool,
+    /// The kernel tier.
+    pub isa: &'static str,
+}
+
+impl BenchReport {
+    /// The report of `stats` measured on `session`.
+    pub fn new(session: &Session, stats: &LatencyStats) -> Self {
+        BenchReport {
+            model: session.model().meta.model_name.clone(),
+            median_ms: stats.median_ms,
+            p90_ms: stats.p90_ms,
+            min_ms: stats.min_ms,
+            max_ms: stats.max_ms,
+            runs: stats.runs,
+            threads: session.threads(),
+            cpus: session.placement().cpus.clone(),
+            pinned: !session.pool().cpus().is_empty(),
+            isa: session.isa(),
+        }
+    }
+}
+
+/// Time `runs` runs of `session` on [`bench_inputs`] after `warmup` untimed ones.
+pub fn bench(session: &mut Session, warmup: usize, runs: usize) -> Result<BenchReport> {
+    if runs == 0 {
+        return Err(crate::Error::Input(
+            "a benchmark needs at least one timed run".into(),
+        ));
+    }
+    let inputs = bench_inputs(session);
+    let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+    for _ in 0..warmup {
+        session.run(&refs)?;
+    }
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        session.run(&refs)?;
+        samples.push(t.elapsed());
+    }
+    Ok(BenchReport::new(
+        session,
+        &LatencyStats::from_samples(&samples),
+    ))
 }
 
 #[cfg(test)]

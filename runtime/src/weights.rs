@@ -93,8 +93,11 @@ pub enum Weights {
     Owned(AlignedBytes),
     /// A shared read-only mapping of a bundle file; `offset..offset+len` is the weights section.
     Mapped {
+        /// The mapping of the whole file.
         map: crate::bundle::Mmap,
+        /// Where the weights section starts in it.
         offset: usize,
+        /// Its length in bytes.
         len: usize,
     },
 }

@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use ferrolite_models::zoo::{self, ZooModel};
 use ferrolite_runtime::exec::{Session, SessionOptions};
 use ferrolite_runtime::meta::Precision;
-use ferrolite_runtime::stats::LatencyStats;
+use ferrolite_runtime::stats::{bench_inputs, BenchReport, LatencyStats};
 use ferrolite_runtime::threads::topology::format_cpu_list;
 use ferrolite_runtime::threads::{Placement, Pool, Topology};
 use ferrolite_runtime::Model;
@@ -68,13 +68,6 @@ pub struct BenchArgs {
     model_args: ModelArgs,
     #[command(flatten)]
     thread_args: ThreadArgs,
-}
-
-/// Deterministic input values in [-1, 1].
-fn input_values(n: usize) -> Vec<f32> {
-    (0..n)
-        .map(|i| ((i * 31) % 255) as f32 / 127.5 - 1.0)
-        .collect()
 }
 
 #[cfg(feature = "onnx")]
@@ -165,19 +158,9 @@ mod tract_peer {
 
 #[derive(serde::Serialize)]
 struct Report {
-    model: String,
-    median_ms: f64,
-    p90_ms: f64,
-    min_ms: f64,
-    max_ms: f64,
-    runs: usize,
-    /// Threads ours ran on, the caller included.
-    threads: usize,
-    /// The CPUs they may run on.
-    cpus: Vec<usize>,
-    /// Whether each thread was pinned to a CPU of its own.
-    pinned: bool,
-    isa: &'static str,
+    /// Ours, as the runtime reports it (Python's `Model.bench` returns the same).
+    #[serde(flatten)]
+    ours: BenchReport,
     #[serde(skip_serializing_if = "Option::is_none")]
     tract_threads: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -257,11 +240,7 @@ fn session_with_inputs(
     opts: SessionOptions,
 ) -> Result<(Session, Vec<Vec<f32>>)> {
     let session = super::open_session(model, opts)?;
-    let inputs = session
-        .input_shapes()
-        .iter()
-        .map(|s| input_values(s.iter().product()))
-        .collect();
+    let inputs = bench_inputs(&session);
     Ok((session, inputs))
 }
 
@@ -421,16 +400,7 @@ fn bench_model(a: &BenchArgs, path: &Path, plot: Option<PlotFile>) -> Result<()>
     let t = measure(&mut session, &inputs, peer.as_ref(), a)?;
     let st = t.ours;
     let report = Report {
-        model: model.meta.model_name.clone(),
-        median_ms: st.median_ms,
-        p90_ms: st.p90_ms,
-        min_ms: st.min_ms,
-        max_ms: st.max_ms,
-        runs: st.runs,
-        threads: session.threads(),
-        cpus: session.placement().cpus.clone(),
-        pinned: pinned(&session),
-        isa: session.isa(),
+        ours: BenchReport::new(&session, &st),
         tract_threads: peer.as_ref().map(|p| p.threads()),
         tract_median_ms: t.tract.map(|t| t.median_ms),
         ratio_vs_tract: t.tract.map(|t| st.median_ms / t.median_ms),
@@ -445,11 +415,11 @@ fn bench_model(a: &BenchArgs, path: &Path, plot: Option<PlotFile>) -> Result<()>
     }
     out!(
         "{}  (cpu tier {}, {} thread{}, {} runs after {} warm-up{})",
-        report.model,
-        report.isa,
-        report.threads,
-        if report.threads == 1 { "" } else { "s" },
-        report.runs,
+        report.ours.model,
+        report.ours.isa,
+        report.ours.threads,
+        if report.ours.threads == 1 { "" } else { "s" },
+        report.ours.runs,
         a.warmup,
         if report.interrupted {
             format!("; interrupted, of {}", a.runs)
@@ -477,7 +447,7 @@ fn bench_model(a: &BenchArgs, path: &Path, plot: Option<PlotFile>) -> Result<()>
         out!("ferrolite / tract = {:.2}", st.median_ms / t.median_ms)?;
     }
     if a.profile {
-        print_profile(&session, &t.per_step, report.runs)?;
+        print_profile(&session, &t.per_step, report.ours.runs)?;
     }
     interrupted_after(&report, a.runs)
 }
@@ -487,7 +457,7 @@ fn interrupted_after(report: &Report, asked: usize) -> Result<()> {
     if report.interrupted {
         return Err(Interrupted(format!(
             "the figures above are of {} of {asked} runs",
-            report.runs
+            report.ours.runs
         ))
         .into());
     }
@@ -934,7 +904,7 @@ fn profile_chart(
     let by_kernel = top_groups(steps.iter().zip(&ms).map(|(s, &t)| (s.kernel, t)));
     let title = format!(
         "{} · cpu tier {} · median {:.3} ms · {} runs",
-        report.model, report.isa, report.median_ms, runs
+        report.ours.model, report.ours.isa, report.ours.median_ms, runs
     );
     svg(
         &title,

@@ -44,26 +44,15 @@ pub fn run(c: ZooCommand) -> Result<()> {
 }
 
 fn list(json: bool) -> Result<()> {
-    let rows: Vec<Row> = zoo::architectures()
+    let rows: Vec<Row> = zoo::catalog()
         .into_iter()
-        .map(|a| {
-            let m = zoo::find(a.name).expect("every listed architecture resolves");
-            let counts = m.count();
-            let mut options = Vec::new();
-            if a.has_width {
-                options.push("width");
-            }
-            if a.min_resolution.is_some() {
-                options.push("resolution");
-            }
-            Row {
-                name: a.name,
-                params: counts.params,
-                macs: counts.macs,
-                input: counts.input,
-                options,
-                paper: a.paper,
-            }
+        .map(|l| Row {
+            name: l.name,
+            params: l.params,
+            macs: l.macs,
+            input: l.input,
+            options: l.options,
+            paper: l.paper,
         })
         .collect();
     if json {

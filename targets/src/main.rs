@@ -5,6 +5,7 @@
 mod package;
 mod profile;
 mod toolchain;
+mod wheel;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -39,8 +40,14 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         cargo_args: Vec<String>,
     },
-    /// Build, then write target/packages/ferrolite-<profile>.tar.gz.
-    Package { profile: String },
+    /// Build, then write target/packages/ferrolite-<profile>.tar.gz (with `--python`, the
+    /// Python wheel for the board instead).
+    Package {
+        profile: String,
+        /// Build the `ferrolite` Python package (abi3 wheel, Python >= 3.9) for the board.
+        #[arg(long)]
+        python: bool,
+    },
 }
 
 fn main() {
@@ -63,11 +70,16 @@ fn run(cli: Cli) -> Result<()> {
             profile,
             cargo_args,
         } => test(&profile::find(&profile)?, &cargo_args),
-        Cmd::Package { profile } => {
+        Cmd::Package { profile, python } => {
             let p = profile::find(&profile)?;
-            let built = build(&p)?;
             let out = target_dir().join("packages");
             std::fs::create_dir_all(&out)?;
+            if python {
+                let wheel = build_wheel(&p, &out)?;
+                println!("wheel: {}", wheel.display());
+                return Ok(());
+            }
+            let built = build(&p)?;
             let archive = package::write(&p, &workspace_root(), &out, &built)?;
             println!("package: {}", archive.display());
             Ok(())
@@ -170,18 +182,7 @@ fn build_cli(p: &Profile, tc: &Toolchain, dir: &Path) -> Result<PathBuf> {
         .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1");
     run_cargo(cmd, "the device CLI build")?;
     let bin = existing(dir.join("ferrolite"))?;
-    let strip = match (&tc.ndk_bin, p.binutils_prefix()) {
-        (Some(ndk), _) => ndk.join("llvm-strip").display().to_string(),
-        (None, Some(prefix)) => format!("{prefix}strip"),
-        (None, None) => "strip".to_string(),
-    };
-    let status = Command::new(&strip)
-        .arg(&bin)
-        .status()
-        .with_context(|| format!("running {strip}"))?;
-    if !status.success() {
-        bail!("{strip} {} failed", bin.display());
-    }
+    strip(p, tc, &bin)?;
     let size = std::fs::metadata(&bin)?.len();
     println!(
         "device CLI: {} ({:.2} MB stripped)",
@@ -189,6 +190,59 @@ fn build_cli(p: &Profile, tc: &Toolchain, dir: &Path) -> Result<PathBuf> {
         size as f64 / 1e6
     );
     Ok(bin)
+}
+
+/// Cross-build the Python extension module (`python/`, its own workspace, built into
+/// `target/python`), strip it and pack it with the package's Python files into a wheel.
+fn build_wheel(p: &Profile, out: &Path) -> Result<PathBuf> {
+    if p.is_android() {
+        bail!(
+            "{} is an Android profile: Android apps have no CPython to load a wheel into; \
+             use `cargo target-package {}` for the C library (jniLibs) instead",
+            p.name,
+            p.name
+        );
+    }
+    let tc = toolchain::detect(p)?;
+    eprintln!(
+        "== {}: Python wheel for {} via {}",
+        p.name,
+        p.rust_target,
+        tc.describe()
+    );
+    let py_target = target_dir().join("python");
+    let mut cmd = tc.cargo(p, "build");
+    cmd.args(["--release", "--manifest-path", "python/Cargo.toml"])
+        .arg("--target-dir")
+        .arg(&py_target);
+    run_cargo(cmd, "the Python extension build")?;
+    let dir = match tc.route {
+        toolchain::Route::Host => py_target.join("release"),
+        _ => py_target.join(&p.rust_target).join("release"),
+    };
+    let built = existing(dir.join("lib_ferrolite.so"))?;
+    let stripped = dir.join("_ferrolite.abi3.so");
+    std::fs::copy(&built, &stripped)?;
+    strip(p, &tc, &stripped)?;
+    let platform = wheel::platform_tag(p, &stripped)?;
+    wheel::write(&workspace_root(), out, &stripped, &platform)
+}
+
+/// Strip a binary with the target's binutils (the NDK's llvm-strip on Android).
+fn strip(p: &Profile, tc: &Toolchain, bin: &Path) -> Result<()> {
+    let strip = match (&tc.ndk_bin, p.binutils_prefix()) {
+        (Some(ndk), _) => ndk.join("llvm-strip").display().to_string(),
+        (None, Some(prefix)) => format!("{prefix}strip"),
+        (None, None) => "strip".to_string(),
+    };
+    let status = Command::new(&strip)
+        .arg(bin)
+        .status()
+        .with_context(|| format!("running {strip}"))?;
+    if !status.success() {
+        bail!("{strip} {} failed", bin.display());
+    }
+    Ok(())
 }
 
 fn existing(path: PathBuf) -> Result<PathBuf> {

@@ -67,6 +67,49 @@ pub fn architectures() -> Vec<Arch> {
     v
 }
 
+/// One architecture as `ferrolite zoo list` (and Python's `ferrolite.zoo.list()`) shows it:
+/// its size and cost at the reference configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing {
+    /// Name used on the command line (`zoo:NAME`).
+    pub name: &'static str,
+    /// Trainable parameters.
+    pub params: u64,
+    /// Multiply-accumulates of one inference.
+    pub macs: u64,
+    /// Input shape (NCHW).
+    pub input: Vec<usize>,
+    /// The options its name takes (`width`, `resolution`).
+    pub options: Vec<&'static str>,
+    /// The paper that introduced it.
+    pub paper: &'static str,
+}
+
+/// Every architecture with its size and cost, in [`architectures`] order.
+pub fn catalog() -> Vec<Listing> {
+    architectures()
+        .into_iter()
+        .filter_map(|a| {
+            let counts = find(a.name).ok()?.count();
+            let mut options = Vec::new();
+            if a.has_width {
+                options.push("width");
+            }
+            if a.min_resolution.is_some() {
+                options.push("resolution");
+            }
+            Some(Listing {
+                name: a.name,
+                params: counts.params,
+                macs: counts.macs,
+                input: counts.input,
+                options,
+                paper: a.paper,
+            })
+        })
+        .collect()
+}
+
 /// A parsed zoo model name: the architecture and its configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct ZooModel {
@@ -194,6 +237,22 @@ pub(crate) fn pool_classifier(net: &mut Net, x: &Value, classes: usize) -> Value
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_catalog_lists_every_architecture_with_its_counts() {
+        let listed = catalog();
+        assert_eq!(listed.len(), architectures().len());
+        let v2 = listed.iter().find(|l| l.name == "mobilenet_v2").unwrap();
+        // The paper's MobileNetV2 1.0 at 224: 3.5 M parameters, 300 M multiply-adds.
+        assert!(
+            (3.4e6..3.6e6).contains(&(v2.params as f64)),
+            "{}",
+            v2.params
+        );
+        assert!((290e6..320e6).contains(&(v2.macs as f64)), "{}", v2.macs);
+        assert_eq!(v2.input, [1, 3, 224, 224]);
+        assert_eq!(v2.options, ["width", "resolution"]);
+    }
 
     #[test]
     fn every_architecture_builds_at_its_smallest_resolution_and_refuses_below() {

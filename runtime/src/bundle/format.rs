@@ -32,18 +32,26 @@ pub const SECTION_FLAG_REQUIRED: u32 = 1;
 /// One entry of the section table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Section {
+    /// What the section holds (`SECTION_*`).
     pub kind: u32,
+    /// `SECTION_FLAG_*` bits.
     pub flags: u32,
+    /// Byte offset from the start of the file.
     pub offset: u64,
+    /// Length in bytes.
     pub len: u64,
+    /// CRC-32 of its bytes.
     pub crc: u32,
 }
 
 /// Byte ranges of the three known sections inside a verified bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
+    /// The JSON metadata.
     pub metadata: Range<usize>,
+    /// The serialized graph.
     pub graph: Range<usize>,
+    /// The aligned weight bytes.
     pub weights: Range<usize>,
 }
 
