@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 pub use ferrolite_quantize::tract_pool::tract_executor;
@@ -17,23 +16,8 @@ use nix::unistd::Pid;
 use tract_onnx::prelude::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
 
-/// Time `f` `runs` times after `warmup` untimed calls.
-pub fn time<F: FnMut() -> Result<()>>(
-    warmup: usize,
-    runs: usize,
-    mut f: F,
-) -> Result<LatencyStats> {
-    for _ in 0..warmup {
-        f()?;
-    }
-    let mut samples = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let t = Instant::now();
-        f()?;
-        samples.push(t.elapsed());
-    }
-    Ok(LatencyStats::from_samples(&samples))
-}
+/// Time `f` `runs` times after `warmup` untimed calls (the runtime's own timing loop).
+pub use ferrolite_runtime::stats::time_runs as time;
 
 /// Session options for `threads` threads: pinned one per CPU of those this process may use
 /// (see [`pin`]), the benchmark's main thread included.

@@ -6,26 +6,14 @@ use std::path::PathBuf;
 use ferrolite_models::zoo;
 use ferrolite_runtime as rt;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 
-use crate::{input_err, to_py};
+use crate::{input_err, to_py, to_python_value};
 
-/// Every architecture as a dict: name, params, macs, input, options, paper.
+/// Every architecture as a dict: name, params, macs, input, options, paper (the objects of
+/// `ferrolite zoo list --json`).
 #[pyfunction]
-pub fn zoo_list(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
-    zoo::catalog()
-        .into_iter()
-        .map(|l| {
-            let d = PyDict::new(py);
-            d.set_item("name", l.name)?;
-            d.set_item("params", l.params)?;
-            d.set_item("macs", l.macs)?;
-            d.set_item("input", l.input)?;
-            d.set_item("options", l.options)?;
-            d.set_item("paper", l.paper)?;
-            Ok(d)
-        })
-        .collect()
+pub fn zoo_list(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    to_python_value(py, &zoo::catalog())
 }
 
 /// Write architecture `name` (`NAME` or `NAME?width=W&resolution=R`) as an ONNX file at

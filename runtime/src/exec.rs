@@ -294,6 +294,12 @@ impl Session {
         &self.placement
     }
 
+    /// Whether the worker threads are pinned, one per CPU (the pool reports what it got,
+    /// which is unpinned when the OS refused).
+    pub fn pinned(&self) -> bool {
+        !self.pool.cpus().is_empty()
+    }
+
     /// The session's pool (to share it with other sessions through [`SessionOptions::pool`]).
     pub fn pool(&self) -> &Arc<Pool> {
         &self.pool

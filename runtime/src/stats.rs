@@ -105,7 +105,7 @@ impl BenchReport {
             runs: stats.runs,
             threads: session.threads(),
             cpus: session.placement().cpus.clone(),
-            pinned: !session.pool().cpus().is_empty(),
+            pinned: session.pinned(),
             isa: session.isa(),
         }
     }
@@ -120,24 +120,64 @@ pub fn bench(session: &mut Session, warmup: usize, runs: usize) -> Result<BenchR
     }
     let inputs = bench_inputs(session);
     let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+    let stats = time_runs(warmup, runs, || session.run(&refs))?;
+    Ok(BenchReport::new(session, &stats))
+}
+
+/// Samples reserved up front by [`sample_buffer`]: enough for any usual run count, while a
+/// huge one (`runs=10**14`) grows the buffer as the runs happen instead of asking for all
+/// of its memory at once.
+const PREALLOCATED_SAMPLES: usize = 1 << 16;
+
+/// An empty buffer for the timings of `runs` runs.
+pub fn sample_buffer(runs: usize) -> Vec<Duration> {
+    Vec::with_capacity(runs.min(PREALLOCATED_SAMPLES))
+}
+
+/// Time `f` `runs` times after `warmup` untimed calls.
+pub fn time_runs<E>(
+    warmup: usize,
+    runs: usize,
+    mut f: impl FnMut() -> std::result::Result<(), E>,
+) -> std::result::Result<LatencyStats, E> {
     for _ in 0..warmup {
-        session.run(&refs)?;
+        f()?;
     }
-    let mut samples = Vec::with_capacity(runs);
+    let mut samples = sample_buffer(runs);
     for _ in 0..runs {
         let t = Instant::now();
-        session.run(&refs)?;
+        f()?;
         samples.push(t.elapsed());
     }
-    Ok(BenchReport::new(
-        session,
-        &LatencyStats::from_samples(&samples),
-    ))
+    Ok(LatencyStats::from_samples(&samples))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_runs_times_each_run_after_the_warmup_and_stops_at_an_error() {
+        let mut calls = 0;
+        let st = time_runs::<()>(2, 5, || {
+            calls += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((calls, st.runs), (7, 5));
+        let mut calls = 0;
+        let failed = time_runs(1, 5, || {
+            calls += 1;
+            if calls == 3 {
+                Err("third")
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!((failed, calls), (Err("third"), 3));
+        // A huge run count reserves a bounded buffer, not all of its memory at once.
+        assert_eq!(sample_buffer(usize::MAX).capacity(), PREALLOCATED_SAMPLES);
+    }
 
     #[test]
     fn median_p90_min_max() {

@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use ferrolite_models::zoo::{self, ZooModel};
 use ferrolite_runtime::exec::{Session, SessionOptions};
 use ferrolite_runtime::meta::Precision;
-use ferrolite_runtime::stats::{bench_inputs, BenchReport, LatencyStats};
+use ferrolite_runtime::stats::{bench_inputs, sample_buffer, BenchReport, LatencyStats};
 use ferrolite_runtime::threads::topology::format_cpu_list;
 use ferrolite_runtime::threads::{Placement, Pool, Topology};
 use ferrolite_runtime::Model;
@@ -19,7 +19,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::inspect::parts_cell;
 use super::interrupt::{self, Interrupted};
-use super::{load, pinned, placement_line, ModelArgs, ModelSource, PrecisionArg, ThreadArgs};
+use super::{load, placement_line, ModelArgs, ModelSource, PrecisionArg, ThreadArgs};
 
 /// A runtime to compare against.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq)]
@@ -204,7 +204,7 @@ fn measure(
         0
     };
     let mut per_step = vec![Duration::ZERO; steps];
-    let (mut ours, mut theirs) = (Vec::with_capacity(a.runs), Vec::with_capacity(a.runs));
+    let (mut ours, mut theirs) = (sample_buffer(a.runs), sample_buffer(a.runs));
     for _ in 0..a.runs {
         if interrupt::requested() {
             break;
@@ -595,7 +595,7 @@ fn bench_zoo_model(
     threads
         .pool
         .get_or_insert_with(|| Arc::clone(session.pool()));
-    threads.pinned &= pinned(&session);
+    threads.pinned &= session.pinned();
     let peer = match a.compare {
         Some(Peer::Tract) => {
             bar.set_message(format!("{spec}: optimizing with tract"));

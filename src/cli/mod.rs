@@ -223,19 +223,13 @@ fn load_image(classifier: &mut Classifier, path: &std::path::Path) -> Result<()>
         .with_context(|| format!("cannot preprocess {}", path.display()))
 }
 
-/// Whether the session's worker threads are pinned, one per CPU (the pool reports what it
-/// got, which is unpinned when the OS refused).
-fn pinned(session: &Session) -> bool {
-    !session.pool().cpus().is_empty()
-}
-
 /// `2 on CPUs 0-1 (pinned)`: the session's thread count and CPUs.
 fn placement_text(session: &Session) -> String {
     format!(
         "{} on CPUs {} ({})",
         session.threads(),
         format_cpu_list(&session.placement().cpus),
-        if pinned(session) {
+        if session.pinned() {
             "pinned"
         } else {
             "unpinned"

@@ -25,16 +25,6 @@ pub enum ZooCommand {
     },
 }
 
-#[derive(serde::Serialize)]
-struct Row {
-    name: &'static str,
-    params: u64,
-    macs: u64,
-    input: Vec<usize>,
-    options: Vec<&'static str>,
-    paper: &'static str,
-}
-
 /// Execute a zoo subcommand.
 pub fn run(c: ZooCommand) -> Result<()> {
     match c {
@@ -44,17 +34,7 @@ pub fn run(c: ZooCommand) -> Result<()> {
 }
 
 fn list(json: bool) -> Result<()> {
-    let rows: Vec<Row> = zoo::catalog()
-        .into_iter()
-        .map(|l| Row {
-            name: l.name,
-            params: l.params,
-            macs: l.macs,
-            input: l.input,
-            options: l.options,
-            paper: l.paper,
-        })
-        .collect();
+    let rows = zoo::catalog();
     if json {
         out!("{}", serde_json::to_string(&rows)?)?;
         return Ok(());

@@ -100,11 +100,12 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
-/// `target/<triple>/release` (or `target/release` for the host).
-fn release_dir(p: &Profile, tc: &Toolchain) -> PathBuf {
+/// `<base>/<triple>/release` (or `<base>/release` for the host), where cargo puts a release
+/// build for the profile in the target directory `base`.
+fn release_dir(base: &Path, p: &Profile, tc: &Toolchain) -> PathBuf {
     match tc.route {
-        toolchain::Route::Host => target_dir().join("release"),
-        _ => target_dir().join(&p.rust_target).join("release"),
+        toolchain::Route::Host => base.join("release"),
+        _ => base.join(&p.rust_target).join("release"),
     }
 }
 
@@ -122,7 +123,7 @@ fn run_cargo(mut cmd: Command, what: &str) -> Result<()> {
 fn build(p: &Profile) -> Result<package::Built> {
     let tc = toolchain::detect(p)?;
     eprintln!("== {}: {} via {}", p.name, p.rust_target, tc.describe());
-    let dir = release_dir(p, &tc);
+    let dir = release_dir(&target_dir(), p, &tc);
     let mut built = package::Built {
         cli: None,
         staticlib: None,
@@ -216,10 +217,7 @@ fn build_wheel(p: &Profile, out: &Path) -> Result<PathBuf> {
         .arg("--target-dir")
         .arg(&py_target);
     run_cargo(cmd, "the Python extension build")?;
-    let dir = match tc.route {
-        toolchain::Route::Host => py_target.join("release"),
-        _ => py_target.join(&p.rust_target).join("release"),
-    };
+    let dir = release_dir(&py_target, p, &tc);
     let built = existing(dir.join("lib_ferrolite.so"))?;
     let stripped = dir.join("_ferrolite.abi3.so");
     std::fs::copy(&built, &stripped)?;

@@ -69,7 +69,7 @@ pub fn architectures() -> Vec<Arch> {
 
 /// One architecture as `ferrolite zoo list` (and Python's `ferrolite.zoo.list()`) shows it:
 /// its size and cost at the reference configuration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Listing {
     /// Name used on the command line (`zoo:NAME`).
     pub name: &'static str,
