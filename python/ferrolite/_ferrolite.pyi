@@ -1,6 +1,6 @@
 """Type stubs of ferrolite's native module (the classes and errors ferrolite re-exports)."""
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union, overload
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -36,7 +36,8 @@ Image = Union[str, os.PathLike, npt.NDArray[np.uint8], Any]
 """A file path, a PIL image or an HxWx3 uint8 RGB array."""
 
 class Model:
-    """A loaded .flb model, ready to run from any number of Python threads."""
+    """A loaded .flb model (or an .onnx one, converted in memory), ready to run from any
+    number of Python threads."""
 
     def __init__(
         self,
@@ -69,6 +70,28 @@ class Model:
         self, images: Sequence[Image], top: int = 5
     ) -> List[List[Tuple[int, str, float]]]: ...
     def bench(self, runs: int = 50, warmup: int = 5) -> Dict[str, Any]: ...
+
+def convert(
+    model: Union[str, os.PathLike],
+    output: Union[str, os.PathLike],
+    precision: Optional[str] = None,
+    calib: Union[str, os.PathLike, None] = None,
+    calib_count: int = 100,
+    calib_method: str = "percentile",
+    eval: Union[str, os.PathLike, None] = None,
+    input_shape: Optional[Sequence[int]] = None,
+    mean: Union[float, Sequence[float], None] = None,
+    std: Union[float, Sequence[float], None] = None,
+    resize: Optional[int] = None,
+    crop: Union[int, Sequence[int], None] = None,
+    bgr: bool = False,
+    labels: Union[str, os.PathLike, None] = None,
+    name: Optional[str] = None,
+    strict: bool = False,
+    progress: Optional[Callable[[str, int, int], Any]] = None,
+) -> Dict[str, Any]:
+    """Convert an ONNX model to a .flb bundle, as `ferrolite convert` does; returns a report
+    (path, bytes, ops, weights_bytes, precision, notes, skipped, records)."""
 
 def zoo_list() -> List[Dict[str, Any]]: ...
 def zoo_export(name: str, path: Union[str, os.PathLike]) -> int: ...

@@ -3,6 +3,7 @@
 //! share one `Model`: each call takes an idle session (or makes one) and releases the GIL
 //! while it runs.
 
+mod convert;
 mod zoo;
 
 use std::path::PathBuf;
@@ -68,6 +69,11 @@ fn not_found_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 /// The Python exception for a runtime error.
 fn to_py(e: rt::Error) -> PyErr {
     let msg = e.to_string();
+    class_err(&e, msg)
+}
+
+/// The exception of `e`'s class carrying `msg` (which may say more than `e` alone).
+fn class_err(e: &rt::Error, msg: String) -> PyErr {
     match e {
         rt::Error::Io { cause, .. } if cause.kind() == std::io::ErrorKind::NotFound => {
             Python::attach(|py| match not_found_type(py) {
@@ -140,7 +146,10 @@ fn infos(v: Vec<rt::TensorInfo>) -> Vec<TensorInfo> {
 /// A loaded `.flb` model, ready to run from any number of Python threads.
 ///
 /// Model(source, threads=None, cpus=None)
-///   source: a path (str or os.PathLike) to a .flb bundle, or its bytes.
+///   source: a path (str or os.PathLike) to a .flb bundle or its bytes; on host builds
+///           also an .onnx model (or its bytes), converted in memory as `ferrolite run
+///           model.onnx` does (fp32; a quantized QDQ model to int8). For int8 with
+///           calibration, or to store preprocessing and labels, use ferrolite.convert.
 ///   threads: threads per run, the calling one included (default: one per big core).
 ///   cpus: CPUs to run on, a Linux list such as "0-3" or a list of ints (default: the big
 ///         cores).
@@ -284,16 +293,7 @@ impl Model {
         if threads == Some(0) {
             return Err(input_err("threads must be at least 1".into()));
         }
-        let model = if let Ok(b) = source.cast::<PyBytes>() {
-            let bytes = b.as_bytes();
-            py.detach(|| rt::Model::from_bytes(bytes))
-        } else {
-            let path: PathBuf = source.extract().map_err(|_| {
-                input_err("a model is a path to a .flb bundle or its bytes".to_string())
-            })?;
-            py.detach(|| rt::Model::open(&path))
-        }
-        .map_err(to_py)?;
+        let model = convert::open(py, source)?;
         let opts = rt::SessionOptions {
             threads,
             cpus: parse_cpus(cpus)?,
@@ -530,6 +530,7 @@ fn _ferrolite(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LimitError", py.get_type::<LimitError>())?;
     m.add("NotFoundError", not_found_type(py)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(convert::convert, m)?)?;
     m.add_function(wrap_pyfunction!(zoo::zoo_list, m)?)?;
     m.add_function(wrap_pyfunction!(zoo::zoo_export, m)?)?;
     Ok(())

@@ -200,3 +200,115 @@ def test_zoo_export_writes_the_cli_onnx_bytes(tmp_path):
     with pytest.raises(ferrolite.Error):
         ferrolite.zoo.export("mobilenet_v2", tmp_path / "no" / "such" / "dir" / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
+
+
+SAMPLES = os.path.join(ROOT, "models", "samples")
+# The zoo's preprocessing (ImageNet mean/std), as CLI flags and as keywords.
+ZOO_MEAN, ZOO_STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
+ZOO_FLAGS = ["--mean", "123.675,116.28,103.53", "--std", "58.395,57.12,57.375", "--resize", "73", "--crop", "64"]
+ZOO_KEYWORDS = dict(mean=ZOO_MEAN, std=ZOO_STD, resize=73, crop=64)
+
+
+@pytest.fixture(scope="session")
+def small_onnx(tmp_path_factory):
+    path = tmp_path_factory.mktemp("onnx") / "mnv3s.onnx"
+    ferrolite.zoo.export("mobilenet_v3_small?resolution=64", path)
+    return str(path)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_convert_writes_the_cli_bundle_bytes(precision, small_onnx, tmp_path):
+    ours, theirs = tmp_path / "py.flb", tmp_path / "cli.flb"
+    extra = dict(calib=SAMPLES, calib_method="minmax", eval=SAMPLES) if precision == "int8" else {}
+    seen = []
+    report = ferrolite.convert(
+        small_onnx, ours, precision=precision, name="net", progress=lambda *a: seen.append(a),
+        **ZOO_KEYWORDS, **extra,
+    )
+    flags = ["--calib", SAMPLES, "--calib-method", "minmax", "--eval", SAMPLES] if precision == "int8" else []
+    said = cli("convert", small_onnx, "-o", str(theirs), "--precision", precision, "--name", "net", *ZOO_FLAGS, *flags)
+    assert ours.read_bytes() == theirs.read_bytes()
+    assert report["precision"] == precision and report["bytes"] == ours.stat().st_size
+    assert report["skipped"] == [] and report["path"] == str(ours)
+    # The report lines are the CLI's, before its final "wrote ..." line.
+    assert report["notes"] == said.splitlines()[:-1]
+    model = ferrolite.Model(str(ours))
+    assert model.precision == precision and model.preprocess["crop"] == [64, 64]
+    if precision == "int8":
+        assert report["records"]["calibration"] == {"method": "minmax", "images": 4, "folder": SAMPLES}
+        assert report["records"]["int8_vs_fp32"]["images"] == 4
+        # minmax is one pass: 4 images loaded then 4 calibrated; the comparison 4 loaded, 8 runs.
+        assert [s[0] for s in seen].count("calibrate") == 8 and seen[7] == ("calibrate", 8, 8)
+        assert seen[-1] == ("compare", 8, 8)
+    else:
+        assert seen == []
+
+
+def test_model_from_onnx_runs_like_the_cli(small_onnx, tmp_path):
+    model = ferrolite.Model(small_onnx)
+    assert model.precision == "fp32" and model.inputs[0].shape == [1, 3, 64, 64]
+    x = seeded_input(model.inputs[0].shape)
+    np.save(tmp_path / "x.npy", x)
+    cli("run", small_onnx, "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy"))
+    want = np.load(tmp_path / "y.npy")
+    assert model.run(x).tobytes() == want.tobytes()
+    from_bytes = ferrolite.Model(open(small_onnx, "rb").read())
+    assert from_bytes.run(x).tobytes() == want.tobytes()
+
+
+def test_convert_skips_unreadable_images_or_stops_when_strict(small_onnx, tmp_path):
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for name in sorted(os.listdir(SAMPLES))[:2]:
+        (calib / name).write_bytes(open(os.path.join(SAMPLES, name), "rb").read())
+    (calib / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    args = dict(precision="int8", calib=calib, calib_method="minmax", **ZOO_KEYWORDS)
+    with pytest.warns(RuntimeWarning, match="1 of 3 images"):
+        report = ferrolite.convert(small_onnx, tmp_path / "a.flb", **args)
+    assert len(report["skipped"]) == 1 and "broken.jpg" in report["skipped"][0]
+    assert report["records"]["calibration"]["images"] == 2
+    with pytest.raises(ferrolite.InputError, match="broken.jpg"):
+        ferrolite.convert(small_onnx, tmp_path / "b.flb", strict=True, **args)
+    assert not (tmp_path / "b.flb").exists()
+
+
+def test_convert_errors_name_the_keyword(small_onnx, tmp_path):
+    out = tmp_path / "out.flb"
+    cases = [
+        (dict(mean=127.5), ferrolite.InputError, "mean= and std= go together"),
+        (dict(mean=[1, 2], std=1), ferrolite.InputError, "mean= takes 1 or 3 values"),
+        (dict(mean=0, std=0), ferrolite.InputError, "std= values must be finite"),
+        (dict(crop=[1, 2, 3]), ferrolite.InputError, "crop= takes 1 or 2 values"),
+        (dict(precision="int4"), ferrolite.InputError, "precision="),
+        (dict(precision="int8"), ferrolite.InputError, "calib=DIR is required with precision=int8"),
+        (dict(precision="int8", calib=SAMPLES), ferrolite.InputError, "int8 calibration feeds images"),
+        (dict(precision="int8", calib=SAMPLES, calib_count=0, **ZOO_KEYWORDS), ferrolite.InputError, "calib_count=0"),
+        (dict(precision="int8", calib=SAMPLES, calib_method="best", **ZOO_KEYWORDS), ferrolite.InputError, "minmax"),
+        (dict(precision="int8", calib=tmp_path, **ZOO_KEYWORDS), ferrolite.Error, "no JPEG or PNG"),
+        (dict(precision="int8", calib=tmp_path / "none", **ZOO_KEYWORDS), ferrolite.NotFoundError, "none"),
+        (dict(labels=tmp_path / "labels.txt"), ferrolite.NotFoundError, "labels.txt"),
+    ]
+    for kwargs, kind, message in cases:
+        with pytest.raises(kind, match=message):
+            ferrolite.convert(small_onnx, out, **kwargs)
+        assert not out.exists()
+    with pytest.raises(ferrolite.NotFoundError, match="missing.onnx"):
+        ferrolite.convert(tmp_path / "missing.onnx", out)
+    with pytest.raises(ferrolite.InputError, match="destroy the input"):
+        ferrolite.convert(small_onnx, small_onnx)
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x08\x07 this is no protobuf \xff\xff\xff")
+    with pytest.raises(ferrolite.ModelError, match="garbage.onnx"):
+        ferrolite.convert(garbage, out)
+    with pytest.raises(ferrolite.ModelError, match="read as ONNX"):
+        ferrolite.Model(garbage.read_bytes())
+
+    class Stop(Exception):
+        pass
+
+    def stop(stage, done, total):
+        raise Stop(stage)
+
+    with pytest.raises(Stop, match="calibrate"):
+        ferrolite.convert(small_onnx, out, precision="int8", calib=SAMPLES, progress=stop, **ZOO_KEYWORDS)
+    assert not out.exists()

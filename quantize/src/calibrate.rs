@@ -32,6 +32,19 @@ pub enum CalibMethod {
 }
 
 impl CalibMethod {
+    /// Every method, in the order of the CLI's help.
+    pub const ALL: [CalibMethod; 4] = [
+        CalibMethod::MinMax,
+        CalibMethod::Percentile,
+        CalibMethod::Mse,
+        CalibMethod::Kl,
+    ];
+
+    /// The method of lower-case name `name` ([`CalibMethod::name`]).
+    pub fn from_name(name: &str) -> Option<CalibMethod> {
+        CalibMethod::ALL.into_iter().find(|m| m.name() == name)
+    }
+
     /// Lower-case name, as on the command line and in the bundle record.
     pub fn name(self) -> &'static str {
         match self {
@@ -129,12 +142,12 @@ impl Observer {
 }
 
 /// Collect ranges for `model` over `inputs` (each one the first input's data). `progress`
-/// is called once per input and pass.
+/// is called once per input and pass; an error from it stops the calibration.
 pub fn calibrate(
     model: &Model,
     inputs: &[Vec<f32>],
     method: CalibMethod,
-    mut progress: impl FnMut(),
+    mut progress: impl FnMut() -> Result<()>,
 ) -> Result<Calibration> {
     if inputs.is_empty() {
         bail!("calibration needs at least one input");
@@ -173,7 +186,7 @@ pub fn calibrate(
                 }
             }
         }
-        progress();
+        progress()?;
     }
     let mut channel_means = vec![None; nt];
     for (k, &t) in obs.ids.iter().enumerate() {
@@ -208,7 +221,7 @@ pub fn calibrate(
                 }
             }
         }
-        progress();
+        progress()?;
     }
     for (k, &t) in obs.ids.iter().enumerate() {
         ranges[t] = extent[k].map(|(lo, hi)| {

@@ -7,7 +7,7 @@ pub mod half_precision;
 pub mod import;
 pub mod int8;
 pub mod onnx_check;
-
+pub mod pipeline;
 pub mod qdq;
 pub mod report;
 pub mod source_counts;

@@ -38,12 +38,13 @@ fn argmax(v: &[f32]) -> usize {
         .0
 }
 
-/// Run `fp32` and its quantized version `int8` on `inputs` and compare them.
+/// Run `fp32` and its quantized version `int8` on `inputs` and compare them; `progress` is
+/// called once per input and model, and an error from it stops the comparison.
 pub fn compare(
     fp32: &Model,
     int8: &Model,
     inputs: &[Vec<f32>],
-    mut progress: impl FnMut(),
+    mut progress: impl FnMut() -> Result<()>,
 ) -> Result<Comparison> {
     if inputs.is_empty() {
         bail!("the comparison needs at least one input");
@@ -103,7 +104,7 @@ pub fn compare(
         if let (Some(a), Some(b)) = (out_ref, out_q) {
             agreement += (argmax(reference.values(a)) == argmax(quantized.values(b))) as usize;
         }
-        progress();
+        progress()?;
     }
     let layers = pairs
         .into_iter()

@@ -163,7 +163,7 @@ fn int8_network_is_identical_on_every_tier_and_close_to_fp32() {
         CalibMethod::Kl,
     ] {
         let split = split_activations(&fp32);
-        let calib = calibrate(&split, &inputs(16, 1000), method, || {}).expect("calibrate");
+        let calib = calibrate(&split, &inputs(16, 1000), method, || Ok(())).expect("calibrate");
         let q = quantize_model(&split, &calib).expect("quantize");
         assert!(q.kept_float.is_empty(), "{:?}", q.kept_float);
         let int8 = Arc::new(reload(&q.model));
@@ -226,7 +226,8 @@ fn int8_network_is_identical_on_every_tier_and_close_to_fp32() {
 #[test]
 fn ops_without_int8_kernels_stay_fp32_and_are_reported() {
     let fp32 = split_activations(&small_net("kept", true));
-    let calib = calibrate(&fp32, &inputs(4, 77), CalibMethod::MinMax, || {}).expect("calibrate");
+    let calib =
+        calibrate(&fp32, &inputs(4, 77), CalibMethod::MinMax, || Ok(())).expect("calibrate");
     let q = quantize_model(&fp32, &calib).expect("quantize");
     assert_eq!(q.kept_float.len(), 1, "{:?}", q.kept_float);
     assert!(q.kept_float[0].reason.contains("no int8 kernel"));
@@ -244,7 +245,7 @@ fn ops_without_int8_kernels_stay_fp32_and_are_reported() {
 #[test]
 fn calibration_needs_inputs() {
     let fp32 = small_net("empty", false);
-    let e = calibrate(&fp32, &[], CalibMethod::MinMax, || {}).unwrap_err();
+    let e = calibrate(&fp32, &[], CalibMethod::MinMax, || Ok(())).unwrap_err();
     assert!(e.to_string().contains("at least one input"));
 }
 

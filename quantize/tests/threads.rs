@@ -64,7 +64,7 @@ fn model(spec: &str, precision: Precision) -> (Arc<Model>, Vec<f32>) {
     let m = if precision == Precision::Int8 {
         let split = split_activations(&fp);
         let inputs = vec![random(n, 1), random(n, 2)];
-        let calib = calibrate(&split, &inputs, CalibMethod::MinMax, || {}).expect("calibrate");
+        let calib = calibrate(&split, &inputs, CalibMethod::MinMax, || Ok(())).expect("calibrate");
         quantize_model(&split, &calib).expect("quantize").model
     } else {
         fp

@@ -76,6 +76,43 @@ fn check_size(name: &str, width: u64, height: u64, limit: u64) -> Result<()> {
     Ok(())
 }
 
+/// Whether `path` names a JPEG or PNG file by its extension (any case).
+pub fn is_image_file(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+}
+
+/// The entries of a folder, sorted by path; an entry that cannot be read is an error.
+fn sorted_entries(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let io = |what: &str| {
+        let context = format!("cannot {what} image folder {}", dir.display());
+        move |cause| Error::Io { context, cause }
+    };
+    let mut paths = std::fs::read_dir(dir)
+        .map_err(io("read"))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(io("list"))?;
+    paths.sort();
+    Ok(paths)
+}
+
+/// Every JPEG or PNG image in `dir` and its direct sub-folders, in path order (a
+/// sub-folder's images where the sub-folder sorts), as calibration and `eval` read a
+/// folder. An empty list is not an error here.
+pub fn list_images(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    for p in sorted_entries(dir)? {
+        if p.is_dir() {
+            out.extend(sorted_entries(&p)?.into_iter().filter(|f| is_image_file(f)));
+        } else if is_image_file(&p) {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
 /// Decode an image file into RGB8, refusing one over [`max_pixels`].
 pub fn decode_file(path: &Path) -> Result<Image> {
     let bytes = std::fs::read(path).map_err(|cause| Error::Io {

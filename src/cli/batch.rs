@@ -2,7 +2,7 @@
 //! is reported on stderr and the command goes on with the rest, then fails at the end
 //! naming how many were skipped; `--strict` stops at the first instead.
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, Result};
 use indicatif::ProgressBar;
 
 /// Counts the files of one batch that failed, and decides whether to go on.
@@ -46,22 +46,21 @@ impl Batch {
 
     /// An error naming the skipped files, if any, once the batch is done.
     pub fn finish(&self) -> Result<()> {
-        if self.failed == self.seen && self.failed > 0 {
-            bail!(
-                "none of the {} {} could be read (each is named above)",
-                self.seen,
-                self.what
-            );
+        match self.failed {
+            0 => Ok(()),
+            n => Err(skipped_error(self.what, n, self.seen)),
         }
-        if self.failed > 0 {
-            bail!(
-                "{} of {} {} could not be read (each is named above); \
-                 the others were processed (--strict stops at the first)",
-                self.failed,
-                self.seen,
-                self.what
-            );
-        }
-        Ok(())
     }
+}
+
+/// The error a command over many files ends with when `failed` of the `seen` `what` (e.g.
+/// "images") could not be read and were skipped.
+pub fn skipped_error(what: &str, failed: usize, seen: usize) -> anyhow::Error {
+    if failed == seen {
+        return anyhow!("none of the {seen} {what} could be read (each is named above)");
+    }
+    anyhow!(
+        "{failed} of {seen} {what} could not be read (each is named above); \
+         the others were processed (--strict stops at the first)"
+    )
 }

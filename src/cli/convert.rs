@@ -1,22 +1,16 @@
-//! `ferrolite convert`: ONNX -> `.flb` bundle with preprocessing and labels.
+//! `ferrolite convert`: ONNX -> `.flb` bundle with preprocessing and labels. The work is
+//! `ferrolite_quantize::pipeline` (shared with the Python package); this is its flags,
+//! progress bars and report lines.
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
-use ferrolite_quantize::calibrate::{calibrate, CalibMethod};
-use ferrolite_quantize::int8::{quantize_model, split_activations, KeptFloat};
-use ferrolite_quantize::qdq;
-use ferrolite_quantize::report::compare;
-use ferrolite_quantize::{convert_onnx, read_labels, ConvertOptions};
+use anyhow::Result;
+use ferrolite_quantize::calibrate::CalibMethod;
+use ferrolite_quantize::pipeline::{self, Observer, Request, Spelling};
 use ferrolite_runtime::bundle;
-use ferrolite_runtime::meta::{ColorOrder, Precision, Preprocess, LABEL_IDS_RECORD};
-use ferrolite_runtime::preprocess::prepare_into;
-use ferrolite_runtime::Model;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::path::Path;
 
-use super::batch::Batch;
-use super::eval::collect_images;
+use super::batch::skipped_error;
 use super::{parse_list, parse_shape, refuse_overwriting, PrecisionArg};
 
 /// Arguments of `ferrolite convert`.
@@ -98,283 +92,81 @@ impl From<CalibArg> for CalibMethod {
     }
 }
 
-fn triple(v: &Option<Vec<f32>>, default: f32, what: &str) -> Result<[f32; 3]> {
-    match v.as_deref() {
-        None => Ok([default; 3]),
-        Some([x]) => Ok([*x; 3]),
-        Some([a, b, c]) => Ok([*a, *b, *c]),
-        Some(other) => bail!("--{what} takes 1 or 3 values, got {}", other.len()),
-    }
-}
-
-/// The first `count` images (JPEG or PNG) under `dir`, in path order.
-fn image_files(dir: &Path, count: usize) -> Result<Vec<PathBuf>> {
-    Ok(collect_images(&[dir.to_path_buf()], &Default::default())?
-        .into_iter()
-        .map(|(p, _)| p)
-        .take(count)
-        .collect())
-}
-
-fn progress(what: &str, len: usize) -> ProgressBar {
-    ProgressBar::new(len as u64).with_style(
-        ProgressStyle::with_template(&format!(
-            "{what} {{bar:40}} {{pos}}/{{len}}  {{elapsed}} < {{eta}}"
-        ))
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    )
-}
-
-/// Decode and preprocess images into model inputs of `shape`; one that cannot be read is
-/// left to `batch` (reported and skipped, or final under `--strict`). Fails when none is left.
-fn load_inputs(
-    images: &[PathBuf],
-    preprocess: &Preprocess,
-    shape: &[usize],
-    bar: &ProgressBar,
-    batch: &mut Batch,
-) -> Result<Vec<Vec<f32>>> {
-    let mut inputs = Vec::with_capacity(images.len());
-    for p in images {
-        let input = (|| -> Result<Vec<f32>> {
-            let image = ferrolite_runtime::image::decode_file(p)?;
-            let mut input = vec![0f32; shape.iter().product()];
-            prepare_into(&image.view(), preprocess, shape, &mut input)
-                .with_context(|| format!("cannot preprocess {}", p.display()))?;
-            Ok(input)
-        })();
-        if let Some(input) = batch.take(input, Some(bar))? {
-            inputs.push(input);
+impl ConvertArgs {
+    /// The conversion the flags ask for.
+    fn request(&self) -> Request {
+        Request {
+            model: self.model.clone(),
+            input_shape: self.input_shape.clone(),
+            mean: self.mean.clone(),
+            std: self.std.clone(),
+            resize: self.resize,
+            crop: self.crop.clone(),
+            bgr: self.bgr,
+            labels: self.labels.clone(),
+            name: self.name.clone(),
+            precision: self.precision.map(Into::into),
+            calib: self.calib.clone(),
+            calib_count: self.calib_count,
+            calib_method: self.calib_method.into(),
+            eval: self.eval.clone(),
+            strict: self.strict,
+            spelling: Spelling::Flags,
         }
-        bar.inc(1);
     }
-    if inputs.is_empty() {
-        bail!("none of the {} images could be read", images.len());
-    }
-    Ok(inputs)
 }
 
-/// The preprocessing and shape of the model's image input, for feeding it images (`what`
-/// names the step that needs them).
-fn image_input(model: &Model, what: &str) -> Result<(Preprocess, Vec<usize>)> {
-    let preprocess = model
-        .meta
-        .inputs
-        .first()
-        .and_then(|i| i.preprocess.clone())
-        .with_context(|| {
-            format!("{what} feeds images: give the preprocessing (--mean/--std/--resize/--crop)")
-        })?;
-    let shape = model
-        .graph
-        .inputs
-        .first()
-        .map(|&t| model.graph.tensors[t].shape.clone());
-    Ok((preprocess, shape.context("the model has no input")?))
+/// Progress bars on stderr, report lines on stdout, skipped images above the bar.
+#[derive(Default)]
+struct Terminal {
+    bar: Option<ProgressBar>,
 }
 
-/// Calibrate the fp32 `model` on the images in `dir` and quantize it to int8.
-fn quantize_int8(model: Model, dir: &Path, a: &ConvertArgs, batch: &mut Batch) -> Result<Model> {
-    let (preprocess, shape) = image_input(&model, "int8 calibration")?;
-    let method: CalibMethod = a.calib_method.into();
-    let passes = if method == CalibMethod::MinMax { 1 } else { 2 };
-    let images = image_files(dir, a.calib_count)?;
-    let bar = progress("calibrate", images.len() * (passes + 1));
-    let inputs = load_inputs(&images, &preprocess, &shape, &bar, batch)?;
-    let model = split_activations(&model);
-    let ranges = calibrate(&model, &inputs, method, || bar.inc(1))?;
-    bar.finish_and_clear();
-    let q = quantize_model(&model, &ranges)?;
-    let mut m = finish_int8(&model, q.model, &q.kept_float, a, batch)?;
-    m.meta.records.insert(
-        "calibration".into(),
-        serde_json::json!({
-            "method": method.name(),
-            "images": inputs.len(),
-            "folder": dir.display().to_string(),
-        }),
-    );
-    Ok(m)
-}
+impl Observer for Terminal {
+    fn begin(&mut self, stage: &str, total: usize) {
+        let style = ProgressStyle::with_template(&format!(
+            "{stage} {{bar:40}} {{pos}}/{{len}}  {{elapsed}} < {{eta}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        self.bar = Some(ProgressBar::new(total as u64).with_style(style));
+    }
 
-/// Import a quantized (QDQ) ONNX model to int8 with its own parameters.
-fn import_qdq(a: &ConvertArgs, opts: &ConvertOptions, batch: &mut Batch) -> Result<Model> {
-    let r = qdq::import_qdq(&a.model, opts)?;
-    for w in &r.requantized {
-        out!("re-quantized weight of {}: {}", w.node, w.reason)?;
+    fn step(&mut self) -> Result<()> {
+        if let Some(b) = &self.bar {
+            b.inc(1);
+        }
+        Ok(())
     }
-    out!(
-        "QDQ model: {} activation quantizations and {} int8 weights used as given",
-        r.params
-            .fixed_activations
-            .iter()
-            .filter(|q| q.is_some())
-            .count(),
-        r.params.fixed_weights.len()
-    )?;
-    finish_int8(&r.fp32, r.int8, &r.kept_float, a, batch)
-}
 
-/// Report and record the nodes an int8 model keeps in fp32, and with `--eval`, compare it
-/// with its fp32 source.
-fn finish_int8(
-    fp32: &Model,
-    mut m: Model,
-    kept: &[KeptFloat],
-    a: &ConvertArgs,
-    batch: &mut Batch,
-) -> Result<Model> {
-    for k in kept {
-        out!("kept fp32: {} {} ({})", k.op, k.node, k.reason)?;
+    fn end(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
     }
-    if !kept.is_empty() {
-        let kept: Vec<_> = kept
-            .iter()
-            .map(|k| serde_json::json!({"node": k.node, "op": k.op, "reason": k.reason}))
-            .collect();
-        m.meta
-            .records
-            .insert("int8_kept_fp32".into(), serde_json::Value::Array(kept));
+
+    fn note(&mut self, line: &str) {
+        // A closed stdout is not worth failing a finished conversion for.
+        let _ = out!("{line}");
     }
-    if let Some(eval_dir) = &a.eval {
-        let (preprocess, shape) = image_input(fp32, "--eval")?;
-        let images = image_files(eval_dir, usize::MAX)?;
-        let bar = progress("compare", images.len() * 2);
-        let inputs = load_inputs(&images, &preprocess, &shape, &bar, batch)?;
-        let c = compare(fp32, &m, &inputs, || bar.inc(1))?;
-        bar.finish_and_clear();
-        let worst = c
-            .layers
-            .iter()
-            .min_by(|x, y| x.sqnr_db.total_cmp(&y.sqnr_db));
-        out!(
-            "int8 vs fp32 on {} images: top-1 agreement {}/{} = {:.1} %{}",
-            c.images,
-            c.agreement,
-            c.images,
-            100.0 * c.agreement as f64 / c.images as f64,
-            worst.map_or(String::new(), |w| format!(
-                ", lowest layer SQNR {:.1} dB ({})",
-                w.sqnr_db, w.node
-            ))
-        )?;
-        m.meta.records.insert(
-            "int8_vs_fp32".into(),
-            serde_json::json!({
-                "images": c.images,
-                "agreement": c.agreement as f64 / c.images as f64,
-                "folder": eval_dir.display().to_string(),
-            }),
-        );
-        let layers: Vec<_> = c
-            .layers
-            .iter()
-            .map(|l| serde_json::json!({"node": l.node, "sqnr_db": (l.sqnr_db * 10.0).round() / 10.0}))
-            .collect();
-        m.meta
-            .records
-            .insert("int8_sqnr_db".into(), serde_json::Value::Array(layers));
+
+    fn skipped(&mut self, error: &anyhow::Error) {
+        let say = || eprintln!("error: {error:#} (skipped)");
+        match &self.bar {
+            Some(b) => b.suspend(say),
+            None => say(),
+        }
     }
-    Ok(m)
 }
 
 /// Run the conversion and write the bundle.
 pub fn run(a: ConvertArgs) -> Result<()> {
     refuse_overwriting(&a.output, &[&a.model])?;
-    if a.calib_count == 0 {
-        bail!(
-            "--calib-count 0 leaves nothing to calibrate on: give at least 1 (the default is 100)"
-        );
-    }
-    if a.mean.is_some() != a.std.is_some() {
-        bail!(
-            "--mean and --std go together (the model was trained on (pixel - mean) / std): \
-             give both, e.g. --mean 127.5 --std 127.5, or neither for pixels / 255"
-        );
-    }
-    let image_flags =
-        a.mean.is_some() || a.std.is_some() || a.resize.is_some() || a.crop.is_some() || a.bgr;
-    let preprocess = if image_flags {
-        let std = triple(&a.std, 255.0, "std")?;
-        if std.iter().any(|s| *s == 0.0 || !s.is_finite()) {
-            bail!("--std values must be finite and non-zero");
-        }
-        let crop = match a.crop.as_deref() {
-            None => None,
-            Some([s]) => Some([*s, *s]),
-            Some([h, w]) => Some([*h, *w]),
-            Some(other) => bail!("--crop takes 1 or 2 values, got {}", other.len()),
-        };
-        Some(Preprocess {
-            resize_shorter: a.resize,
-            crop,
-            mean: triple(&a.mean, 0.0, "mean")?,
-            std,
-            color: if a.bgr {
-                ColorOrder::Bgr
-            } else {
-                ColorOrder::Rgb
-            },
-            ..Default::default()
-        })
-    } else {
-        None
-    };
-    let labels = match &a.labels {
-        Some(p) => read_labels(p)?,
-        None => Default::default(),
-    };
-    let mut batch = Batch::new("images", usize::MAX, a.strict);
-    let mut opts = ConvertOptions {
-        input_shape: a.input_shape.clone(),
-        preprocess,
-        labels: labels.names,
-        model_name: a.name.clone(),
-        precision: Precision::Fp32,
-        unfused: false,
-    };
-    let model = if qdq::is_qdq(&a.model)? {
-        let what = format!(
-            "{} is a quantized (QDQ) ONNX model: it imports to int8 with its own parameters",
-            a.model.display()
-        );
-        match a.precision {
-            None | Some(PrecisionArg::Int8) => {}
-            Some(p) => bail!(
-                "{what}, so --precision {} does not apply (leave it out)",
-                format!("{p:?}").to_lowercase()
-            ),
-        }
-        if a.calib.is_some() {
-            bail!(
-                "{what}, so --calib would be ignored: leave it out, or calibrate the fp32 \
-                 model instead (--precision int8 --calib DIR on the unquantized ONNX file)"
-            );
-        }
-        import_qdq(&a, &opts, &mut batch)?
-    } else {
-        let precision: Precision = a.precision.unwrap_or(PrecisionArg::Fp32).into();
-        let int8 = precision == Precision::Int8;
-        if int8 != a.calib.is_some() || (a.eval.is_some() && !int8) {
-            bail!("--calib DIR is required with --precision int8, and --calib / --eval are only used with it");
-        }
-        if !int8 {
-            opts.precision = precision;
-        }
-        let model = convert_onnx(&a.model, &opts)?;
-        match &a.calib {
-            Some(dir) => quantize_int8(model, dir, &a, &mut batch)?,
-            None => model,
-        }
-    };
-    let mut model = model;
-    if !labels.ids.is_empty() {
-        model
-            .meta
-            .records
-            .insert(LABEL_IDS_RECORD.into(), serde_json::json!(labels.ids));
-    }
-    bundle::save(&model, &a.output)?;
+    let mut terminal = Terminal::default();
+    let converted = pipeline::convert(&a.request(), &mut terminal);
+    terminal.end();
+    let converted = converted?;
+    let model = &converted.model;
+    bundle::save(model, &a.output)?;
     let size = std::fs::metadata(&a.output).map(|m| m.len()).unwrap_or(0);
     out!(
         "wrote {} ({:.2} MB): {} ops, {:.2} MB of weights, precision {}",
@@ -384,5 +176,8 @@ pub fn run(a: ConvertArgs) -> Result<()> {
         model.weights.bytes().len() as f64 / 1e6,
         model.meta.precision
     )?;
-    batch.finish()
+    match converted.skipped.len() {
+        0 => Ok(()),
+        n => Err(skipped_error("images", n, converted.images_seen)),
+    }
 }

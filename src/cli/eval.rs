@@ -102,12 +102,6 @@ fn class_index(args: &EvalArgs, meta: &Metadata) -> Result<HashMap<String, usize
     Ok(index)
 }
 
-fn is_image(p: &Path) -> bool {
-    p.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
-}
-
 /// The WordNet id a file name starts with (`n` and eight digits).
 fn wnid_prefix(path: &Path) -> Option<&str> {
     let name = path.file_name()?.to_str()?;
@@ -115,37 +109,23 @@ fn wnid_prefix(path: &Path) -> Option<&str> {
     (id.starts_with('n') && id[1..].bytes().all(|b| b.is_ascii_digit())).then_some(id)
 }
 
-/// The entries of a folder, sorted by path.
-fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read image folder {}", dir.display()))?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<std::io::Result<_>>()
-        .with_context(|| format!("cannot list {}", dir.display()))?;
-    paths.sort();
-    Ok(paths)
-}
-
 /// Every image under the folders (and their direct sub-folders), sorted, with its label
-/// when it names a known class.
-pub(super) fn collect_images(
+/// when it names a known class: by its own WordNet-id prefix, else its sub-folder's name.
+fn collect_images(
     dirs: &[PathBuf],
     classes: &HashMap<String, usize>,
 ) -> Result<Vec<(PathBuf, Option<usize>)>> {
     let mut out = Vec::new();
     for dir in dirs {
-        for p in sorted_entries(dir)? {
-            if p.is_dir() {
-                let folder = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                let label = classes.get(folder).copied();
-                for f in sorted_entries(&p)?.into_iter().filter(|f| is_image(f)) {
-                    let own = wnid_prefix(&f).and_then(|w| classes.get(w).copied());
-                    out.push((f, own.or(label)));
-                }
-            } else if is_image(&p) {
-                let label = wnid_prefix(&p).and_then(|w| classes.get(w).copied());
-                out.push((p, label));
-            }
+        for f in ferrolite_runtime::image::list_images(dir)? {
+            let own = wnid_prefix(&f).and_then(|w| classes.get(w).copied());
+            let folder = f
+                .parent()
+                .filter(|p| p != dir)
+                .and_then(|p| p.file_name())
+                .and_then(|n| n.to_str())
+                .and_then(|n| classes.get(n).copied());
+            out.push((f, own.or(folder)));
         }
     }
     if out.is_empty() {

@@ -132,7 +132,7 @@ pub fn convert_zoo(zoo: &ZooOnnx, precision: ferrolite_runtime::meta::Precision)
     let inputs = synthetic_images(&zoo.model.input_shape(), ZOO_CALIBRATION_IMAGES);
     let method = CalibMethod::Percentile;
     let model = split_activations(&model);
-    let ranges = calibrate(&model, &inputs, method, || {})
+    let ranges = calibrate(&model, &inputs, method, || Ok(()))
         .with_context(|| format!("cannot calibrate zoo model {spec}"))?;
     let mut quantized = quantize_model(&model, &ranges)
         .with_context(|| format!("cannot quantize zoo model {spec} to int8"))?

@@ -9,6 +9,8 @@ macro_rules! out {
     }};
 }
 
+use ferrolite_runtime::bundle::refuse_overwriting;
+
 mod batch;
 mod bench;
 mod classify;
@@ -82,25 +84,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Summary(a) => summary::run(a),
         Command::Zoo(c) => zoo::run(c),
     }
-}
-
-/// Refuse to write `output` when it is one of the command's `inputs` (the same file under
-/// any name): the write would destroy what the user gave.
-fn refuse_overwriting(output: &std::path::Path, inputs: &[&std::path::Path]) -> Result<()> {
-    let Ok(out) = std::fs::canonicalize(output) else {
-        return Ok(()); // it does not exist yet
-    };
-    for input in inputs {
-        if std::fs::canonicalize(input).is_ok_and(|i| i == out) {
-            anyhow::bail!(
-                "the output {} is the input file {}: writing it would destroy the input; \
-                 choose another output path",
-                output.display(),
-                input.display()
-            );
-        }
-    }
-    Ok(())
 }
 
 /// A count with a k / M / G suffix, for tables.

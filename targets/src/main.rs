@@ -213,7 +213,9 @@ fn build_wheel(p: &Profile, out: &Path) -> Result<PathBuf> {
     );
     let py_target = target_dir().join("python");
     let mut cmd = tc.cargo(p, "build");
+    // Without the `convert` feature: the ONNX converter (tract) stays on hosts.
     cmd.args(["--release", "--manifest-path", "python/Cargo.toml"])
+        .arg("--no-default-features")
         .arg("--target-dir")
         .arg(&py_target);
     run_cargo(cmd, "the Python extension build")?;

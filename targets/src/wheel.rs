@@ -143,7 +143,10 @@ fn python_sources(root: &Path, package: &str) -> Result<Vec<Entry>> {
     let dir = root.join("python").join(package);
     let mut names: Vec<PathBuf> = fs::read_dir(&dir)
         .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .with_context(|| format!("listing {}", dir.display()))?
+        .into_iter()
         .filter(|path| {
             path.is_file()
                 && (path.extension().is_some_and(|e| e == "py" || e == "pyi")
@@ -166,7 +169,9 @@ fn python_sources(root: &Path, package: &str) -> Result<Vec<Entry>> {
 
 /// `METADATA` (core metadata 2.1) with the package README as its long description.
 fn metadata(root: &Path, project: &Project) -> Result<String> {
-    let readme = fs::read_to_string(root.join("python/README.md")).unwrap_or_default();
+    let path = root.join("python/README.md");
+    let readme =
+        fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let mut s = format!(
         "Metadata-Version: 2.1\nName: {}\nVersion: {}\nSummary: {}\nRequires-Python: {}\n",
         project.name, project.version, project.description, project.requires_python

@@ -47,6 +47,25 @@ pub fn assemble(metadata_json: &[u8], graph_json: &[u8], weights: &[u8]) -> Resu
     ])
 }
 
+/// Refuse to write `output` over one of `inputs` (the same file by another name included):
+/// writing it would destroy the input. An input error, before anything is written.
+pub fn refuse_overwriting(output: &Path, inputs: &[&Path]) -> Result<()> {
+    let Ok(out) = std::fs::canonicalize(output) else {
+        return Ok(()); // it does not exist yet
+    };
+    for input in inputs {
+        if std::fs::canonicalize(input).is_ok_and(|i| i == out) {
+            return Err(Error::Input(format!(
+                "the output {} is the input file {}: writing it would destroy the input; \
+                 choose another output path",
+                output.display(),
+                input.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Write `model` to `path` atomically (see [`write_atomically`]), so a failure never leaves
 /// a partial or clobbered bundle.
 pub fn save(model: &Model, path: &Path) -> Result<()> {
