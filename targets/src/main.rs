@@ -193,8 +193,10 @@ fn build_cli(p: &Profile, tc: &Toolchain, dir: &Path) -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// Cross-build the Python extension module (`python/`, its own workspace, built into
-/// `target/python`), strip it and pack it with the package's Python files into a wheel.
+/// Cross-build the Python extension module (`python/`, its own workspace, built into the
+/// main target directory so the standard library built for the board and the shared
+/// dependencies are reused by `target-test`), strip it and pack it with the package's
+/// Python files into a wheel.
 fn build_wheel(p: &Profile, out: &Path) -> Result<PathBuf> {
     if p.is_android() {
         bail!(
@@ -211,7 +213,7 @@ fn build_wheel(p: &Profile, out: &Path) -> Result<PathBuf> {
         p.rust_target,
         tc.describe()
     );
-    let py_target = target_dir().join("python");
+    let py_target = target_dir();
     let mut cmd = tc.cargo(p, "build");
     // Without the `convert` feature: the ONNX converter (tract) stays on hosts.
     cmd.args(["--release", "--manifest-path", "python/Cargo.toml"])
