@@ -24,29 +24,10 @@ pub fn open(py: Python<'_>, source: &Bound<'_, PyAny>) -> PyResult<rt::Model> {
     let path: PathBuf = source.extract().map_err(|_| {
         input_err("a model is a path to a .flb bundle or an .onnx file, or its bytes".into())
     })?;
-    if is_bundle_file(&path).map_err(crate::to_py)? {
+    if rt::bundle::is_bundle_file(&path).map_err(crate::to_py)? {
         return py.detach(|| rt::Model::open(&path)).map_err(crate::to_py);
     }
     onnx_file(py, &path)
-}
-
-/// Whether the file at `path` starts like a bundle (errors: it cannot be opened or read).
-fn is_bundle_file(path: &Path) -> rt::Result<bool> {
-    use std::io::Read;
-    let io = |cause| rt::Error::Io {
-        context: format!("cannot open model {}", path.display()),
-        cause,
-    };
-    let mut f = std::fs::File::open(path).map_err(io)?;
-    if f.metadata().map_err(io)?.is_dir() {
-        return Err(rt::Error::Input(format!(
-            "{} is a directory, not a model file",
-            path.display()
-        )));
-    }
-    let mut head = [0u8; 16];
-    let n = f.read(&mut head).map_err(io)?;
-    Ok(rt::bundle::looks_like_bundle(&head[..n]))
 }
 
 #[cfg(feature = "convert")]
@@ -54,7 +35,8 @@ mod host {
     use std::path::{Path, PathBuf};
 
     use ferrolite_quantize::calibrate::CalibMethod;
-    use ferrolite_quantize::pipeline::{self, Observer, Request, Spelling};
+    use ferrolite_quantize::pipeline::{self, Observer};
+    pub use ferrolite_quantize::pipeline::{Request, Spelling};
     use ferrolite_runtime as rt;
     use ferrolite_runtime::meta::Precision;
     use pyo3::prelude::*;
@@ -145,7 +127,8 @@ mod host {
     }
 
     impl<T> OneOrMany<T> {
-        fn into_vec(self) -> Vec<T> {
+        /// The values as a list.
+        pub fn into_vec(self) -> Vec<T> {
             match self {
                 OneOrMany::One(v) => vec![v],
                 OneOrMany::Many(v) => v,
@@ -153,7 +136,8 @@ mod host {
         }
     }
 
-    fn precision(p: Option<&str>) -> PyResult<Option<Precision>> {
+    /// The precision a `precision=` keyword names.
+    pub fn precision(p: Option<&str>) -> PyResult<Option<Precision>> {
         match p {
             None => Ok(None),
             Some("fp32") => Ok(Some(Precision::Fp32)),
@@ -165,7 +149,8 @@ mod host {
         }
     }
 
-    fn calib_method(m: &str) -> PyResult<CalibMethod> {
+    /// The calibration method a `calib_method=` keyword names.
+    pub fn calib_method(m: &str) -> PyResult<CalibMethod> {
         CalibMethod::from_name(m).ok_or_else(|| {
             let names: Vec<_> = CalibMethod::ALL.iter().map(|m| m.name()).collect();
             input_err(format!(
@@ -173,47 +158,6 @@ mod host {
                 names.join(", ")
             ))
         })
-    }
-
-    /// The options of `ferrolite.convert`, as the keywords give them.
-    pub struct Options {
-        pub precision: Option<String>,
-        pub calib: Option<PathBuf>,
-        pub calib_count: usize,
-        pub calib_method: String,
-        pub eval: Option<PathBuf>,
-        pub input_shape: Option<Vec<usize>>,
-        pub mean: Option<OneOrMany<f32>>,
-        pub std: Option<OneOrMany<f32>>,
-        pub resize: Option<u32>,
-        pub crop: Option<OneOrMany<u32>>,
-        pub bgr: bool,
-        pub labels: Option<PathBuf>,
-        pub name: Option<String>,
-        pub strict: bool,
-    }
-
-    impl Options {
-        pub fn request(self, model: PathBuf) -> PyResult<Request> {
-            Ok(Request {
-                model,
-                input_shape: self.input_shape,
-                mean: self.mean.map(OneOrMany::into_vec),
-                std: self.std.map(OneOrMany::into_vec),
-                resize: self.resize,
-                crop: self.crop.map(OneOrMany::into_vec),
-                bgr: self.bgr,
-                labels: self.labels,
-                name: self.name,
-                precision: precision(self.precision.as_deref())?,
-                calib: self.calib,
-                calib_count: self.calib_count,
-                calib_method: calib_method(&self.calib_method)?,
-                eval: self.eval,
-                strict: self.strict,
-                spelling: Spelling::Keywords,
-            })
-        }
     }
 
     /// Run the conversion with the GIL released, progress and Ctrl-C through `progress`.
@@ -381,23 +325,25 @@ pub fn convert(
     strict: bool,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Py<PyAny>> {
-    let options = host::Options {
-        precision,
-        calib,
-        calib_count,
-        calib_method,
-        eval,
+    let request = host::Request {
+        model,
         input_shape,
-        mean,
-        std,
+        mean: mean.map(host::OneOrMany::into_vec),
+        std: std.map(host::OneOrMany::into_vec),
         resize,
-        crop,
+        crop: crop.map(host::OneOrMany::into_vec),
         bgr,
         labels,
         name,
+        precision: host::precision(precision.as_deref())?,
+        calib,
+        calib_count,
+        calib_method: host::calib_method(&calib_method)?,
+        eval,
         strict,
+        spelling: host::Spelling::Keywords,
     };
-    host::convert_to(py, options.request(model)?, output, progress)
+    host::convert_to(py, request, output, progress)
 }
 
 /// Without the converter: the same signature, an UnsupportedError.

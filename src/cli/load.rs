@@ -190,18 +190,7 @@ fn open_path(path: &Path, input_shape: Option<&[usize]>, unfused: bool) -> Resul
     if let Some(spec) = zoo_spec(path) {
         return open_zoo(spec, input_shape, unfused);
     }
-    let mut head = [0u8; 16];
-    let n = {
-        use std::io::Read;
-        let mut f = std::fs::File::open(path)
-            .with_context(|| format!("cannot open model {}", path.display()))?;
-        if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-            bail!("{} is a directory, not a model file", path.display());
-        }
-        f.read(&mut head)
-            .with_context(|| format!("cannot read model {}", path.display()))?
-    };
-    if bundle::looks_like_bundle(&head[..n]) {
+    if bundle::is_bundle_file(path)? {
         if input_shape.is_some() {
             bail!("--input-shape applies to ONNX models; a bundle's shapes are fixed");
         }

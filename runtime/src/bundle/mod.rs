@@ -24,6 +24,26 @@ pub fn looks_like_bundle(prefix: &[u8]) -> bool {
     format::has_magic(prefix)
 }
 
+/// Whether the file at `path` starts like a bundle (rather than, say, an ONNX model), read
+/// from its first bytes; a missing or unreadable file or a directory is an error.
+pub fn is_bundle_file(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let io = |cause| Error::Io {
+        context: format!("cannot open model {}", path.display()),
+        cause,
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    if f.metadata().map_err(io)?.is_dir() {
+        return Err(Error::Input(format!(
+            "{} is a directory, not a model file",
+            path.display()
+        )));
+    }
+    let mut head = [0u8; 16];
+    let n = f.read(&mut head).map_err(io)?;
+    Ok(looks_like_bundle(&head[..n]))
+}
+
 /// Serialize a model to bundle bytes, after validating graph and metadata so an invalid
 /// model is never written.
 pub fn to_bytes(meta: &Metadata, graph: &Graph, weights: &[u8]) -> Result<Vec<u8>> {
