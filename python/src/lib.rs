@@ -89,6 +89,13 @@ fn class_err(e: &rt::Error, msg: String) -> PyErr {
     }
 }
 
+/// Output `i` of the session's last run, copied.
+fn output_values(s: &rt::Session, i: usize) -> rt::Result<Vec<f32>> {
+    s.output(i)
+        .map(<[f32]>::to_vec)
+        .ok_or_else(|| rt::Error::Unsupported(format!("the model has no output {i}")))
+}
+
 fn input_err(msg: String) -> PyErr {
     InputError::new_err(msg)
 }
@@ -271,7 +278,7 @@ impl Model {
         let x = rt::preprocess::prepare(&image, &pp, &self.inputs[0].shape).map_err(to_py)?;
         let scores = self.with_session(py, |s| {
             s.run(&[&x])?;
-            Ok(s.output(0).to_vec())
+            output_values(s, 0)
         })?;
         Ok(rt::classifier::rank(&scores, &self.model.meta.labels, top)
             .into_iter()
@@ -416,9 +423,9 @@ impl Model {
             .collect::<PyResult<Vec<&[f32]>>>()?;
         let outs = self.with_session(py, |s| {
             s.run(&slices)?;
-            Ok((0..n_outputs)
-                .map(|i| s.output(i).to_vec())
-                .collect::<Vec<_>>())
+            (0..n_outputs)
+                .map(|i| output_values(s, i))
+                .collect::<rt::Result<Vec<_>>>()
         })?;
         let mut arrays = Vec::with_capacity(outs.len());
         for (i, v) in outs.into_iter().enumerate() {

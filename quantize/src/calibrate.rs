@@ -136,8 +136,11 @@ impl Observer {
         Ok(())
     }
 
-    pub(crate) fn values(&self, i: usize) -> &[f32] {
-        self.session.output(i)
+    /// Observed tensor `i` of the last run.
+    pub(crate) fn values(&self, i: usize) -> Result<&[f32]> {
+        self.session
+            .output(i)
+            .with_context(|| format!("observed tensor {i} is missing from the run"))
     }
 }
 
@@ -171,7 +174,7 @@ pub fn calibrate(
     for input in inputs {
         obs.run(input)?;
         for (k, e) in extent.iter_mut().enumerate() {
-            let values = obs.values(k);
+            let values = obs.values(k)?;
             for &v in values {
                 if v.is_finite() {
                     let (lo, hi) = e.get_or_insert((v, v));
@@ -214,7 +217,7 @@ pub fn calibrate(
         for (k, h) in hists.iter_mut().enumerate() {
             let Some((lo, hi)) = extent[k] else { continue };
             let width = (hi - lo).max(f32::MIN_POSITIVE);
-            for &v in obs.values(k) {
+            for &v in obs.values(k)? {
                 if v.is_finite() {
                     let b = (((v - lo) / width) * BINS as f32) as usize;
                     h[b.min(BINS - 1)] += 1;

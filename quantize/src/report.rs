@@ -95,14 +95,14 @@ pub fn compare(
         reference.run(input)?;
         quantized.run(input)?;
         for ((k, r, zp, scale, _), e) in pairs.iter().zip(&mut energy) {
-            for (&q, &f) in quantized.values(*k).iter().zip(reference.values(*r)) {
+            for (&q, &f) in quantized.values(*k)?.iter().zip(reference.values(*r)?) {
                 let d = ((q - zp) * scale - f) as f64;
                 e.0 += (f as f64) * (f as f64);
                 e.1 += d * d;
             }
         }
         if let (Some(a), Some(b)) = (out_ref, out_q) {
-            agreement += (argmax(reference.values(a)) == argmax(quantized.values(b))) as usize;
+            agreement += (argmax(reference.values(a)?) == argmax(quantized.values(b)?)) as usize;
         }
         progress()?;
     }

@@ -34,7 +34,13 @@ fn run(model: &Arc<Model>, isa: Isa, threads: usize, input: &[f32]) -> (Vec<u32>
         .count();
     s.run(&[input]).expect("run");
     let bits = (0..s.output_shapes().len())
-        .flat_map(|i| s.output(i).iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+        .flat_map(|i| {
+            s.output(i)
+                .expect("output")
+                .iter()
+                .map(|v| v.to_bits())
+                .collect::<Vec<_>>()
+        })
         .collect();
     (bits, split)
 }
@@ -152,6 +158,7 @@ fn bits_of(session: &mut Session, input: &[f32]) -> Vec<u32> {
         .flat_map(|i| {
             session
                 .output(i)
+                .expect("output")
                 .iter()
                 .map(|v| v.to_bits())
                 .collect::<Vec<_>>()

@@ -394,6 +394,10 @@ fn run_into(m: &mut FerroliteModel, input: &[f32], output: &mut [f32]) -> Result
         )));
     }
     m.session.run(&[input])?;
-    output.copy_from_slice(m.session.output(0));
+    let produced = m
+        .session
+        .output(0)
+        .ok_or_else(|| invalid("the model has no output"))?;
+    output.copy_from_slice(produced);
     Ok(())
 }

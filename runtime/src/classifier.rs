@@ -84,7 +84,7 @@ impl Classifier {
     pub fn scores(&mut self) -> Result<&[f32]> {
         self.session.run(&[&self.input])?;
         self.session
-            .get_output(0)
+            .output(0)
             .ok_or_else(|| Error::Unsupported("the model has no output".into()))
     }
 

@@ -314,15 +314,9 @@ impl Session {
         }
     }
 
-    /// Output `i` of the last run, logical row-major; empty if `i` is out of range (use
-    /// [`Session::get_output`] to tell). 8-bit outputs hold their integer values as f32.
-    pub fn output(&self, i: usize) -> &[f32] {
-        self.get_output(i).unwrap_or(&[])
-    }
-
     /// Output `i` of the last run, logical row-major; `None` if the model has no output
     /// `i`. 8-bit outputs hold their integer values as f32.
-    pub fn get_output(&self, i: usize) -> Option<&[f32]> {
+    pub fn output(&self, i: usize) -> Option<&[f32]> {
         self.outputs.get(i).map(|v| v.as_slice())
     }
 
@@ -335,7 +329,7 @@ impl Session {
             .outputs
             .iter()
             .position(|&t| tensors.get(t).is_some_and(|x| x.name == name))?;
-        self.get_output(i)
+        self.output(i)
     }
 
     /// The model inputs: name, logical (NCHW) shape and element type, in the order

@@ -23,7 +23,7 @@
 //! session.run(&[&x])?;
 //! let name = session.outputs()[0].name.clone();
 //! assert_eq!(session.output_named(&name).map(<[f32]>::len), Some(1000));
-//! assert!(session.get_output(1).is_none());
+//! assert!(session.output(1).is_none());
 //!
 //! // An image (RGB8 pixels) through the bundle's own preprocessing.
 //! let mut classifier = Classifier::new(model, SessionOptions::default())?;

@@ -40,10 +40,10 @@ fn describes_inputs_and_outputs_and_finds_outputs_by_name() {
         .map(|i| ((i % 251) as f32 - 125.0) / 64.0)
         .collect();
     s.run(&[&x]).unwrap();
-    let by_index = s.get_output(0).unwrap().to_vec();
+    let by_index = s.output(0).unwrap().to_vec();
     assert_eq!(by_index.len(), 1000);
     assert_eq!(s.output_named(&outputs[0].name), Some(&by_index[..]));
-    assert!(s.get_output(1).is_none());
+    assert!(s.output(1).is_none());
     assert!(s.output_named("no such output").is_none());
 }
 
@@ -59,7 +59,7 @@ fn from_bytes_gives_the_same_outputs_as_the_mapped_file() {
     for m in [a, b] {
         let mut s = Session::with_options(m, SessionOptions::single_thread()).unwrap();
         s.run(&[&x]).unwrap();
-        outs.push(s.output(0).to_vec());
+        outs.push(s.output(0).expect("output").to_vec());
     }
     assert_eq!(outs[0], outs[1]);
 }
@@ -80,7 +80,7 @@ fn the_classifier_equals_its_steps_assembled_by_hand() {
     .unwrap();
     let mut s = Session::with_options(model.clone(), SessionOptions::single_thread()).unwrap();
     s.run(&[&x]).unwrap();
-    let probs = probabilities(s.output(0));
+    let probs = probabilities(s.output(0).expect("output"));
     assert_eq!(top[0].index, 388, "{top:?}");
     assert!(top[0].label.starts_with("giant panda"), "{top:?}");
     for class in &top {

@@ -44,7 +44,12 @@ fn reference() -> (Vec<u8>, Vec<f32>, Vec<u32>) {
     };
     let mut s = Session::with_options(Arc::new(bundle::from_bytes(&bytes).unwrap()), opts).unwrap();
     s.run(&[&input]).unwrap();
-    let bits = s.output(0).iter().map(|v| v.to_bits()).collect();
+    let bits = s
+        .output(0)
+        .expect("output")
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
     (bytes, input, bits)
 }
 

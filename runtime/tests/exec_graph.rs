@@ -568,7 +568,7 @@ fn check(b: &B, seed: u64) -> Session {
         let mut s = Session::with_kernels(model.clone(), k).expect("plan");
         s.run(&refs).expect("run");
         for (i, w) in want.iter().enumerate() {
-            let got = s.output(i);
+            let got = s.output(i).expect("output");
             assert_eq!(got.len(), w.len(), "output {i} length");
             let scale = w.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
             for (j, (g, e)) in got.iter().zip(w).enumerate() {
@@ -583,11 +583,17 @@ fn check(b: &B, seed: u64) -> Session {
     }
     let mut s = last.expect("the scalar tier always runs");
     // a second run gives identical results
-    let first: Vec<Vec<f32>> = (0..want.len()).map(|i| s.output(i).to_vec()).collect();
+    let first: Vec<Vec<f32>> = (0..want.len())
+        .map(|i| s.output(i).expect("output").to_vec())
+        .collect();
     let times = s.run_profiled(&refs).expect("run twice");
     assert_eq!(times.len(), s.plan().steps().len());
     for (i, f) in first.iter().enumerate() {
-        assert_eq!(s.output(i), f.as_slice(), "second run differs");
+        assert_eq!(
+            s.output(i).expect("output"),
+            f.as_slice(),
+            "second run differs"
+        );
     }
     s
 }
@@ -1331,15 +1337,15 @@ fn bad_inputs_are_errors() {
     let ok = vec![1.0; 18];
     assert!(matches!(s.run(&[&ok, &ok]), Err(Error::Input(_))));
     s.run(&[&ok]).unwrap();
-    assert_eq!(s.output(0), ok.as_slice());
-    assert!(s.output(5).is_empty());
+    assert_eq!(s.output(0).expect("output"), ok.as_slice());
+    assert!(s.output(5).is_none());
     // NCHW boundary: input element (c=1, h=0, w=2) comes back at the same logical index
     let mut v = vec![0.0; 18];
     v[9 + 2] = -3.0;
     v[2] = 4.0;
     s.run(&[&v]).unwrap();
-    assert_eq!(s.output(0)[2], 4.0);
-    assert_eq!(s.output(0)[11], 0.0);
+    assert_eq!(s.output(0).expect("output")[2], 4.0);
+    assert_eq!(s.output(0).expect("output")[11], 0.0);
 }
 
 #[test]

@@ -652,7 +652,7 @@ fn run(model: &Arc<Model>, k: Kernels, x: &[f32]) -> (Vec<f32>, Vec<&'static str
     let mut s = Session::with_kernels(model.clone(), k).expect("plan");
     s.run(&[x]).expect("run");
     let names = s.plan().steps().iter().map(|i| i.kernel).collect();
-    (s.output(0).to_vec(), names)
+    (s.output(0).expect("output").to_vec(), names)
 }
 
 /// The f16 path of a kernel set and its f32 twin (same kernels, fp16 not native).

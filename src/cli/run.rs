@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::npy::{read_npy, write_npy};
 use super::{load, refuse_overwriting, ModelArgs, ModelSource, ThreadArgs};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use ferrolite_runtime::meta::shape_text;
 
 /// Arguments of `ferrolite run`.
@@ -51,7 +51,8 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
     session.run(&[&data])?;
     let out_shape = session.output_shapes()[0].clone();
-    write_npy(&a.output, &out_shape, session.output(0))?;
+    let values = session.output(0).context("the model has no output")?;
+    write_npy(&a.output, &out_shape, values)?;
     eprintln!(
         "wrote {} with shape {}",
         a.output.display(),

@@ -70,7 +70,7 @@ fn c_interface_matches_the_rust_api_on_the_shipped_bundle() {
         session.run(&[&input]).unwrap();
         assert_eq!(
             out,
-            session.output(0),
+            session.output(0).expect("output"),
             "classify_rgb differs from the Rust API"
         );
 

@@ -107,7 +107,7 @@ fn run_session(mut session: Session, inputs: &[(Vec<usize>, Vec<f32>)]) -> Vec<V
     let refs: Vec<&[f32]> = inputs.iter().map(|(_, d)| d.as_slice()).collect();
     session.run(&refs).expect("run");
     (0..session.output_shapes().len())
-        .map(|i| session.output(i).to_vec())
+        .map(|i| session.output(i).expect("output").to_vec())
         .collect()
 }
 
