@@ -1,13 +1,26 @@
 //! The SIMD element-wise kernels (activations in place, same-shape and per-channel binary
 //! ops) must match their scalar twins at lengths around the register width, on inputs that
-//! reach the clamps of every activation and the saturation of sigmoid. Kernels this CPU
-//! cannot run are skipped.
-#![cfg(target_arch = "x86_64")]
+//! reach the clamps of every activation and the saturation of sigmoid. The kernels are the
+//! ones each SIMD tier installs (AVX2, AVX-512, NEON); tiers this CPU cannot run are skipped.
 
-use ferrolite_runtime::kernels::f32_eltwise::{
-    self, scalar, ActivationFn, BinaryChannelFn, BinaryFn,
-};
-use ferrolite_runtime::kernels::{Act, BinOp};
+use ferrolite_runtime::kernels::f32_eltwise::{scalar, ActivationFn, BinaryChannelFn, BinaryFn};
+use ferrolite_runtime::kernels::{for_isa, Act, BinOp, CpuFeatures, Isa, Kernels};
+
+/// The kernel sets of the SIMD tiers this CPU runs.
+fn simd_tiers() -> Vec<Kernels> {
+    let cpu = CpuFeatures::detect();
+    [Isa::Avx2, Isa::Avx512, Isa::Neon]
+        .into_iter()
+        .filter(|&isa| {
+            let ok = cpu.supports(isa);
+            if !ok {
+                eprintln!("SKIP {isa:?}: this CPU or build lacks it");
+            }
+            ok
+        })
+        .map(for_isa)
+        .collect()
+}
 
 fn values(n: usize, seed: u64, spread: f32) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -84,16 +97,12 @@ fn exp_activation_within_ulps_of_libm() {
 }
 
 fn kernels_activation() -> Vec<(&'static str, ActivationFn)> {
-    let mut v: Vec<(&'static str, ActivationFn)> = Vec::new();
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        v.push(("avx2", f32_eltwise::avx2::activation_8c));
-    } else {
-        eprintln!("SKIP avx2: this CPU has no AVX2+FMA");
-    }
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        v.push(("avx512", f32_eltwise::avx512::activation_16c));
-    } else {
-        eprintln!("SKIP avx512: this CPU has no AVX-512F");
+    let v: Vec<_> = simd_tiers()
+        .iter()
+        .map(|k| (k.f32_activation.name, k.f32_activation.f))
+        .collect();
+    for (name, _) in &v {
+        assert!(!name.contains("::scalar::"), "a SIMD tier installs {name}");
     }
     v
 }
@@ -157,22 +166,12 @@ fn check_binary(name: &str, f: BinaryFn, fc: BinaryChannelFn) {
 
 #[test]
 fn simd_binary_ops_match_scalar_exactly() {
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        check_binary(
-            "avx2",
-            f32_eltwise::avx2::binary_8c,
-            f32_eltwise::avx2::binary_channel_8c,
+    for k in simd_tiers() {
+        assert!(
+            !k.f32_binary.name.contains("::scalar::"),
+            "{}",
+            k.f32_binary.name
         );
-    } else {
-        eprintln!("SKIP avx2: this CPU has no AVX2+FMA");
-    }
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        check_binary(
-            "avx512",
-            f32_eltwise::avx512::binary_16c,
-            f32_eltwise::avx512::binary_channel_16c,
-        );
-    } else {
-        eprintln!("SKIP avx512: this CPU has no AVX-512F");
+        check_binary(k.f32_binary.name, k.f32_binary.f, k.f32_binary_channel.f);
     }
 }

@@ -1,4 +1,6 @@
-//! Compute kernels, one folder per dtype + op family and one file per ISA.
+//! Compute kernels, one folder per dtype + op family. Families ported to the vector trait
+//! ([`simd`]: f32 depthwise and element-wise so far) have one generic body instantiated per
+//! ISA by a macro in the family's `mod.rs`; the others still keep one file per ISA.
 //!
 //! Kernels take slices and plain dimensions (no IR types) so they can be tested and
 //! benchmarked on their own. The planner picks one function pointer per slot once
@@ -22,6 +24,7 @@ pub mod qs8_dwconv;
 pub mod qs8_eltwise;
 pub mod qs8_gemm;
 pub mod requant;
+pub mod simd;
 pub mod walk;
 
 use crate::error::Result;
@@ -330,7 +333,10 @@ pub fn for_isa(isa: Isa) -> Kernels {
             k.f32_gemm = slot!(f32_gemm::neon::gemm_4x8);
             k.f32_conv = slot!(f32_conv::neon::conv_direct_4x8);
         }
-        k.f32_dwconv = slot!(f32_dwconv::neon::dwconv_16c);
+        k.f32_dwconv = slot!(f32_dwconv::neon::dwconv_4c);
+        k.f32_activation = slot!(f32_eltwise::neon::activation_4c);
+        k.f32_binary = slot!(f32_eltwise::neon::binary_4c);
+        k.f32_binary_channel = slot!(f32_eltwise::neon::binary_channel_4c);
         #[cfg(target_arch = "aarch64")]
         {
             k.qs8_gemm = if CpuFeatures::detect().dotprod {

@@ -10,8 +10,9 @@
 use core::arch::x86_64::*;
 
 use super::{check_lengths, ConvArgs, Operands};
-use crate::kernels::f32_eltwise::avx2::{apply_act, lane_mask, vectorised};
 use crate::kernels::f32_eltwise::scalar::activation;
+use crate::kernels::simd::avx2::{apply_act, lane_mask};
+use crate::kernels::simd::vectorised;
 
 /// Lanes of a register.
 const LANES: usize = 8;

@@ -9,8 +9,9 @@
 use core::arch::x86_64::*;
 
 use super::{check_lengths, for_each_tile, ConvArgs, Operands, Tile};
-use crate::kernels::f32_eltwise::avx512::{apply_act, lane_mask, vectorised};
 use crate::kernels::f32_eltwise::scalar::activation;
+use crate::kernels::simd::avx512::{apply_act, lane_mask};
+use crate::kernels::simd::vectorised;
 
 /// Lanes of a register.
 const LANES: usize = 16;

@@ -1,10 +1,7 @@
 //! f32 element-wise kernels: binary ops (same shape, per-channel, strided broadcast rows),
 //! activations in place, per-channel affine (BatchNorm).
 
-#[cfg(target_arch = "x86_64")]
-pub mod avx2;
-#[cfg(target_arch = "x86_64")]
-pub mod avx512;
+mod body;
 pub mod scalar;
 
 use super::{Act, BinOp};
@@ -28,20 +25,49 @@ pub type ActivationFn = fn(act: Act, x: &mut [f32]);
 pub type AffineFn =
     fn(x: &[f32], scale: &[f32], shift: &[f32], c: usize, inner: usize, y: &mut [f32]);
 
-/// Whether the SIMD tiers' `apply_act` computes `act` in registers (the others fall back to
-/// [`scalar::activation`] on the stored values).
-pub fn vectorised(act: Act) -> bool {
-    matches!(
-        act,
-        Act::None
-            | Act::Relu
-            | Act::Clip { .. }
-            | Act::LeakyRelu { .. }
-            | Act::HardSwish
-            | Act::HardSigmoid { .. }
-            | Act::Abs
-            | Act::Neg
-            | Act::Sigmoid
-            | Act::Silu
-    )
+pub use super::simd::vectorised;
+
+/// One ISA's instance of the [`body`] kernels, named by its lane count.
+macro_rules! eltwise_tier {
+    ($(#[$doc:meta])* mod $isa:ident: $simd:ty, #[$feat:meta];
+        fn $activation:ident, $binary:ident, $binary_channel:ident;) => {
+        $(#[$doc])*
+        pub mod $isa {
+            use super::{body, scalar};
+            use crate::kernels::{Act, BinOp};
+
+            crate::kernels::simd::simd_kernels! { $simd, #[$feat];
+                /// Apply `act` to every element in place (see [`super::ActivationFn`]).
+                fn $activation(act: Act, x: &mut [f32]) => body::activation,
+                    else scalar::activation;
+                /// Same-shape binary op (see [`super::BinaryFn`]).
+                fn $binary(op: BinOp, a: &[f32], b: &[f32], y: &mut [f32]) => body::binary,
+                    else scalar::binary;
+                /// Per-channel (channels-last) binary op (see [`super::BinaryChannelFn`]).
+                fn $binary_channel(op: BinOp, a: &[f32], b: &[f32], c: usize, swap: bool,
+                    y: &mut [f32]) => body::binary_channel, else scalar::binary_channel;
+            }
+        }
+    };
+}
+
+eltwise_tier! {
+    /// AVX2 + FMA, 8 lanes.
+    #[cfg(target_arch = "x86_64")]
+    mod avx2: crate::kernels::simd::Avx2, #[target_feature(enable = "avx2,fma")];
+    fn activation_8c, binary_8c, binary_channel_8c;
+}
+
+eltwise_tier! {
+    /// AVX-512F, 16 lanes.
+    #[cfg(target_arch = "x86_64")]
+    mod avx512: crate::kernels::simd::Avx512, #[target_feature(enable = "avx512f")];
+    fn activation_16c, binary_16c, binary_channel_16c;
+}
+
+eltwise_tier! {
+    /// NEON (aarch64 and 32-bit ARM), 4 lanes.
+    #[cfg(any(target_arch = "aarch64", ferrolite_arm_neon))]
+    mod neon: crate::kernels::simd::Neon, #[cfg(all())];
+    fn activation_4c, binary_4c, binary_channel_4c;
 }

@@ -5,8 +5,9 @@
 use core::arch::x86_64::*;
 
 use super::{check_lengths, GemmParams, Ops, NR as PANEL};
-use crate::kernels::f32_eltwise::avx2::{apply_act, lane_mask, vectorised};
 use crate::kernels::f32_eltwise::scalar::activation;
+use crate::kernels::simd::avx2::{apply_act, lane_mask};
+use crate::kernels::simd::vectorised;
 use crate::kernels::Act;
 
 /// Bytes of packed B one strip may hold (half of a 32 KiB L1).

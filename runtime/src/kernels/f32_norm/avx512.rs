@@ -3,7 +3,7 @@
 use core::arch::x86_64::*;
 
 use super::scalar;
-use crate::kernels::f32_eltwise::avx512::lane_mask;
+use crate::kernels::simd::avx512::lane_mask;
 
 /// Lanes of a register.
 const LANES: usize = 16;

@@ -1,83 +1,42 @@
-//! AVX2 + FMA depthwise NHWC convolution, vectorised over channels (8 lanes, masked
-//! channel tail).
+//! The depthwise kernel body, written once over [`SimdF32`] and instantiated per ISA by
+//! `dwconv_tier!` in the family's `mod.rs`; vectorised over channels (masked channel tail).
 //!
 //! **Tiled row path** (3x3 and 5x5 kernels at column stride 1 or 2 without column dilation:
 //! the depthwise layers of MobileNet, EfficientNet and ShuffleNet). Each output row is cut
-//! into tiles of `P` output pixels, and a tile computes all its channel blocks before the
+//! into tiles of `PX` output pixels, and a tile computes all its channel blocks before the
 //! next tile. For one tile and channel block, each kernel row's `KW` weight vectors are
-//! loaded into registers once, and each of the `(P-1)*S + KW` input columns the tile needs
+//! loaded into registers once, and each of the `(PX-1)*S + KW` input columns the tile needs
 //! is loaded once and fed to every output pixel that uses it (up to `KW` of them at stride
 //! 1). That is well under one load per FMA, where the per-pixel path below loads a weight
-//! and an input vector for nearly every FMA and is load-bound; the accumulators (`P` pixels
-//! x the block's registers) are independent chains that hide the FMA latency.
-//!
-//! The shapes were chosen by measurement on Zen 4 (two 256-bit FMAs per cycle, 16 vector
-//! registers): 3x3 kernels use 4 pixels x 16 channels (8 accumulators + 6 weights + inputs
-//! fill the 16 registers, and one block reads whole 64-byte lines), 5x5 kernels 7 pixels x
-//! 8 channels (their 10 weights per kernel row for 16 channels would not fit; 7 divides
-//! the usual feature-map widths 112, 56, 28, 14 and 7). Tile-major order keeps the input
-//! lines of a tile in L1 from one channel block to the next.
+//! and an input vector for nearly every FMA and is load-bound; the accumulators (`PX`
+//! pixels x the block's `V` registers) are independent chains that hide the FMA latency.
+//! The tile shapes are per ISA (they depend on its register count), listed with each tier.
 //!
 //! Tiles touching the padding skip the missing input columns, and output rows skip the
 //! missing kernel rows, exactly as the per-pixel path skips padded taps. A row whose width
-//! is not a multiple of `P` ends with a tile overlapping its predecessor (those pixels are
+//! is not a multiple of `PX` ends with a tile overlapping its predecessor (those pixels are
 //! recomputed to the same values). The accumulation order is the per-pixel path's (bias,
 //! taps by kernel row then column, residual, activation), so both give identical bits.
 //!
-//! **Per-pixel path** (other kernels, strides and dilations, and [`dwconv_generic_8c`]):
-//! each output pixel gathers a list of `(input offset, weight offset)` taps, up to 4
-//! registers of channels per pass; interior pixels (all taps inside the image) reuse one
-//! precomputed list, border pixels build theirs skipping padded taps.
+//! **Per-pixel path** (other kernels, strides and dilations, and the tiers'
+//! `dwconv_generic_*`): each output pixel gathers a list of `(input offset, weight offset)`
+//! taps, up to 4 registers of channels per pass; interior pixels (all taps inside the image)
+//! reuse one precomputed list, border pixels build theirs skipping padded taps.
 //!
 //! In both paths bias starts the accumulators and the residual is added in registers. The
 //! per-pixel path applies the cheap activations in registers too; the tiled path only
-//! ReLU and Clip (a call to a non-inlined activation would spill its accumulators) and
-//! applies the other vectorised ones to each finished output row. The remaining
-//! activations go through the scalar `activation` on the stored output.
-
-use core::arch::x86_64::*;
+//! ReLU and Clip (a full activation in the tile would spill its accumulators) and applies
+//! the other vectorised ones to each finished output row. The remaining activations go
+//! through the scalar `activation` on the stored output.
 
 use super::{ConvArgs, ConvGeom};
 use crate::kernels::f32_conv::interior;
-use crate::kernels::f32_eltwise::avx2::{activation_8c, apply_act, vectorised};
 use crate::kernels::f32_eltwise::scalar::activation;
+use crate::kernels::simd::{activation_slice, apply_act, opaque, vectorised, SimdF32};
 use crate::kernels::Act;
 
-/// Lanes of a register.
-const LANES: usize = 8;
 /// Registers (channel vectors) accumulated per pass over the taps (per-pixel path).
 const REGS: usize = 4;
-
-/// Depthwise convolution for any kernel, stride, dilation and padding; 3x3 and 5x5 kernels
-/// at column stride 1 or 2 take the tiled row path (see the module documentation).
-///
-/// Falls back to the scalar kernel when the CPU lacks AVX2 or FMA, so calling it is always
-/// sound; [`crate::kernels::for_isa`] only installs it for the `Avx2` tier anyway.
-/// Panics (like the scalar kernel) when a slice is too short for the geometry.
-pub fn dwconv_8c(a: ConvArgs<'_>) {
-    run(a, true)
-}
-
-/// Same results (bit for bit) as [`dwconv_8c`] without the fast paths: every pixel builds
-/// its tap list (kept public so tests and benchmarks can compare both paths).
-pub fn dwconv_generic_8c(a: ConvArgs<'_>) {
-    run(a, false)
-}
-
-fn run(a: ConvArgs<'_>, fast: bool) {
-    if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
-    {
-        return super::scalar::dwconv_generic(a);
-    }
-    if !check_lengths(&a) {
-        return;
-    }
-    // SAFETY: avx2 and fma were detected just above (the slot invariant of `for_isa` is that
-    // this tier is only chosen when `CpuFeatures::supports(Isa::Avx2)`, the check makes the
-    // function sound even if called directly). `check_lengths` proved x, w, bias, residual
-    // and y cover the full geometry.
-    unsafe { dw(a, fast) }
-}
 
 /// Assert that every slice covers the geometry; `false` when there is nothing to compute.
 fn check_lengths(a: &ConvArgs<'_>) -> bool {
@@ -108,7 +67,7 @@ fn check_lengths(a: &ConvArgs<'_>) -> bool {
 }
 
 /// Raw view of the operands (pointers proven in range by [`check_lengths`]).
-struct Ops {
+pub(super) struct Ops {
     c: usize,
     w: *const f32,
     bias: *const f32,
@@ -118,32 +77,27 @@ struct Ops {
 }
 
 /// Row kernel of the tiled path: computes output row `oy` of image `n` (all channels).
-type RowFn = unsafe fn(&Ops, &ConvGeom, *const f32, usize, usize, (usize, usize));
-
-/// The tiled row kernel for this geometry, if there is one: 3x3 and 5x5 kernels, column
-/// stride 1 or 2, no column dilation (rows may have any stride and dilation).
-fn tiled_row(g: &ConvGeom) -> Option<RowFn> {
-    if g.dw != 1 {
-        return None;
-    }
-    let f: RowFn = match (g.kh, g.kw, g.sw) {
-        (3, 3, 1) => row_3x3s1_4px_16c,
-        (3, 3, 2) => row_3x3s2_4px_16c,
-        (5, 5, 1) => row_5x5s1_7px_8c,
-        (5, 5, 2) => row_5x5s2_7px_8c,
-        _ => return None,
-    };
-    Some(f)
-}
-
+/// Instances are the tiers' named `row_*` functions.
+///
 /// # Safety
-/// AVX2 and FMA must be available and `check_lengths(&a)` must have returned `true`.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dw(a: ConvArgs<'_>, fast: bool) {
+/// As [`row`].
+pub(super) type RowFn<S> = unsafe fn(S, &Ops, &ConvGeom, *const f32, usize, usize, (usize, usize));
+
+/// A tier's choice of row kernel for a geometry (`None`: the per-pixel path).
+pub(super) type TiledFn<S> = fn(&ConvGeom) -> Option<RowFn<S>>;
+
+/// The whole kernel: the tiled row path where `tiled` has a row kernel for the geometry,
+/// else the per-pixel path (with its interior fast path only when `tiled` is given).
+///
+/// Panics (like the scalar kernel) when a slice is too short for the geometry.
+#[inline(always)]
+pub(super) fn run<S: SimdF32>(s: S, a: ConvArgs<'_>, tiled: Option<TiledFn<S>>) {
+    if !check_lengths(&a) {
+        return;
+    }
     let g = *a.g;
-    let c = g.c;
     let o = Ops {
-        c,
+        c: g.c,
         w: a.w.as_ptr(),
         bias: a.bias.as_ptr(),
         residual: a.residual.map(|r| r.as_ptr()),
@@ -151,28 +105,52 @@ unsafe fn dw(a: ConvArgs<'_>, fast: bool) {
         act: a.act,
     };
     let x = a.x.as_ptr();
-    if let Some(row) = tiled_row(&g).filter(|_| fast) {
-        let cols = interior(g.ow, g.sw, 1, g.kw, g.pl, g.w);
-        for n in 0..g.n {
-            for oy in 0..g.oh {
-                // SAFETY: n < g.n and oy < g.oh, and the slices cover the geometry
-                // (`check_lengths`), which is the contract of the row kernels.
-                unsafe { row(&o, &g, x, n, oy, cols) };
-                if !matches!(o.act, Act::None | Act::Relu | Act::Clip { .. }) {
-                    let pix = (n * g.oh + oy) * g.ow;
-                    // SAFETY: the row y[pix*c..(pix+ow)*c] is inside y (`check_lengths`)
-                    // and was just written; no other reference to it is live.
-                    let out = unsafe { std::slice::from_raw_parts_mut(o.y.add(pix * c), g.ow * c) };
-                    if vectorised(o.act) {
-                        activation_8c(o.act, out);
-                    } else {
-                        activation(o.act, out);
-                    }
+    // SAFETY (both calls): `check_lengths` proved x, w, bias, residual and y cover the
+    // full geometry, the contract of both paths.
+    unsafe {
+        match tiled.and_then(|t| t(&g)) {
+            Some(row) => tiled_rows(s, &o, &g, x, row),
+            None => per_pixel(s, &o, &g, x, tiled.is_some()),
+        }
+    }
+}
+
+/// Every output row through `row`, then the activations the tile does not apply.
+///
+/// # Safety
+/// `check_lengths` held for the arguments `o` and `x` come from, and `row` is the row
+/// kernel for `g`'s kernel size and column stride.
+#[inline(always)]
+unsafe fn tiled_rows<S: SimdF32>(s: S, o: &Ops, g: &ConvGeom, x: *const f32, row: RowFn<S>) {
+    let c = o.c;
+    let cols = interior(g.ow, g.sw, 1, g.kw, g.pl, g.w);
+    for n in 0..g.n {
+        for oy in 0..g.oh {
+            // SAFETY: n < g.n and oy < g.oh, and the slices cover the geometry, which is
+            // the contract of the row kernels.
+            unsafe { row(s, o, g, x, n, oy, cols) };
+            if !matches!(o.act, Act::None | Act::Relu | Act::Clip { .. }) {
+                let pix = (n * g.oh + oy) * g.ow;
+                // SAFETY: the row y[pix*c..(pix+ow)*c] is inside y and was just written; no
+                // other reference to it is live.
+                let out = unsafe { std::slice::from_raw_parts_mut(o.y.add(pix * c), g.ow * c) };
+                if vectorised(o.act) {
+                    activation_slice(s, o.act, out);
+                } else {
+                    activation(o.act, out);
                 }
             }
         }
-        return;
     }
+}
+
+/// The per-pixel path; `fast` enables the shared tap list of interior pixels.
+///
+/// # Safety
+/// `check_lengths` held for the arguments `o` and `x` come from.
+#[inline(always)]
+unsafe fn per_pixel<S: SimdF32>(s: S, o: &Ops, g: &ConvGeom, x: *const f32, fast: bool) {
+    let c = o.c;
     let taps_n = g.kh * g.kw;
     // Taps of an interior pixel, relative to its top-left input element.
     let full: Vec<(usize, usize)> = (0..g.kh)
@@ -198,12 +176,12 @@ unsafe fn dw(a: ConvArgs<'_>, fast: bool) {
                         let base = x.add(((n * g.h + iy) * g.w + ix) * c);
                         let dx = g.sw * c;
                         match (taps_n, pair) {
-                            (9, true) => pixel::<9, 2>(&o, base, dx, &full, pix),
-                            (9, false) => pixel::<9, 1>(&o, base, dx, &full, pix),
-                            (25, true) => pixel::<25, 2>(&o, base, dx, &full, pix),
-                            (25, false) => pixel::<25, 1>(&o, base, dx, &full, pix),
-                            (_, true) => pixel::<0, 2>(&o, base, dx, &full, pix),
-                            (_, false) => pixel::<0, 1>(&o, base, dx, &full, pix),
+                            (9, true) => pixel::<S, 9, 2>(s, o, base, dx, &full, pix),
+                            (9, false) => pixel::<S, 9, 1>(s, o, base, dx, &full, pix),
+                            (25, true) => pixel::<S, 25, 2>(s, o, base, dx, &full, pix),
+                            (25, false) => pixel::<S, 25, 1>(s, o, base, dx, &full, pix),
+                            (_, true) => pixel::<S, 0, 2>(s, o, base, dx, &full, pix),
+                            (_, false) => pixel::<S, 0, 1>(s, o, base, dx, &full, pix),
                         }
                     }
                     ox += 1 + usize::from(pair);
@@ -217,7 +195,7 @@ unsafe fn dw(a: ConvArgs<'_>, fast: bool) {
                         }
                     }
                     // SAFETY: in_y/in_x return iy < h, ix < w, so the offsets are in x.
-                    unsafe { pixel::<0, 1>(&o, x, 0, &taps, pix) };
+                    unsafe { pixel::<S, 0, 1>(s, o, x, 0, &taps, pix) };
                     ox += 1;
                 }
             }
@@ -226,38 +204,6 @@ unsafe fn dw(a: ConvArgs<'_>, fast: bool) {
 }
 
 // ------------------------------------------------------------------ tiled row path
-
-/// Named instances of [`row`] (the names show in profiles): kernel, column stride and
-/// output pixels per tile.
-macro_rules! rows {
-    ($($name:ident = $kh:literal x $kw:literal s $s:literal, $v:literal reg, $px:literal px, $hx:literal px;)*) => {$(
-        #[doc = concat!("[`row`] for ", stringify!($kh), "x", stringify!($kw),
-            " kernels at column stride ", stringify!($s), ": ", stringify!($px),
-            "-pixel tiles of ", stringify!($v), "-register channel blocks.")]
-        ///
-        /// # Safety
-        /// As [`row`].
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn $name(
-            o: &Ops,
-            g: &ConvGeom,
-            x: *const f32,
-            n: usize,
-            oy: usize,
-            cols: (usize, usize),
-        ) {
-            // SAFETY: forwarded contract.
-            unsafe { row::<$kh, $kw, $s, $v, $px, $hx>(o, g, x, n, oy, cols) }
-        }
-    )*};
-}
-
-rows! {
-    row_3x3s1_4px_16c = 3 x 3 s 1, 2 reg, 4 px, 2 px;
-    row_3x3s2_4px_16c = 3 x 3 s 2, 2 reg, 4 px, 2 px;
-    row_5x5s1_7px_8c = 5 x 5 s 1, 1 reg, 7 px, 4 px;
-    row_5x5s2_7px_8c = 5 x 5 s 2, 1 reg, 7 px, 4 px;
-}
 
 /// Expand `$body` once for each `$j` in `0..$n` (`$n <= 19`; a 7-pixel tile of a 5x5 kernel
 /// at stride 2 reads 17 columns), `$j` being a `usize` constant there. LLVM does not fully
@@ -275,34 +221,38 @@ macro_rules! unroll {
     };
 }
 
-/// Hide the value of a pointer from the optimiser (no instruction is emitted).
-///
-/// Walking the input columns of a tile as `p = opaque(p + c)` keeps one register per
-/// kernel row: otherwise LLVM precomputes every `row + j*c` as a separate loop-invariant
-/// address, runs out of registers and reloads the addresses from the stack.
-#[inline(always)]
-#[allow(
-    clippy::pointers_in_nomem_asm_block,
-    reason = "the template is empty: the pointer is never dereferenced"
-)]
-fn opaque(mut p: *const f32) -> *const f32 {
-    // SAFETY: an empty template that only claims to redefine the register holding `p`; it
-    // reads and writes no memory and leaves the flags and the stack alone.
-    unsafe {
-        core::arch::asm!("/* {0} */", inout(reg) p, options(pure, nomem, nostack, preserves_flags))
-    };
-    p
-}
-
 /// Activation handling of the tiled path, a const parameter so the tile epilogue has no
 /// branch: a clamp in registers (ReLU, Clip), or none, the other activations being applied
-/// to the whole output row afterwards ([`act_slice`] or the scalar `activation`: in the
-/// tile, a call to [`apply_act`] that LLVM does not inline would spill every accumulator).
+/// to the whole output row afterwards (in [`tiled_rows`]).
 const ACT_ROW: u8 = 0;
 const ACT_CLAMP: u8 = 1;
 
+/// A tier's out-of-line instance of [`blocks`]: a `#[target_feature]` function LLVM may
+/// keep out of the row kernel (inlining every tile's channel loop into the row measured
+/// 6-17 % slower on 3x3 layers).
+pub(super) trait TileBlocks<I: SimdF32> {
+    /// [`blocks`] for these parameters.
+    ///
+    /// # Safety
+    /// As [`blocks`].
+    unsafe fn blocks<
+        const KH: usize,
+        const KW: usize,
+        const S: usize,
+        const V: usize,
+        const P: usize,
+        const CHECK: bool,
+        const A: u8,
+    >(
+        s: I,
+        o: &Ops,
+        r: &Row<I, KH>,
+        ox: usize,
+    );
+}
+
 /// One output row as seen by its tiles.
-struct Row<const KH: usize> {
+pub(super) struct Row<S: SimdF32, const KH: usize> {
     /// Input row of each kernel row (column 0, channel 0), null where it is padding.
     rows: [*const f32; KH],
     /// First output pixel of the row (index in pixels into y and residual).
@@ -315,8 +265,8 @@ struct Row<const KH: usize> {
     ox0: usize,
     ox1: usize,
     /// Clamp bounds for `ACT_CLAMP`.
-    lo: __m256,
-    hi: __m256,
+    lo: S::V,
+    hi: S::V,
 }
 
 /// Output row `oy` of image `n`, all channels, in tiles of `PX` output pixels (see
@@ -324,12 +274,14 @@ struct Row<const KH: usize> {
 /// lines it reads stay in L1 from one block to the next.
 ///
 /// # Safety
-/// AVX2 and FMA available; `check_lengths` held for the arguments `o` and `x` come from;
-/// `g.kh == KH`, `g.kw == KW`, `g.sw == S`, `g.dw == 1`, `n < g.n`, `oy < g.oh`, and
+/// `check_lengths` held for the arguments `o` and `x` come from; `g.kh == KH`,
+/// `g.kw == KW`, `g.sw == S`, `g.dw == 1`, `n < g.n`, `oy < g.oh`, and
 /// `cols == interior(g.ow, S, 1, KW, g.pl, g.w)`.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn row<
+#[inline(always)]
+#[allow(clippy::too_many_arguments, reason = "the RowFn signature")]
+pub(super) unsafe fn row<
+    I: SimdF32,
+    B: TileBlocks<I>,
     const KH: usize,
     const KW: usize,
     const S: usize,
@@ -337,6 +289,7 @@ unsafe fn row<
     const PX: usize,
     const HX: usize,
 >(
+    s: I,
     o: &Ops,
     g: &ConvGeom,
     x: *const f32,
@@ -355,7 +308,7 @@ unsafe fn row<
         Act::Clip { min, max } => (min, max),
         _ => (0.0, f32::INFINITY),
     };
-    let r = Row {
+    let r = Row::<I, KH> {
         rows,
         pix: (n * g.oh + oy) * g.ow,
         ow: g.ow,
@@ -363,14 +316,16 @@ unsafe fn row<
         w: g.w,
         ox0: cols.0,
         ox1: cols.1,
-        lo: _mm256_set1_ps(lo),
-        hi: _mm256_set1_ps(hi),
+        lo: s.splat(lo),
+        hi: s.splat(hi),
     };
     // SAFETY: forwarded contract.
     unsafe {
         match o.act {
-            Act::Relu | Act::Clip { .. } => row_act::<KH, KW, S, V, PX, HX, ACT_CLAMP>(o, &r),
-            _ => row_act::<KH, KW, S, V, PX, HX, ACT_ROW>(o, &r),
+            Act::Relu | Act::Clip { .. } => {
+                row_act::<I, B, KH, KW, S, V, PX, HX, ACT_CLAMP>(s, o, &r)
+            }
+            _ => row_act::<I, B, KH, KW, S, V, PX, HX, ACT_ROW>(s, o, &r),
         }
     }
 }
@@ -383,9 +338,10 @@ unsafe fn row<
 ///
 /// # Safety
 /// As [`row`].
-#[target_feature(enable = "avx2,fma")]
-#[inline]
+#[inline(always)]
 unsafe fn row_act<
+    I: SimdF32,
+    B: TileBlocks<I>,
     const KH: usize,
     const KW: usize,
     const S: usize,
@@ -394,44 +350,68 @@ unsafe fn row_act<
     const HX: usize,
     const A: u8,
 >(
+    s: I,
     o: &Ops,
-    r: &Row<KH>,
+    r: &Row<I, KH>,
 ) {
-    let tile_px = |ox: usize| {
-        // SAFETY: pixels ox..ox+PX are inside 0..ow of this row, and inside [ox0, ox1)
-        // for the unchecked tile.
-        unsafe {
-            if ox >= r.ox0 && ox + PX <= r.ox1 {
-                blocks::<KH, KW, S, V, PX, false, A>(o, r, ox);
-            } else {
-                blocks::<KH, KW, S, V, PX, true, A>(o, r, ox);
-            }
-        }
-    };
     let mut ox = 0;
     while ox + PX <= r.ow {
-        tile_px(ox);
+        // SAFETY: pixels ox..ox+PX are inside 0..ow of this row.
+        unsafe { tile_at::<I, B, KH, KW, S, V, PX, A>(s, o, r, ox) };
         ox += PX;
     }
     if ox == r.ow {
         return;
     }
     if r.ow >= PX {
-        tile_px(r.ow - PX);
+        // SAFETY: pixels ow-PX..ow are inside the row.
+        unsafe { tile_at::<I, B, KH, KW, S, V, PX, A>(s, o, r, r.ow - PX) };
         return;
     }
     // SAFETY (all calls): every tile covers pixels inside 0..ow of this row.
     unsafe {
         while ox + HX <= r.ow {
-            blocks::<KH, KW, S, V, HX, true, A>(o, r, ox);
+            B::blocks::<KH, KW, S, V, HX, true, A>(s, o, r, ox);
             ox += HX;
         }
         if ox < r.ow && r.ow >= HX {
-            blocks::<KH, KW, S, V, HX, true, A>(o, r, r.ow - HX);
+            B::blocks::<KH, KW, S, V, HX, true, A>(s, o, r, r.ow - HX);
         } else {
             for ox in ox..r.ow {
-                blocks::<KH, KW, S, V, 1, true, A>(o, r, ox);
+                B::blocks::<KH, KW, S, V, 1, true, A>(s, o, r, ox);
             }
+        }
+    }
+}
+
+/// The `PX`-pixel tile at `ox`, without the padding checks when it lies inside `[ox0, ox1)`.
+/// (A function, not a closure: a closure would not be inlined into the `#[target_feature]`
+/// row kernel and would run without the tier's instructions.)
+///
+/// # Safety
+/// As [`row`], with pixels `ox..ox+PX` inside `0..ow` of this row.
+#[inline(always)]
+unsafe fn tile_at<
+    I: SimdF32,
+    B: TileBlocks<I>,
+    const KH: usize,
+    const KW: usize,
+    const S: usize,
+    const V: usize,
+    const PX: usize,
+    const A: u8,
+>(
+    s: I,
+    o: &Ops,
+    r: &Row<I, KH>,
+    ox: usize,
+) {
+    // SAFETY: forwarded contract; the unchecked tile lies inside [ox0, ox1).
+    unsafe {
+        if ox >= r.ox0 && ox + PX <= r.ox1 {
+            B::blocks::<KH, KW, S, V, PX, false, A>(s, o, r, ox);
+        } else {
+            B::blocks::<KH, KW, S, V, PX, true, A>(s, o, r, ox);
         }
     }
 }
@@ -441,9 +421,9 @@ unsafe fn row_act<
 ///
 /// # Safety
 /// As [`tile`], for every channel.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn blocks<
+#[inline(always)]
+pub(super) unsafe fn blocks<
+    I: SimdF32,
     const KH: usize,
     const KW: usize,
     const S: usize,
@@ -452,58 +432,74 @@ unsafe fn blocks<
     const CHECK: bool,
     const A: u8,
 >(
+    s: I,
     o: &Ops,
-    r: &Row<KH>,
+    r: &Row<I, KH>,
     ox: usize,
 ) {
-    let c = o.c;
+    let (c, lanes) = (o.c, I::LANES);
     let mut ch = 0;
     // SAFETY: every block covers channels ch..ch+width <= c (forwarded contract).
     unsafe {
-        while ch + V * LANES <= c {
-            tile::<KH, KW, S, V, P, false, CHECK, A>(o, r, ch, ox);
-            ch += V * LANES;
+        while ch + V * lanes <= c {
+            tile::<I, KH, KW, S, V, P, false, CHECK, A>(s, o, r, ch, ox);
+            ch += V * lanes;
         }
-        while ch + LANES <= c {
-            tile::<KH, KW, S, 1, P, false, CHECK, A>(o, r, ch, ox);
-            ch += LANES;
+        while ch + lanes <= c {
+            tile::<I, KH, KW, S, 1, P, false, CHECK, A>(s, o, r, ch, ox);
+            ch += lanes;
         }
         if ch < c {
-            tile::<KH, KW, S, 1, P, true, CHECK, A>(o, r, ch, ox);
+            tile::<I, KH, KW, S, 1, P, true, CHECK, A>(s, o, r, ch, ox);
         }
     }
 }
 
-/// Load 8 floats, or the lanes of `mask` (others zero) when `MASKED`.
+/// Load a register, or the lanes of `t` (others zero) when `MASKED`.
 ///
 /// # Safety
 /// The loaded lanes must be readable.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn load<const MASKED: bool>(p: *const f32, mask: __m256i) -> __m256 {
+#[inline(always)]
+unsafe fn load<I: SimdF32, const MASKED: bool>(s: I, p: *const f32, t: I::Tail) -> I::V {
     // SAFETY: caller contract.
     unsafe {
         if MASKED {
-            _mm256_maskload_ps(p, mask)
+            s.load_tail(p, t)
         } else {
-            _mm256_loadu_ps(p)
+            s.load(p)
         }
     }
 }
 
-/// Channels `ch..ch+V*8` (or the `c - ch < 8` tail when `MASKED`) of the `P` output pixels
-/// `ox..ox+P`. For each kernel row, its `KW` weight vectors are loaded once and each of the
-/// `(P-1)*S + KW` input columns is loaded once and fed to every output that uses it. With
-/// `CHECK`, columns outside the image are skipped (the padding taps, exactly as the generic
-/// path skips them). Taps are accumulated in the generic path's order (ky, then kx), so
-/// results match it bit for bit.
+/// Store a register, or the lanes of `t` when `MASKED`.
+///
+/// # Safety
+/// The stored lanes must be writable.
+#[inline(always)]
+unsafe fn store<I: SimdF32, const MASKED: bool>(s: I, p: *mut f32, t: I::Tail, v: I::V) {
+    // SAFETY: caller contract.
+    unsafe {
+        if MASKED {
+            s.store_tail(p, t, v)
+        } else {
+            s.store(p, v)
+        }
+    }
+}
+
+/// Channels `ch..ch+V*LANES` (or the `c - ch < LANES` tail when `MASKED`) of the `P` output
+/// pixels `ox..ox+P`. For each kernel row, its `KW` weight vectors are loaded once and each
+/// of the `(P-1)*S + KW` input columns is loaded once and fed to every output that uses it.
+/// With `CHECK`, columns outside the image are skipped (the padding taps, exactly as the
+/// per-pixel path skips them). Taps are accumulated in the per-pixel path's order (ky, then
+/// kx), so results match it bit for bit.
 ///
 /// # Safety
 /// As [`row`], with `ox + P <= ow`, the channels inside `0..c`, and without `CHECK`
 /// `ox0 <= ox` and `ox + P <= ox1`.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
+#[inline(always)]
 unsafe fn tile<
+    I: SimdF32,
     const KH: usize,
     const KW: usize,
     const S: usize,
@@ -513,18 +509,19 @@ unsafe fn tile<
     const CHECK: bool,
     const A: u8,
 >(
+    s: I,
     o: &Ops,
-    r: &Row<KH>,
+    r: &Row<I, KH>,
     ch: usize,
     ox: usize,
 ) {
     const { assert!((P - 1) * S + KW <= 19, "tile wider than `unroll!` expands") };
-    let c = o.c;
-    let mask = lane_mask((c - ch).min(LANES));
-    let mut bias = [_mm256_setzero_ps(); V];
+    let (c, lanes) = (o.c, I::LANES);
+    let t = s.tail(c - ch);
+    let mut bias = [s.zero(); V];
     for (v, b) in bias.iter_mut().enumerate() {
-        // SAFETY: channels ch + v*8 .. (masked to c) are inside bias.
-        *b = unsafe { load::<MASKED>(o.bias.add(ch + v * LANES), mask) };
+        // SAFETY: channels ch + v*LANES .. (masked to c) are inside bias.
+        *b = unsafe { load::<I, MASKED>(s, o.bias.add(ch + v * lanes), t) };
     }
     let mut acc = [bias; P];
     // First input column of the tile; negative or past the image only when `CHECK`.
@@ -536,13 +533,13 @@ unsafe fn tile<
         if row.is_null() {
             continue;
         }
-        let mut wk = [[_mm256_setzero_ps(); V]; KW];
+        let mut wk = [[s.zero(); V]; KW];
         // SAFETY: taps ky*KW.. of the packed weights `[kh*kw][c]`, channels inside c.
         let mut wp = opaque(unsafe { o.w.add(ky * KW * c + ch) });
         for wt in wk.iter_mut() {
             for (v, wv) in wt.iter_mut().enumerate() {
                 // SAFETY: see above.
-                *wv = unsafe { load::<MASKED>(wp.add(v * LANES), mask) };
+                *wv = unsafe { load::<I, MASKED>(s, wp.add(v * lanes), t) };
             }
             wp = opaque(wp.wrapping_add(c));
         }
@@ -553,10 +550,10 @@ unsafe fn tile<
             if !CHECK || (jlo..jhi).contains(&J) {
                 for v in 0..V {
                     // SAFETY: column ix0 + J is inside the input row, channels inside c.
-                    let xv = unsafe { load::<MASKED>(p.add((J % 3) * c + v * LANES), mask) };
+                    let xv = unsafe { load::<I, MASKED>(s, p.add((J % 3) * c + v * lanes), t) };
                     for (q, a) in acc.iter_mut().enumerate() {
                         if (q * S..q * S + KW).contains(&J) {
-                            a[v] = _mm256_fmadd_ps(xv, wk[J - q * S][v], a[v]);
+                            a[v] = s.mul_add(xv, wk[J - q * S][v], a[v]);
                         }
                     }
                 }
@@ -568,7 +565,7 @@ unsafe fn tile<
     }
     for (q, a) in acc.iter_mut().enumerate() {
         // SAFETY: pixel ox + q < ow of this row, channels inside c.
-        unsafe { put::<V, MASKED, A>(o, (r.pix + ox + q) * c + ch, (mask, r.lo, r.hi), a) };
+        unsafe { put::<I, V, MASKED, A>(s, o, (r.pix + ox + q) * c + ch, (t, r.lo, r.hi), a) };
     }
 }
 
@@ -577,42 +574,41 @@ unsafe fn tile<
 ///
 /// # Safety
 /// The channel block at `off` is inside y (and residual).
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn put<const V: usize, const MASKED: bool, const A: u8>(
+#[inline(always)]
+unsafe fn put<I: SimdF32, const V: usize, const MASKED: bool, const A: u8>(
+    s: I,
     o: &Ops,
     off: usize,
-    (mask, lo, hi): (__m256i, __m256, __m256),
-    acc: &mut [__m256; V],
+    (t, lo, hi): (I::Tail, I::V, I::V),
+    acc: &mut [I::V; V],
 ) {
+    let lanes = I::LANES;
     for (v, a) in acc.iter_mut().enumerate() {
         // SAFETY: caller contract; masked lanes are not accessed.
         unsafe {
             if let Some(res) = o.residual {
-                *a = _mm256_add_ps(*a, load::<MASKED>(res.add(off + v * LANES), mask));
+                *a = s.add(*a, load::<I, MASKED>(s, res.add(off + v * lanes), t));
             }
             let val = match A {
-                ACT_CLAMP => _mm256_min_ps(_mm256_max_ps(*a, lo), hi),
+                ACT_CLAMP => s.min(s.max(*a, lo), hi),
                 _ => *a,
             };
-            let dst = o.y.add(off + v * LANES);
-            if MASKED {
-                _mm256_maskstore_ps(dst, mask, val);
-            } else {
-                _mm256_storeu_ps(dst, val);
-            }
+            store::<I, MASKED>(s, o.y.add(off + v * lanes), t, val);
         }
     }
 }
+
+// ------------------------------------------------------------------ per-pixel path
 
 /// All channels of the `P` output pixels `pix..pix+P` from the taps `(x offset from
 /// xb + p*dx, weight offset)`; `T > 0` fixes the tap count at compile time.
 ///
 /// # Safety
-/// As [`dw`]; every `xb + p*dx + tap.0 .. + c` must be inside x, `pix + P <= n*oh*ow`.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn pixel<const T: usize, const P: usize>(
+/// As [`per_pixel`]; every `xb + p*dx + tap.0 .. + c` must be inside x,
+/// `pix + P <= n*oh*ow`.
+#[inline(always)]
+unsafe fn pixel<I: SimdF32, const T: usize, const P: usize>(
+    s: I,
     o: &Ops,
     xb: *const f32,
     dx: usize,
@@ -620,42 +616,35 @@ unsafe fn pixel<const T: usize, const P: usize>(
     pix: usize,
 ) {
     let taps = if T > 0 { &taps[..T] } else { taps };
-    let c = o.c;
+    let (c, lanes) = (o.c, I::LANES);
     let mut ch = 0;
     // SAFETY: every block covers channels ch..ch+width <= c (forwarded contract).
     unsafe {
-        while ch + REGS * LANES <= c {
-            block::<REGS, false, P>(o, xb, dx, taps, pix, ch);
-            ch += REGS * LANES;
+        while ch + REGS * lanes <= c {
+            block::<I, REGS, false, P>(s, o, xb, dx, taps, pix, ch);
+            ch += REGS * lanes;
         }
-        match (c - ch) / LANES {
-            3 => block::<3, false, P>(o, xb, dx, taps, pix, ch),
-            2 => block::<2, false, P>(o, xb, dx, taps, pix, ch),
-            1 => block::<1, false, P>(o, xb, dx, taps, pix, ch),
+        match (c - ch) / lanes {
+            3 => block::<I, 3, false, P>(s, o, xb, dx, taps, pix, ch),
+            2 => block::<I, 2, false, P>(s, o, xb, dx, taps, pix, ch),
+            1 => block::<I, 1, false, P>(s, o, xb, dx, taps, pix, ch),
             _ => {}
         }
-        ch += (c - ch) / LANES * LANES;
+        ch += (c - ch) / lanes * lanes;
         if ch < c {
-            block::<1, true, P>(o, xb, dx, taps, pix, ch);
+            block::<I, 1, true, P>(s, o, xb, dx, taps, pix, ch);
         }
     }
 }
 
-/// Lane mask selecting the first `w` (1..=8) lanes.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-fn lane_mask(w: usize) -> __m256i {
-    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    _mm256_cmpgt_epi32(_mm256_set1_epi32(w as i32), lane)
-}
-
-/// Channels `ch..ch+V*8` (or the `c - ch < 8` tail when `MASKED`) of `P` output pixels.
+/// Channels `ch..ch+V*LANES` (or the `c - ch < LANES` tail when `MASKED`) of `P` output
+/// pixels.
 ///
 /// # Safety
 /// As [`pixel`], with the channel range inside `0..c`.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn block<const V: usize, const MASKED: bool, const P: usize>(
+#[inline(always)]
+unsafe fn block<I: SimdF32, const V: usize, const MASKED: bool, const P: usize>(
+    s: I,
     o: &Ops,
     xb: *const f32,
     dx: usize,
@@ -663,22 +652,17 @@ unsafe fn block<const V: usize, const MASKED: bool, const P: usize>(
     pix: usize,
     ch: usize,
 ) {
-    let width = if MASKED { o.c - ch } else { V * LANES };
-    let mask = lane_mask(width.min(LANES));
+    let lanes = I::LANES;
+    let width = if MASKED { o.c - ch } else { V * lanes };
+    let t = s.tail(width);
     // SAFETY (all loads/stores below): lanes touched are channels ch..ch+width < c of a
     // row that holds c channels and lies inside its tensor (caller contract); masked lanes
-    // are not accessed.
-    let ld = |p: *const f32| unsafe {
-        if MASKED {
-            _mm256_maskload_ps(p, mask)
-        } else {
-            _mm256_loadu_ps(p)
-        }
-    };
-    let mut acc = [[_mm256_setzero_ps(); V]; P];
+    // are not accessed. (No closure for the loads: it would not be inlined into the
+    // `#[target_feature]` entry.)
+    let mut acc = [[s.zero(); V]; P];
     for (v, a) in acc[0].iter_mut().enumerate() {
         // SAFETY: see above.
-        *a = ld(unsafe { o.bias.add(ch + v * LANES) });
+        *a = unsafe { load::<I, MASKED>(s, o.bias.add(ch + v * lanes), t) };
     }
     for p in 1..P {
         acc[p] = acc[0];
@@ -688,11 +672,11 @@ unsafe fn block<const V: usize, const MASKED: bool, const P: usize>(
         let (xp, wp) = unsafe { (xb.add(xo + ch), o.w.add(wo + ch)) };
         for v in 0..V {
             // SAFETY: see above.
-            let wv = ld(unsafe { wp.add(v * LANES) });
+            let wv = unsafe { load::<I, MASKED>(s, wp.add(v * lanes), t) };
             for (p, a) in acc.iter_mut().enumerate() {
                 // SAFETY: see above.
-                let xv = ld(unsafe { xp.add(p * dx + v * LANES) });
-                a[v] = _mm256_fmadd_ps(xv, wv, a[v]);
+                let xv = unsafe { load::<I, MASKED>(s, xp.add(p * dx + v * lanes), t) };
+                a[v] = s.mul_add(xv, wv, a[v]);
             }
         }
     }
@@ -701,10 +685,13 @@ unsafe fn block<const V: usize, const MASKED: bool, const P: usize>(
         if let Some(r) = o.residual {
             for (v, a) in accp.iter_mut().enumerate() {
                 // SAFETY: see above.
-                *a = _mm256_add_ps(*a, ld(unsafe { r.add(off + v * LANES) }));
+                *a = s.add(*a, unsafe {
+                    load::<I, MASKED>(s, r.add(off + v * lanes), t)
+                });
             }
         }
-        store::<V, MASKED>(o, off, width, mask, accp);
+        // SAFETY: y[off..off+width] is inside y (see above).
+        unsafe { finish::<I, V, MASKED>(s, o, off, width, t, accp) };
     }
 }
 
@@ -712,27 +699,20 @@ unsafe fn block<const V: usize, const MASKED: bool, const P: usize>(
 ///
 /// # Safety
 /// As [`block`]: `y[off..off+width]` is inside y.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn store<const V: usize, const MASKED: bool>(
+#[inline(always)]
+unsafe fn finish<I: SimdF32, const V: usize, const MASKED: bool>(
+    s: I,
     o: &Ops,
     off: usize,
     width: usize,
-    mask: __m256i,
-    acc: &[__m256; V],
+    t: I::Tail,
+    acc: &[I::V; V],
 ) {
     let vec_act = vectorised(o.act);
     for (v, a) in acc.iter().enumerate() {
-        let val = if vec_act { apply_act(o.act, *a) } else { *a };
+        let val = if vec_act { apply_act(s, o.act, *a) } else { *a };
         // SAFETY: the (masked) lanes are inside y[off..off+width] (caller contract).
-        unsafe {
-            let dst = o.y.add(off + v * LANES);
-            if MASKED {
-                _mm256_maskstore_ps(dst, mask, val);
-            } else {
-                _mm256_storeu_ps(dst, val);
-            }
-        }
+        unsafe { store::<I, MASKED>(s, o.y.add(off + v * I::LANES), t, val) };
     }
     if !vec_act {
         // SAFETY: y[off..off+width] was just written and is inside y; no other reference to
