@@ -1,12 +1,11 @@
 //! The SIMD element-wise kernels (activations in place, same-shape and per-channel binary
 //! ops) must match their scalar twins at lengths around the register width, on inputs that
-//! reach the clamps of every activation and the saturation of sigmoid. Kernels this CPU
-//! cannot run are skipped.
-#![cfg(target_arch = "x86_64")]
+//! reach the clamps of every activation and the saturation of sigmoid. The kernels are those
+//! of the `f32_eltwise` registries; the ones this CPU cannot run are skipped with a message.
 
-use ferrolite_runtime::kernels::f32_eltwise::{
-    self, scalar, ActivationFn, BinaryChannelFn, BinaryFn,
-};
+mod twins;
+
+use ferrolite_runtime::kernels::f32_eltwise::{self, ActivationFn, BinaryChannelFn, BinaryFn};
 use ferrolite_runtime::kernels::{Act, BinOp};
 
 fn values(n: usize, seed: u64, spread: f32) -> Vec<f32> {
@@ -48,13 +47,14 @@ fn close(a: f32, b: f32) -> bool {
 }
 
 fn check_activation(name: &str, f: ActivationFn) {
+    let scalar = twins::scalar("f32_eltwise::activation", f32_eltwise::ACTIVATION).f;
     for &n in &LENGTHS {
         for (i, &act) in ACTS.iter().enumerate() {
             // Spread 100 reaches exp's clamps and sigmoid's saturation on both sides.
             for spread in [4.0, 100.0] {
                 let x = values(n, (n * 31 + i) as u64, spread);
                 let mut want = x.clone();
-                scalar::activation(act, &mut want);
+                scalar(act, &mut want);
                 let mut got = x.clone();
                 f(act, &mut got);
                 for (k, (&a, &b)) in got.iter().zip(&want).enumerate() {
@@ -73,7 +73,8 @@ fn check_activation(name: &str, f: ActivationFn) {
 #[test]
 fn exp_activation_within_ulps_of_libm() {
     let x: Vec<f32> = (-870..=880).map(|i| i as f32 * 0.1 + 0.0123).collect();
-    for (name, f) in kernels_activation() {
+    for e in twins::simd("f32_eltwise::activation", f32_eltwise::ACTIVATION) {
+        let (name, f) = (e.name, e.f);
         let mut got = x.clone();
         f(Act::Sigmoid, &mut got);
         for (&v, &g) in x.iter().zip(&got) {
@@ -83,25 +84,10 @@ fn exp_activation_within_ulps_of_libm() {
     }
 }
 
-fn kernels_activation() -> Vec<(&'static str, ActivationFn)> {
-    let mut v: Vec<(&'static str, ActivationFn)> = Vec::new();
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        v.push(("avx2", f32_eltwise::avx2::activation_8c));
-    } else {
-        eprintln!("SKIP avx2: this CPU has no AVX2+FMA");
-    }
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        v.push(("avx512", f32_eltwise::avx512::activation_16c));
-    } else {
-        eprintln!("SKIP avx512: this CPU has no AVX-512F");
-    }
-    v
-}
-
 #[test]
 fn simd_activations_match_scalar() {
-    for (name, f) in kernels_activation() {
-        check_activation(name, f);
+    for e in twins::simd("f32_eltwise::activation", f32_eltwise::ACTIVATION) {
+        check_activation(e.name, e.f);
     }
 }
 
@@ -120,7 +106,8 @@ fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
-fn check_binary(name: &str, f: BinaryFn, fc: BinaryChannelFn) {
+fn check_binary(name: &str, f: BinaryFn) {
+    let scalar = twins::scalar("f32_eltwise::binary", f32_eltwise::BINARY).f;
     for &n in &LENGTHS {
         for (i, &op) in OPS.iter().enumerate() {
             let a = values(n, (n * 7 + i) as u64, 3.0);
@@ -130,11 +117,17 @@ fn check_binary(name: &str, f: BinaryFn, fc: BinaryChannelFn) {
                 .map(|v| v.abs() + 0.5)
                 .collect();
             let mut want = vec![0.0; n];
-            scalar::binary(op, &a, &b, &mut want);
+            scalar(op, &a, &b, &mut want);
             let mut got = vec![f32::NAN; n];
             f(op, &a, &b, &mut got);
             assert_eq!(bits(&got), bits(&want), "{name} {op:?} n={n}");
         }
+    }
+}
+
+fn check_binary_channel(name: &str, fc: BinaryChannelFn) {
+    let scalar = twins::scalar("f32_eltwise::binary_channel", f32_eltwise::BINARY_CHANNEL).f;
+    for &n in &LENGTHS {
         // Per-channel: n pixels of c channels.
         for c in [1, 7, 16, 17, 96] {
             for swap in [false, true] {
@@ -142,7 +135,7 @@ fn check_binary(name: &str, f: BinaryFn, fc: BinaryChannelFn) {
                 let a = values(n * c, (n + c) as u64, 3.0);
                 let b = values(c, c as u64 + 5, 2.0);
                 let mut want = vec![0.0; n * c];
-                scalar::binary_channel(op, &a, &b, c, swap, &mut want);
+                scalar(op, &a, &b, c, swap, &mut want);
                 let mut got = vec![f32::NAN; n * c];
                 fc(op, &a, &b, c, swap, &mut got);
                 assert_eq!(
@@ -157,22 +150,14 @@ fn check_binary(name: &str, f: BinaryFn, fc: BinaryChannelFn) {
 
 #[test]
 fn simd_binary_ops_match_scalar_exactly() {
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        check_binary(
-            "avx2",
-            f32_eltwise::avx2::binary_8c,
-            f32_eltwise::avx2::binary_channel_8c,
-        );
-    } else {
-        eprintln!("SKIP avx2: this CPU has no AVX2+FMA");
+    for e in twins::simd("f32_eltwise::binary", f32_eltwise::BINARY) {
+        check_binary(e.name, e.f);
     }
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        check_binary(
-            "avx512",
-            f32_eltwise::avx512::binary_16c,
-            f32_eltwise::avx512::binary_channel_16c,
-        );
-    } else {
-        eprintln!("SKIP avx512: this CPU has no AVX-512F");
+}
+
+#[test]
+fn simd_per_channel_binary_ops_match_scalar_exactly() {
+    for e in twins::simd("f32_eltwise::binary_channel", f32_eltwise::BINARY_CHANNEL) {
+        check_binary_channel(e.name, e.f);
     }
 }

@@ -25,3 +25,31 @@ pub fn pack_weights(g: &ConvGeom, oihw: &[f32]) -> Vec<f32> {
     }
     out
 }
+
+// ---------------------------------------------------------------- registry
+
+use super::registry::{kernel, Entry};
+
+/// The depthwise kernels, best first (see [`super::registry::select`]); the `generic` twins
+/// (every pixel on the per-pixel path) are for tests and benchmarks.
+pub static DWCONV: &[Entry<DwConvFn>] = &[
+    #[cfg(target_arch = "x86_64")]
+    kernel!(f32_dwconv::avx512::dwconv_16c, needs = [Avx512f]),
+    #[cfg(target_arch = "x86_64")]
+    kernel!(
+        f32_dwconv::avx512::dwconv_generic_16c,
+        needs = [Avx512f],
+        twin_of = dwconv_16c
+    ),
+    #[cfg(target_arch = "x86_64")]
+    kernel!(f32_dwconv::avx2::dwconv_8c, needs = [Avx2, Fma]),
+    #[cfg(target_arch = "x86_64")]
+    kernel!(
+        f32_dwconv::avx2::dwconv_generic_8c,
+        needs = [Avx2, Fma],
+        twin_of = dwconv_8c
+    ),
+    #[cfg(any(target_arch = "aarch64", ferrolite_arm_neon))]
+    kernel!(f32_dwconv::neon::dwconv_16c, needs = [Neon]),
+    kernel!(f32_dwconv::scalar::dwconv_generic),
+];

@@ -45,3 +45,41 @@ pub fn vectorised(act: Act) -> bool {
             | Act::Silu
     )
 }
+
+// ---------------------------------------------------------------- registry
+
+use super::registry::{kernel, Entry};
+
+/// The same-shape binary kernels, best first (see [`super::registry::select`]).
+pub static BINARY: &[Entry<BinaryFn>] = &[
+    #[cfg(target_arch = "x86_64")]
+    kernel!(f32_eltwise::avx512::binary_16c, needs = [Avx512f]),
+    #[cfg(target_arch = "x86_64")]
+    kernel!(f32_eltwise::avx2::binary_8c, needs = [Avx2, Fma]),
+    kernel!(f32_eltwise::scalar::binary),
+];
+
+/// The per-channel binary kernels, best first.
+pub static BINARY_CHANNEL: &[Entry<BinaryChannelFn>] = &[
+    #[cfg(target_arch = "x86_64")]
+    kernel!(f32_eltwise::avx512::binary_channel_16c, needs = [Avx512f]),
+    #[cfg(target_arch = "x86_64")]
+    kernel!(f32_eltwise::avx2::binary_channel_8c, needs = [Avx2, Fma]),
+    kernel!(f32_eltwise::scalar::binary_channel),
+];
+
+/// The strided-row binary kernels, best first.
+pub static BINARY_STRIDED: &[Entry<BinaryStridedFn>] =
+    &[kernel!(f32_eltwise::scalar::binary_strided)];
+
+/// The in-place activation kernels, best first.
+pub static ACTIVATION: &[Entry<ActivationFn>] = &[
+    #[cfg(target_arch = "x86_64")]
+    kernel!(f32_eltwise::avx512::activation_16c, needs = [Avx512f]),
+    #[cfg(target_arch = "x86_64")]
+    kernel!(f32_eltwise::avx2::activation_8c, needs = [Avx2, Fma]),
+    kernel!(f32_eltwise::scalar::activation),
+];
+
+/// The per-channel affine kernels, best first.
+pub static AFFINE: &[Entry<AffineFn>] = &[kernel!(f32_eltwise::scalar::affine)];
