@@ -1,61 +1,22 @@
-//! Kernel throughput on real MobileNet / EfficientNet layer shapes, for every kernel tier
-//! this CPU can run (the slots of `kernels::for_isa`). Throughput is reported in FLOP (int8
-//! kernels: OP; 2 per multiply-accumulate): `cargo bench -p ferrolite-bench --bench kernels`.
+//! Kernel throughput on real MobileNet / EfficientNet layer shapes, for every kernel of the
+//! `f32_gemm`, `qs8_gemm`, `f32_dwconv` and `f32_conv` registries this CPU can run (x86 or
+//! ARM). Throughput is reported in FLOP (int8 kernels: OP; 2 per multiply-accumulate):
+//! `cargo bench -p ferrolite-bench --bench kernels`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ferrolite_runtime::kernels::f32_conv::{ConvArgs, ConvGeom};
-use ferrolite_runtime::kernels::f32_gemm::{self, pack_b, GemmFn, GemmParams};
-use ferrolite_runtime::kernels::qs8_gemm::{self, pack_b_transposed, QGemmFn, QGemmParams, QOut};
+use ferrolite_runtime::kernels::f32_conv::{self, ConvArgs, ConvFn, ConvGeom};
+use ferrolite_runtime::kernels::f32_dwconv;
+use ferrolite_runtime::kernels::f32_gemm::{self, pack_b, GemmParams};
+use ferrolite_runtime::kernels::qs8_gemm::{self, pack_b_transposed, QGemmParams, QOut};
+use ferrolite_runtime::kernels::registry::Entry;
 use ferrolite_runtime::kernels::requant::Requant;
-use ferrolite_runtime::kernels::{cpu, for_isa, Act, Isa, Kernels, Slot};
+use ferrolite_runtime::kernels::{Act, CpuFeatures};
 
-fn tiers() -> Vec<Kernels> {
-    let features = cpu::CpuFeatures::detect();
-    [Isa::Scalar, Isa::Avx2, Isa::Avx512]
-        .into_iter()
-        .filter(|&isa| features.supports(isa))
-        .map(for_isa)
-        .collect()
-}
-
-/// Every GEMM kernel this CPU can run, once each: a tier may install another tier's kernel
-/// (AVX-512 on Zen 4 keeps the 256-bit tiles), and the 512-bit one is still measured.
-fn gemm_kernels() -> Vec<Slot<GemmFn>> {
-    let mut v: Vec<Slot<GemmFn>> = Vec::new();
-    for k in tiers() {
-        if !v.iter().any(|s| s.name == k.f32_gemm.name) {
-            v.push(k.f32_gemm);
-        }
-    }
-    #[cfg(target_arch = "x86_64")]
-    if cpu::CpuFeatures::detect().supports(Isa::Avx512)
-        && !v.iter().any(|s| s.name.contains("avx512"))
-    {
-        v.push(Slot {
-            f: f32_gemm::avx512::gemm_8x32,
-            name: "f32_gemm::avx512::gemm_8x32",
-        });
-    }
-    v
-}
-
-/// Every int8 GEMM kernel this CPU can run, once each: the scalar reference, the AVX2 one
-/// and the VNNI one (the AVX-512 tier installs the AVX2 kernel on CPUs without VNNI).
-fn qgemm_kernels() -> Vec<Slot<QGemmFn>> {
-    let mut v: Vec<Slot<QGemmFn>> = Vec::new();
-    for k in tiers() {
-        if !v.iter().any(|s| s.name == k.qs8_gemm.name) {
-            v.push(k.qs8_gemm);
-        }
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && !v.iter().any(|s| s.name.contains("avx2")) {
-        v.push(Slot {
-            f: qs8_gemm::avx2::qgemm_6x8,
-            name: "qs8_gemm::avx2::qgemm_6x8",
-        });
-    }
-    v
+/// Every kernel of `registry` this CPU can run (dispatched ones, kernels a tier does not
+/// pick here, such as the 512-bit GEMM on Zen 4, and test twins), best first, scalar last.
+fn runnable<F: Copy>(registry: &'static [Entry<F>]) -> Vec<&'static Entry<F>> {
+    let cpu = CpuFeatures::detect();
+    registry.iter().filter(|e| e.runs_on(&cpu)).collect()
 }
 
 fn values(n: usize) -> Vec<f32> {
@@ -141,7 +102,7 @@ fn gemm(c: &mut Criterion) {
         let bias = values(n);
         let mut out = vec![0.0; m * n];
         group.throughput(Throughput::Elements((2 * m * k * n) as u64));
-        for f in gemm_kernels() {
+        for f in runnable(f32_gemm::GEMM) {
             group.bench_function(BenchmarkId::new(f.name, name), |bench| {
                 bench.iter(|| {
                     (f.f)(GemmParams {
@@ -174,7 +135,7 @@ fn qgemm(c: &mut Criterion) {
         let scale: Vec<f32> = (0..n).map(|j| 1e-4 * (1.0 + (j % 7) as f32)).collect();
         let mut out = vec![0u8; m * n];
         group.throughput(Throughput::Elements((2 * m * k * n) as u64));
-        for f in qgemm_kernels() {
+        for f in runnable(qs8_gemm::GEMM) {
             group.bench_function(BenchmarkId::new(f.name, name), |bench| {
                 bench.iter(|| {
                     (f.f)(QGemmParams {
@@ -201,10 +162,14 @@ fn qgemm(c: &mut Criterion) {
     group.finish();
 }
 
-/// Selects a window kernel (function and name) from a kernel table.
-type PickWindow = fn(&Kernels) -> (fn(ConvArgs<'_>), &'static str);
-
-fn window(c: &mut Criterion, family: &str, shapes: Vec<(&str, ConvGeom)>, pick: PickWindow) {
+/// Benchmarks every runnable kernel of `registry` (depthwise and dense convolutions share
+/// the `ConvArgs` signature) on `shapes`.
+fn window(
+    c: &mut Criterion,
+    family: &str,
+    shapes: Vec<(&str, ConvGeom)>,
+    registry: &'static [Entry<ConvFn>],
+) {
     let mut group = c.benchmark_group(family);
     for (name, g) in shapes {
         let x = values(g.h * g.w * g.c);
@@ -213,16 +178,10 @@ fn window(c: &mut Criterion, family: &str, shapes: Vec<(&str, ConvGeom)>, pick: 
         let mut y = vec![0.0; g.oh * g.ow * g.o];
         let macs = g.oh * g.ow * g.o * g.kh * g.kw * (g.c / g.groups);
         group.throughput(Throughput::Elements(2 * macs as u64));
-        let mut seen = Vec::new();
-        for kernels in tiers() {
-            let (f, kname) = pick(&kernels);
-            if seen.contains(&kname) {
-                continue;
-            }
-            seen.push(kname);
-            group.bench_function(BenchmarkId::new(kname, name), |bench| {
+        for e in runnable(registry) {
+            group.bench_function(BenchmarkId::new(e.name, name), |bench| {
                 bench.iter(|| {
-                    f(ConvArgs {
+                    (e.f)(ConvArgs {
                         g: &g,
                         x: &x,
                         w: &w,
@@ -243,9 +202,7 @@ fn dwconv(c: &mut Criterion) {
         .iter()
         .map(|&(name, ch, hw, k, s)| (name, window_geom(ch, ch, hw, k, s, ch)))
         .collect();
-    window(c, "f32_dwconv", shapes, |k| {
-        (k.f32_dwconv.f, k.f32_dwconv.name)
-    });
+    window(c, "f32_dwconv", shapes, f32_dwconv::DWCONV);
 }
 
 fn conv(c: &mut Criterion) {
@@ -253,7 +210,7 @@ fn conv(c: &mut Criterion) {
         .iter()
         .map(|&(name, ci, co, hw, k, s)| (name, window_geom(ci, co, hw, k, s, 1)))
         .collect();
-    window(c, "f32_conv", shapes, |k| (k.f32_conv.f, k.f32_conv.name));
+    window(c, "f32_conv", shapes, f32_conv::CONV);
 }
 
 criterion_group! {

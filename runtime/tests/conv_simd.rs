@@ -1,8 +1,11 @@
 //! The SIMD direct convolutions must match the scalar twin on odd shapes, every fused
-//! activation, with and without residual. Kernels this CPU cannot run are skipped.
+//! activation, with and without residual. The kernels are those of the `f32_conv` registry;
+//! the ones this CPU cannot run are skipped with a message.
+
+mod twins;
 
 use ferrolite_runtime::kernels::f32_conv::{self, pack_weights, ConvArgs, ConvFn, ConvGeom};
-use ferrolite_runtime::kernels::{for_isa, Act, CpuFeatures, Isa};
+use ferrolite_runtime::kernels::Act;
 
 fn values(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -163,11 +166,12 @@ fn check(name: &str, f: ConvFn) {
         },
         Act::LeakyRelu { alpha: 0.1 },
     ];
+    let scalar = twins::scalar("f32_conv", f32_conv::CONV).f;
     for (i, g) in cases.iter().enumerate() {
         for (j, &act) in acts.iter().enumerate() {
             for residual in [false, true] {
                 let seed = (i * 10 + j) as u64;
-                let want = run(f32_conv::scalar::conv_direct, g, act, residual, seed);
+                let want = run(scalar, g, act, residual, seed);
                 let got = run(f, g, act, residual, seed);
                 let scale = want.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
                 for (k, (a, b)) in got.iter().zip(&want).enumerate() {
@@ -181,34 +185,10 @@ fn check(name: &str, f: ConvFn) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
+/// Every SIMD direct convolution of the registry this CPU runs.
 #[test]
-fn avx2_direct_conv_matches_scalar() {
-    if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
-    {
-        eprintln!("SKIP: this CPU has no AVX2+FMA");
-        return;
+fn simd_direct_convs_match_scalar() {
+    for e in twins::simd("f32_conv", f32_conv::CONV) {
+        check(e.name, e.f);
     }
-    check("avx2", f32_conv::avx2::conv_direct_6x16);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[test]
-fn avx512_direct_conv_matches_scalar() {
-    if !std::arch::is_x86_feature_detected!("avx512f") {
-        eprintln!("SKIP: this CPU has no AVX-512F");
-        return;
-    }
-    check("avx512", f32_conv::avx512::conv_direct_8x32);
-}
-
-#[test]
-fn neon_direct_conv_matches_scalar() {
-    if !CpuFeatures::detect().supports(Isa::Neon) {
-        eprintln!("SKIP: this CPU or build has no NEON tier");
-        return;
-    }
-    let k = for_isa(Isa::Neon);
-    assert!(k.f32_conv.name.contains("::neon::"), "{}", k.f32_conv.name);
-    check(k.f32_conv.name, k.f32_conv.f);
 }

@@ -1,26 +1,12 @@
 //! The SIMD element-wise kernels (activations in place, same-shape and per-channel binary
 //! ops) must match their scalar twins at lengths around the register width, on inputs that
-//! reach the clamps of every activation and the saturation of sigmoid. The kernels are the
-//! ones each SIMD tier installs (AVX2, AVX-512, NEON); tiers this CPU cannot run are skipped.
+//! reach the clamps of every activation and the saturation of sigmoid. The kernels are those
+//! of the `f32_eltwise` registries; the ones this CPU cannot run are skipped with a message.
 
-use ferrolite_runtime::kernels::f32_eltwise::{scalar, ActivationFn, BinaryChannelFn, BinaryFn};
-use ferrolite_runtime::kernels::{for_isa, Act, BinOp, CpuFeatures, Isa, Kernels};
+mod twins;
 
-/// The kernel sets of the SIMD tiers this CPU runs.
-fn simd_tiers() -> Vec<Kernels> {
-    let cpu = CpuFeatures::detect();
-    [Isa::Avx2, Isa::Avx512, Isa::Neon]
-        .into_iter()
-        .filter(|&isa| {
-            let ok = cpu.supports(isa);
-            if !ok {
-                eprintln!("SKIP {isa:?}: this CPU or build lacks it");
-            }
-            ok
-        })
-        .map(for_isa)
-        .collect()
-}
+use ferrolite_runtime::kernels::f32_eltwise::{self, ActivationFn, BinaryChannelFn, BinaryFn};
+use ferrolite_runtime::kernels::{Act, BinOp};
 
 fn values(n: usize, seed: u64, spread: f32) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -61,13 +47,14 @@ fn close(a: f32, b: f32) -> bool {
 }
 
 fn check_activation(name: &str, f: ActivationFn) {
+    let scalar = twins::scalar("f32_eltwise::activation", f32_eltwise::ACTIVATION).f;
     for &n in &LENGTHS {
         for (i, &act) in ACTS.iter().enumerate() {
             // Spread 100 reaches exp's clamps and sigmoid's saturation on both sides.
             for spread in [4.0, 100.0] {
                 let x = values(n, (n * 31 + i) as u64, spread);
                 let mut want = x.clone();
-                scalar::activation(act, &mut want);
+                scalar(act, &mut want);
                 let mut got = x.clone();
                 f(act, &mut got);
                 for (k, (&a, &b)) in got.iter().zip(&want).enumerate() {
@@ -86,7 +73,8 @@ fn check_activation(name: &str, f: ActivationFn) {
 #[test]
 fn exp_activation_within_ulps_of_libm() {
     let x: Vec<f32> = (-870..=880).map(|i| i as f32 * 0.1 + 0.0123).collect();
-    for (name, f) in kernels_activation() {
+    for e in twins::simd("f32_eltwise::activation", f32_eltwise::ACTIVATION) {
+        let (name, f) = (e.name, e.f);
         let mut got = x.clone();
         f(Act::Sigmoid, &mut got);
         for (&v, &g) in x.iter().zip(&got) {
@@ -96,21 +84,10 @@ fn exp_activation_within_ulps_of_libm() {
     }
 }
 
-fn kernels_activation() -> Vec<(&'static str, ActivationFn)> {
-    let v: Vec<_> = simd_tiers()
-        .iter()
-        .map(|k| (k.f32_activation.name, k.f32_activation.f))
-        .collect();
-    for (name, _) in &v {
-        assert!(!name.contains("::scalar::"), "a SIMD tier installs {name}");
-    }
-    v
-}
-
 #[test]
 fn simd_activations_match_scalar() {
-    for (name, f) in kernels_activation() {
-        check_activation(name, f);
+    for e in twins::simd("f32_eltwise::activation", f32_eltwise::ACTIVATION) {
+        check_activation(e.name, e.f);
     }
 }
 
@@ -129,7 +106,8 @@ fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
-fn check_binary(name: &str, f: BinaryFn, fc: BinaryChannelFn) {
+fn check_binary(name: &str, f: BinaryFn) {
+    let scalar = twins::scalar("f32_eltwise::binary", f32_eltwise::BINARY).f;
     for &n in &LENGTHS {
         for (i, &op) in OPS.iter().enumerate() {
             let a = values(n, (n * 7 + i) as u64, 3.0);
@@ -139,11 +117,17 @@ fn check_binary(name: &str, f: BinaryFn, fc: BinaryChannelFn) {
                 .map(|v| v.abs() + 0.5)
                 .collect();
             let mut want = vec![0.0; n];
-            scalar::binary(op, &a, &b, &mut want);
+            scalar(op, &a, &b, &mut want);
             let mut got = vec![f32::NAN; n];
             f(op, &a, &b, &mut got);
             assert_eq!(bits(&got), bits(&want), "{name} {op:?} n={n}");
         }
+    }
+}
+
+fn check_binary_channel(name: &str, fc: BinaryChannelFn) {
+    let scalar = twins::scalar("f32_eltwise::binary_channel", f32_eltwise::BINARY_CHANNEL).f;
+    for &n in &LENGTHS {
         // Per-channel: n pixels of c channels.
         for c in [1, 7, 16, 17, 96] {
             for swap in [false, true] {
@@ -151,7 +135,7 @@ fn check_binary(name: &str, f: BinaryFn, fc: BinaryChannelFn) {
                 let a = values(n * c, (n + c) as u64, 3.0);
                 let b = values(c, c as u64 + 5, 2.0);
                 let mut want = vec![0.0; n * c];
-                scalar::binary_channel(op, &a, &b, c, swap, &mut want);
+                scalar(op, &a, &b, c, swap, &mut want);
                 let mut got = vec![f32::NAN; n * c];
                 fc(op, &a, &b, c, swap, &mut got);
                 assert_eq!(
@@ -166,12 +150,14 @@ fn check_binary(name: &str, f: BinaryFn, fc: BinaryChannelFn) {
 
 #[test]
 fn simd_binary_ops_match_scalar_exactly() {
-    for k in simd_tiers() {
-        assert!(
-            !k.f32_binary.name.contains("::scalar::"),
-            "{}",
-            k.f32_binary.name
-        );
-        check_binary(k.f32_binary.name, k.f32_binary.f, k.f32_binary_channel.f);
+    for e in twins::simd("f32_eltwise::binary", f32_eltwise::BINARY) {
+        check_binary(e.name, e.f);
+    }
+}
+
+#[test]
+fn simd_per_channel_binary_ops_match_scalar_exactly() {
+    for e in twins::simd("f32_eltwise::binary_channel", f32_eltwise::BINARY_CHANNEL) {
+        check_binary_channel(e.name, e.f);
     }
 }

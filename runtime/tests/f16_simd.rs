@@ -1,7 +1,7 @@
 //! fp16 kernels (f16 weights, f32 activations): the fp16-arithmetic NEON kernels against
 //! their scalar twins (f32 arithmetic on the same f16 weights), and whole graphs of an
-//! fp16 model on the f16 path against the f32 path. Skipped (with a message) where the CPU
-//! lacks FEAT_FP16.
+//! fp16 model on the f16 path against the f32 path. The kernels are those of the `f16_gemm`
+//! and `f16_dwconv` registries, skipped (with a message) where the CPU lacks FEAT_FP16.
 //!
 //! Tolerance. With u = 2^-11 (unit roundoff of fp16), the NEON kernels round each
 //! activation to f16 (relative error u) and accumulate chains of at most L products with
@@ -10,6 +10,8 @@
 //! about (L + 1)·u·Σ|a·w|; the f32 reference and the f32 partial sums add k·2^-23·Σ|a·w|.
 //! The bound used is 1.05·((L + 1)·u + k·2^-23)·Σ|a·w| + 2^-20·(1 + |pre|), mapped through
 //! the activation by evaluating it at pre ± bound.
+
+mod twins;
 
 use std::sync::Arc;
 
@@ -41,32 +43,20 @@ fn halves(v: &[f32]) -> Vec<f16> {
     v.iter().map(|&x| f16::from_f32(x)).collect()
 }
 
-/// The fp16 GEMM kernels this CPU can run, with names.
+/// The fp16 GEMM kernels of the registry this CPU can run, with names.
 fn gemm_kernels() -> Vec<(&'static str, F16GemmFn)> {
-    #[allow(unused_mut)]
-    let mut v: Vec<(&'static str, F16GemmFn)> = Vec::new();
-    #[cfg(target_arch = "aarch64")]
-    if CpuFeatures::detect().fp16 {
-        v.push(("neon::gemm_4x16", f16_gemm::neon::gemm_4x16));
-    }
-    if v.is_empty() {
-        println!("skipping fp16 GEMM kernels: this CPU has no FEAT_FP16 kernels to test");
-    }
-    v
+    twins::simd("f16_gemm", f16_gemm::GEMM)
+        .into_iter()
+        .map(|e| (e.name, e.f))
+        .collect()
 }
 
-/// The fp16 depthwise kernels this CPU can run, with names.
+/// The fp16 depthwise kernels of the registry this CPU can run, with names.
 fn dw_kernels() -> Vec<(&'static str, F16DwConvFn)> {
-    #[allow(unused_mut)]
-    let mut v: Vec<(&'static str, F16DwConvFn)> = Vec::new();
-    #[cfg(target_arch = "aarch64")]
-    if CpuFeatures::detect().fp16 {
-        v.push(("neon::dwconv_16c", f16_dwconv::neon::dwconv_16c));
-    }
-    if v.is_empty() {
-        println!("skipping fp16 depthwise kernels: this CPU has no FEAT_FP16 kernels to test");
-    }
-    v
+    twins::simd("f16_dwconv", f16_dwconv::DWCONV)
+        .into_iter()
+        .map(|e| (e.name, e.f))
+        .collect()
 }
 
 /// Longest fp16 chain of the GEMM kernels (1 when none runs).
@@ -192,7 +182,7 @@ fn gemm_case(f: F16GemmFn, name: &str, t: &GemmCase) {
         });
         c
     };
-    let pre = run(f16_gemm::scalar::gemm_4x16, Act::None);
+    let pre = run(twins::scalar("f16_gemm", f16_gemm::GEMM).f, Act::None);
     let got = run(f, t.act);
     let mut pre_e = Vec::new();
     let mut mass = Vec::new();
@@ -405,7 +395,7 @@ fn dw_case(f: F16DwConvFn, name: &str, g: &ConvGeom, act: Act, residual: bool, s
         });
         y
     };
-    let pre = run(f16_dwconv::scalar::dwconv_generic, Act::None);
+    let pre = run(twins::scalar("f16_dwconv", f16_dwconv::DWCONV).f, Act::None);
     let got = run(f, act);
     let mut mass = vec![0f64; out_len];
     for n in 0..g.n {

@@ -1,8 +1,9 @@
 //! The SIMD layer-normalization kernels must match their scalar twin on rows around the
 //! register widths, on rows with a large mean (where a one-pass variance would cancel), and
-//! on strided rows (which they hand to the scalar kernel). Kernels this CPU cannot run are
-//! skipped.
-#![cfg(target_arch = "x86_64")]
+//! on strided rows (which they hand to the scalar kernel). The kernels are those of the
+//! `f32_norm` registry; the ones this CPU cannot run are skipped with a message.
+
+mod twins;
 
 use ferrolite_runtime::kernels::f32_norm::{self, scalar, LayerNormFn};
 
@@ -34,6 +35,7 @@ fn tolerance(x: &[f32], scale: &[f32], out_mag: f32) -> f32 {
 }
 
 fn check(name: &str, f: LayerNormFn) {
+    let oracle = twins::scalar("f32_norm", f32_norm::LAYER_NORM).f;
     for &n in &LENGTHS {
         for (k, (spread, offset)) in [(1.0, 0.0), (3.0, 1.5), (0.01, 100.0)]
             .into_iter()
@@ -44,7 +46,7 @@ fn check(name: &str, f: LayerNormFn) {
             let scale = values(n, seed + 1, 0.3, 1.0);
             let shift = values(n, seed + 2, 0.2, 0.0);
             let mut want = vec![0.0; n];
-            scalar::layer_norm_strided(n, &x, 1, &scale, &shift, 1e-6, &mut want, 1);
+            oracle(n, &x, 1, &scale, &shift, 1e-6, &mut want, 1);
             let mut got = vec![f32::NAN; n];
             f(n, &x, 1, &scale, &shift, 1e-6, &mut got, 1);
             let mag = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
@@ -62,7 +64,7 @@ fn check(name: &str, f: LayerNormFn) {
         let scale = values(n, n as u64 + 1, 0.3, 1.0);
         let shift = values(n, n as u64 + 2, 0.2, 0.0);
         let mut want = vec![7.0; n * sy];
-        scalar::layer_norm_strided(n, &x, sx, &scale, &shift, 1e-5, &mut want, sy);
+        oracle(n, &x, sx, &scale, &shift, 1e-5, &mut want, sy);
         let mut got = vec![7.0; n * sy];
         f(n, &x, sx, &scale, &shift, 1e-5, &mut got, sy);
         assert_eq!(got, want, "{name} strided n={n}");
@@ -71,15 +73,8 @@ fn check(name: &str, f: LayerNormFn) {
 
 #[test]
 fn simd_layer_norm_matches_scalar() {
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        check("avx2", f32_norm::avx2::layer_norm_8c);
-    } else {
-        eprintln!("SKIP avx2: this CPU has no AVX2+FMA");
-    }
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        check("avx512", f32_norm::avx512::layer_norm_16c);
-    } else {
-        eprintln!("SKIP avx512: this CPU has no AVX-512F");
+    for e in twins::simd("f32_norm", f32_norm::LAYER_NORM) {
+        check(e.name, e.f);
     }
 }
 

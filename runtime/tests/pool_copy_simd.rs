@@ -1,7 +1,9 @@
 //! The SIMD pooling and interleave (channel shuffle) kernels must match their scalar twins exactly (they
-//! only compare, add in the same order, and move data) on odd shapes. Kernels this CPU
-//! cannot run are skipped.
-#![cfg(target_arch = "x86_64")]
+//! only compare, add in the same order, and move data) on odd shapes. The kernels are those
+//! of the `f32_pool` and `f32_copy` registries; the ones this CPU cannot run are skipped with
+//! a message.
+
+mod twins;
 
 use ferrolite_runtime::kernels::f32_conv::ConvGeom;
 use ferrolite_runtime::kernels::{f32_copy, f32_pool};
@@ -16,14 +18,6 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
             ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect()
-}
-
-fn has_avx2() -> bool {
-    let ok = std::arch::is_x86_feature_detected!("avx2");
-    if !ok {
-        eprintln!("SKIP: this CPU has no AVX2");
-    }
-    ok
 }
 
 fn bits(v: &[f32]) -> Vec<u32> {
@@ -65,35 +59,61 @@ fn geoms() -> Vec<ConvGeom> {
 }
 
 #[test]
-fn avx2_pools_match_scalar_exactly() {
-    if !has_avx2() {
-        return;
-    }
-    for (i, g) in geoms().iter().enumerate() {
-        let x = values(g.n * g.h * g.w * g.c, i as u64);
-        let out = g.n * g.oh * g.ow * g.c;
-        let (mut want, mut got) = (vec![0.0; out], vec![f32::NAN; out]);
-        f32_pool::scalar::maxpool(g, &x, &mut want);
-        f32_pool::avx2::maxpool_8c(g, &x, &mut got);
-        assert_eq!(bits(&got), bits(&want), "maxpool {g:?}");
-        for include_pad in [false, true] {
-            f32_pool::scalar::avgpool(g, include_pad, &x, &mut want);
-            f32_pool::avx2::avgpool_8c(g, include_pad, &x, &mut got);
-            assert_eq!(bits(&got), bits(&want), "avgpool pad={include_pad} {g:?}");
+fn simd_maxpools_match_scalar_exactly() {
+    let scalar = twins::scalar("f32_pool::maxpool", f32_pool::MAXPOOL).f;
+    for e in twins::simd("f32_pool::maxpool", f32_pool::MAXPOOL) {
+        for (i, g) in geoms().iter().enumerate() {
+            let x = values(g.n * g.h * g.w * g.c, i as u64);
+            let out = g.n * g.oh * g.ow * g.c;
+            let (mut want, mut got) = (vec![0.0; out], vec![f32::NAN; out]);
+            scalar(g, &x, &mut want);
+            (e.f)(g, &x, &mut got);
+            assert_eq!(bits(&got), bits(&want), "{} {g:?}", e.name);
         }
-        let hw = g.h * g.w;
-        let (mut want, mut got) = (vec![0.0; g.n * g.c], vec![f32::NAN; g.n * g.c]);
-        f32_pool::scalar::global_avg(g.n, hw, g.c, &x, &mut want);
-        f32_pool::avx2::global_avg_8c(g.n, hw, g.c, &x, &mut got);
-        assert_eq!(bits(&got), bits(&want), "global_avg {g:?}");
     }
 }
 
 #[test]
-fn avx2_interleave_matches_scalar_and_definition() {
-    if !has_avx2() {
-        return;
+fn simd_avgpools_match_scalar_exactly() {
+    let scalar = twins::scalar("f32_pool::avgpool", f32_pool::AVGPOOL).f;
+    for e in twins::simd("f32_pool::avgpool", f32_pool::AVGPOOL) {
+        for (i, g) in geoms().iter().enumerate() {
+            let x = values(g.n * g.h * g.w * g.c, i as u64);
+            let out = g.n * g.oh * g.ow * g.c;
+            let (mut want, mut got) = (vec![0.0; out], vec![f32::NAN; out]);
+            for include_pad in [false, true] {
+                scalar(g, include_pad, &x, &mut want);
+                (e.f)(g, include_pad, &x, &mut got);
+                assert_eq!(
+                    bits(&got),
+                    bits(&want),
+                    "{} pad={include_pad} {g:?}",
+                    e.name
+                );
+            }
+        }
     }
+}
+
+#[test]
+fn simd_global_avgs_match_scalar_exactly() {
+    let scalar = twins::scalar("f32_pool::global_avg", f32_pool::GLOBAL_AVG).f;
+    for e in twins::simd("f32_pool::global_avg", f32_pool::GLOBAL_AVG) {
+        for (i, g) in geoms().iter().enumerate() {
+            let x = values(g.n * g.h * g.w * g.c, i as u64);
+            let hw = g.h * g.w;
+            let (mut want, mut got) = (vec![0.0; g.n * g.c], vec![f32::NAN; g.n * g.c]);
+            scalar(g.n, hw, g.c, &x, &mut want);
+            (e.f)(g.n, hw, g.c, &x, &mut got);
+            assert_eq!(bits(&got), bits(&want), "{} {g:?}", e.name);
+        }
+    }
+}
+
+#[test]
+fn simd_interleave_matches_scalar_and_definition() {
+    let scalar = twins::scalar("f32_copy::interleave2", f32_copy::INTERLEAVE2).f;
+    let kernels = twins::simd("f32_copy::interleave2", f32_copy::INTERLEAVE2);
     // (pixels, pairs n, row strides of a, b, y): dense halves of one tensor, separate
     // tensors, and split parts (y rows wider than 2n are not touched beyond 2n).
     for &(pixels, n, sa, sb, sy) in &[
@@ -110,19 +130,22 @@ fn avx2_interleave_matches_scalar_and_definition() {
         let b = values(pixels * sb + n, (n + sb + 1) as u64);
         let len = pixels * sy + 2 * n;
         let mut want = vec![-9.0; len];
-        f32_copy::scalar::interleave2(pixels, n, &a, sa, &b, sb, &mut want, sy);
+        scalar(pixels, n, &a, sa, &b, sb, &mut want, sy);
         for p in 0..pixels {
             for j in 0..n {
                 assert_eq!(want[p * sy + 2 * j], a[p * sa + j]);
                 assert_eq!(want[p * sy + 2 * j + 1], b[p * sb + j]);
             }
         }
-        let mut got = vec![-9.0; len];
-        f32_copy::avx2::interleave2_8c(pixels, n, &a, sa, &b, sb, &mut got, sy);
-        assert_eq!(
-            bits(&got),
-            bits(&want),
-            "pixels {pixels} n {n} strides {sa} {sb} {sy}"
-        );
+        for e in &kernels {
+            let mut got = vec![-9.0; len];
+            (e.f)(pixels, n, &a, sa, &b, sb, &mut got, sy);
+            assert_eq!(
+                bits(&got),
+                bits(&want),
+                "{} pixels {pixels} n {n} strides {sa} {sb} {sy}",
+                e.name
+            );
+        }
     }
 }

@@ -2,13 +2,12 @@
 //! lengths 0, 1, 8, 9, 29 (the AVX2 step 8), 16, 17, 53 (the NEON step 16), 1000 and random
 //! ones, u8 and i8 bounds, exact .5 ties, out-of-range values, infinities and NaN, and
 //! untouched bytes after the output; plus hand-computed values for the scalar kernel and the
-//! slot each tier registers. Kernels this CPU cannot run are skipped with a message.
+//! slot each tier registers. The kernels are those of the `qs8_convert` registry; the ones
+//! this CPU cannot run are skipped with a message.
 
-#[cfg(target_arch = "x86_64")]
-use ferrolite_runtime::kernels::qs8_convert::avx2;
-#[cfg(target_arch = "aarch64")]
-use ferrolite_runtime::kernels::qs8_convert::neon;
-use ferrolite_runtime::kernels::qs8_convert::{scalar, QuantizeFn};
+mod twins;
+
+use ferrolite_runtime::kernels::qs8_convert::{self, scalar, QuantizeFn};
 use ferrolite_runtime::kernels::{for_isa, CpuFeatures, Isa};
 
 #[test]
@@ -26,6 +25,7 @@ fn scalar_quantize_by_hand() {
 
 /// `f` against the scalar kernel on every length, special value and bound set.
 fn check_matches_scalar(name: &str, f: QuantizeFn) {
+    let oracle = twins::scalar("qs8_convert", qs8_convert::QUANTIZE).f;
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     let mut next = || {
         state ^= state << 13;
@@ -65,38 +65,17 @@ fn check_matches_scalar(name: &str, f: QuantizeFn) {
         ] {
             let mut a = vec![0xA5u8; len + 3];
             let mut b = vec![0xA5u8; len + 3];
-            scalar::quantize(&x, scale, zp, lo, hi, &mut a);
+            oracle(&x, scale, zp, lo, hi, &mut a);
             f(&x, scale, zp, lo, hi, &mut b);
             assert_eq!(a, b, "{name}: len {len} scale {scale} zp {zp}");
         }
     }
 }
 
-/// The SIMD kernels this CPU runs, with a message for each tier it lacks.
-fn simd_kernels() -> Vec<(&'static str, QuantizeFn)> {
-    // One entry per SIMD kernel of this architecture, `None` where the CPU lacks it.
-    let entries: &[Option<(&'static str, QuantizeFn)>] = &[
-        #[cfg(target_arch = "aarch64")]
-        Some(("neon::quantize_16x", neon::quantize_16x)),
-        #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") {
-            Some(("avx2::quantize_8x", avx2::quantize_8x))
-        } else {
-            eprintln!("SKIP avx2::quantize_8x: this CPU has no AVX2");
-            None
-        },
-    ];
-    let v: Vec<_> = entries.iter().flatten().copied().collect();
-    if v.is_empty() {
-        eprintln!("SKIP simd quantize: no SIMD quantize kernel for this CPU");
-    }
-    v
-}
-
 #[test]
 fn simd_quantize_matches_scalar() {
-    for (name, f) in simd_kernels() {
-        check_matches_scalar(name, f);
+    for e in twins::simd("qs8_convert", qs8_convert::QUANTIZE) {
+        check_matches_scalar(e.name, e.f);
     }
 }
 

@@ -5,7 +5,10 @@
 //! batch 2, images smaller than the kernel, every tile width of the tiled path, random
 //! inputs and zero points, extreme weights, narrow clamps, scales that round exact .5 ties,
 //! and untouched bytes after the output. Kernels this CPU cannot run are skipped with a
-//! message. One hand-computed case checks the scalar kernel itself.
+//! message. One hand-computed case checks the scalar kernel itself. The kernels are those of
+//! the `qs8_dwconv` registry.
+
+mod twins;
 
 use ferrolite_runtime::kernels::qs8_dwconv::{
     self, pack_weights, simd_exact, ConvGeom, QDwArgs, QDwConvFn,
@@ -41,36 +44,13 @@ impl Rng {
     }
 }
 
-/// The SIMD kernels this CPU runs, with a message for each tier it lacks.
+/// The SIMD kernels of the registry this CPU runs, generic-path test twins included (the
+/// others are skipped with a message).
 fn simd_kernels() -> Vec<(&'static str, QDwConvFn)> {
-    #[cfg_attr(
-        not(any(target_arch = "x86_64", target_arch = "aarch64")),
-        allow(unused_mut)
-    )]
-    let mut v: Vec<(&'static str, QDwConvFn)> = Vec::new();
-    #[cfg(target_arch = "aarch64")]
-    v.push(("neon::qdwconv_8c", qs8_dwconv::neon::qdwconv_8c));
-    #[cfg(target_arch = "x86_64")]
-    if qs8_dwconv::avx2::supported() {
-        v.push(("avx2::qdwconv_32c", qs8_dwconv::avx2::qdwconv_32c));
-        v.push((
-            "avx2::qdwconv_generic_32c",
-            qs8_dwconv::avx2::qdwconv_generic_32c,
-        ));
-    } else {
-        eprintln!("SKIP avx2 qdwconv: this CPU has no AVX2");
-    }
-    #[cfg(target_arch = "x86_64")]
-    if qs8_dwconv::avx512::supported() {
-        v.push(("avx512::qdwconv_64c", qs8_dwconv::avx512::qdwconv_64c));
-        v.push((
-            "avx512::qdwconv_generic_64c",
-            qs8_dwconv::avx512::qdwconv_generic_64c,
-        ));
-    } else {
-        eprintln!("SKIP avx512 qdwconv: this CPU lacks AVX-512F/BW/VL/VNNI");
-    }
-    v
+    twins::simd("qs8_dwconv", qs8_dwconv::DWCONV)
+        .into_iter()
+        .map(|e| (e.name, e.f))
+        .collect()
 }
 
 /// Depthwise geometry from the input size, kernel, stride, dilation and padding
@@ -208,7 +188,7 @@ fn run(f: QDwConvFn, g: &ConvGeom, d: &Data) -> Vec<u8> {
 
 /// Every SIMD kernel gives the scalar kernel's bytes on `g` with `d`.
 fn check_data(kernels: &[(&str, QDwConvFn)], g: &ConvGeom, d: &Data, what: &str) {
-    let want = run(qs8_dwconv::scalar::qdwconv_generic, g, d);
+    let want = run(twins::scalar("qs8_dwconv", qs8_dwconv::DWCONV).f, g, d);
     for &(name, f) in kernels {
         let got = run(f, g, d);
         if let Some(i) = (0..want.len()).find(|&i| got[i] != want[i]) {

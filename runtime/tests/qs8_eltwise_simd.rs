@@ -3,13 +3,12 @@
 //! ones, random operands and zero points, scales that land on exact .5 ties, huge and
 //! non-finite scales (clamping, NaN products), narrow clamp bounds (fused ReLU6), and
 //! untouched bytes after the output; plus a hand-computed case for the scalar kernel and the
-//! slot each tier registers. Kernels this CPU cannot run are skipped with a message.
+//! slot each tier registers. The kernels are those of the `qs8_eltwise` registry; the ones
+//! this CPU cannot run are skipped with a message.
 
-#[cfg(target_arch = "x86_64")]
-use ferrolite_runtime::kernels::qs8_eltwise::avx2;
-#[cfg(target_arch = "aarch64")]
-use ferrolite_runtime::kernels::qs8_eltwise::neon;
-use ferrolite_runtime::kernels::qs8_eltwise::{scalar, QBinary, QBinaryFn};
+mod twins;
+
+use ferrolite_runtime::kernels::qs8_eltwise::{self, scalar, QBinary, QBinaryFn};
 use ferrolite_runtime::kernels::requant::Requant;
 use ferrolite_runtime::kernels::{for_isa, CpuFeatures, Isa};
 
@@ -67,32 +66,19 @@ fn scalar_binary_by_hand() {
     assert_eq!(y, [5, 4, 6]);
 }
 
-/// The SIMD kernels this CPU runs, with a message for each tier it lacks.
+/// The SIMD kernels of the registry this CPU runs (the others are skipped with a message).
 fn simd_kernels() -> Vec<(&'static str, QBinaryFn)> {
-    // One entry per SIMD kernel of this architecture, `None` where the CPU lacks it.
-    let entries: &[Option<(&'static str, QBinaryFn)>] = &[
-        #[cfg(target_arch = "aarch64")]
-        Some(("neon::binary_16x", neon::binary_16x)),
-        #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") {
-            Some(("avx2::binary_8x", avx2::binary_8x))
-        } else {
-            eprintln!("SKIP avx2::binary_8x: this CPU has no AVX2");
-            None
-        },
-    ];
-    let v: Vec<_> = entries.iter().flatten().copied().collect();
-    if v.is_empty() {
-        eprintln!("SKIP simd qbinary: no SIMD int8 binary kernel for this CPU");
-    }
-    v
+    twins::simd("qs8_eltwise", qs8_eltwise::BINARY)
+        .into_iter()
+        .map(|e| (e.name, e.f))
+        .collect()
 }
 
 /// Runs `f` and the scalar kernel on the same row and compares every byte, guards included.
 fn compare(name: &str, f: QBinaryFn, p: &QBinary, a: &[u8], b: &[u8], len: usize) {
     let mut want = vec![GUARD; len + 7];
     let mut got = vec![GUARD; len + 7];
-    scalar::binary(p, a, b, &mut want[..len]);
+    (twins::scalar("qs8_eltwise", qs8_eltwise::BINARY).f)(p, a, b, &mut want[..len]);
     f(p, a, b, &mut got[..len]);
     assert_eq!(want, got, "{name}: len {len} {p:?}");
 }

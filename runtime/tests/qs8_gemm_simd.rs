@@ -5,6 +5,9 @@
 //! int32 wrap-around), untouched padding around the outputs and operands ending right before
 //! an unmapped page. Kernels this CPU cannot run are skipped with a message. A hand-computed
 //! product pins the scalar reference (and the SIMD kernels) down, zero-point folding included.
+//! The kernels are those of the `qs8_gemm` registry.
+
+mod twins;
 
 use std::ffi::c_void;
 use std::num::NonZeroUsize;
@@ -235,7 +238,7 @@ fn modes(seed: u64) -> Vec<Mode> {
 /// leave the guard bytes alone, so equality also proves the SIMD kernel does.
 fn check(name: &str, f: QGemmFn, c: &Case, modes: &[Mode]) {
     for &mode in modes {
-        let want = run(qs8_gemm::scalar::qgemm_1x16, c, mode);
+        let want = run(scalar(), c, mode);
         let got = run(f, c, mode);
         let ctx = format!(
             "{name} m={} n={} k={} lda={} ldc={} {mode:?}",
@@ -278,68 +281,26 @@ struct Kernel {
     nt: usize,
 }
 
-#[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
-    std::arch::is_x86_feature_detected!("avx2")
-}
-
-#[cfg(target_arch = "x86_64")]
-fn has_vnni() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512bw")
-        && std::arch::is_x86_feature_detected!("avx512vl")
-        && std::arch::is_x86_feature_detected!("avx512vnni")
-}
-
-/// The SIMD kernels this CPU runs; the others are skipped with a message.
+/// The SIMD kernels of the registry this CPU runs, with their tiles (the others are skipped
+/// with a message).
 fn kernels() -> Vec<Kernel> {
-    #[cfg_attr(
-        not(any(target_arch = "x86_64", target_arch = "aarch64")),
-        allow(unused_mut)
-    )]
-    let mut v = Vec::new();
-    #[cfg(target_arch = "aarch64")]
-    {
-        v.push(Kernel {
-            name: "neon::qgemm_2x16_mull",
-            f: qs8_gemm::neon::qgemm_2x16_mull,
-            mr: 2,
-            nt: 16,
-        });
-        if std::arch::is_aarch64_feature_detected!("dotprod") {
-            v.push(Kernel {
-                name: "neon::qgemm_4x16_dot",
-                f: qs8_gemm::neon::qgemm_4x16_dot,
-                mr: 4,
-                nt: 16,
-            });
-        } else {
-            eprintln!("SKIP qs8 neon::qgemm_4x16_dot: this CPU has no dotprod");
-        }
-    }
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        v.push(Kernel {
-            name: "avx2::qgemm_6x8",
-            f: qs8_gemm::avx2::qgemm_6x8,
-            mr: 6,
-            nt: 8,
-        });
-    } else {
-        eprintln!("SKIP qs8 avx2::qgemm_6x8: this CPU has no AVX2");
-    }
-    #[cfg(target_arch = "x86_64")]
-    if has_vnni() {
-        v.push(Kernel {
-            name: "avx512::qgemm_8x32",
-            f: qs8_gemm::avx512::qgemm_8x32,
-            mr: 8,
-            nt: 32,
-        });
-    } else {
-        eprintln!("SKIP qs8 avx512::qgemm_8x32: this CPU has no AVX-512 F/BW/VL/VNNI");
-    }
-    v
+    twins::simd("qs8_gemm", qs8_gemm::GEMM)
+        .into_iter()
+        .map(|e| {
+            let (mr, nt) = twins::tile(e);
+            Kernel {
+                name: e.name,
+                f: e.f,
+                mr,
+                nt,
+            }
+        })
+        .collect()
+}
+
+/// The scalar kernel of the registry: the oracle every SIMD kernel is compared with.
+fn scalar() -> QGemmFn {
+    twins::scalar("qs8_gemm", qs8_gemm::GEMM).f
 }
 
 /// Sizes 0, 1, tile, tile+1, 3*tile+5 for m, n and k (k's tile is a 4-byte group), plus the
@@ -520,7 +481,7 @@ fn simd_qgemm_residual_rounds_twice() {
         res_scale: rscale,
     };
     let mode = Mode::U8 { rq, residual: true };
-    let Output::U8(scalar) = run(qs8_gemm::scalar::qgemm_1x16, &c, mode) else {
+    let Output::U8(scalar) = run(scalar(), &c, mode) else {
         unreachable!()
     };
     let zp = rq.zero_point as u8;
@@ -656,7 +617,7 @@ fn simd_qgemm_stay_inside_slices() {
             let c = make_case(m, n, k, k, n, Fill::Random, seed);
             seed += 1;
             for mode in modes(seed) {
-                let want = run(qs8_gemm::scalar::qgemm_1x16, &c, mode);
+                let want = run(scalar(), &c, mode);
                 let a = Guarded::new(&c.a);
                 let bias = Guarded::new(&bytes_of(&c.bias));
                 let scale = Guarded::new(&bytes_of(&c.scale));
@@ -810,7 +771,7 @@ fn qgemm_hand_computed() {
     let packed = pack_b_transposed(5, 3, &w);
     let scale = [0.5f32, 0.5, 0.125];
 
-    let mut fns: Vec<(&str, QGemmFn)> = vec![("scalar", qs8_gemm::scalar::qgemm_1x16)];
+    let mut fns: Vec<(&str, QGemmFn)> = vec![("scalar", scalar())];
     fns.extend(kernels().into_iter().map(|k| (k.name, k.f)));
     for (name, f) in fns {
         let mut c = [0f32; 6];

@@ -1,13 +1,13 @@
-//! GFLOP/s of the scalar, AVX2 and AVX-512 GEMM and depthwise kernels on MobileNet-like
-//! shapes. A measurement, not a test: run with
+//! GFLOP/s of the GEMM and depthwise kernels of the registries (every one this CPU runs) on
+//! MobileNet-like shapes. A measurement, not a test: run with
 //! `cargo test --release -p ferrolite-runtime --test simd_bench -- --ignored --nocapture`.
-#![cfg(target_arch = "x86_64")]
 
 use std::time::{Duration, Instant};
 
 use ferrolite_runtime::kernels::f32_dwconv::{self, pack_weights, ConvArgs, ConvGeom, DwConvFn};
 use ferrolite_runtime::kernels::f32_gemm::{self, pack_b, GemmFn, GemmParams};
-use ferrolite_runtime::kernels::Act;
+use ferrolite_runtime::kernels::registry::Entry;
+use ferrolite_runtime::kernels::{Act, CpuFeatures};
 
 fn values(n: usize) -> Vec<f32> {
     (0..n)
@@ -28,36 +28,24 @@ fn best_time(mut f: impl FnMut(), budget: Duration) -> Duration {
     best
 }
 
+/// Every GEMM of the registry this CPU runs, scalar included.
 fn gemm_kernels() -> Vec<(&'static str, GemmFn)> {
-    let mut v: Vec<(&'static str, GemmFn)> =
-        vec![("scalar::gemm_4x16", f32_gemm::scalar::gemm_4x16)];
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        v.push(("avx2::gemm_6x16", f32_gemm::avx2::gemm_6x16));
-    }
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        v.push(("avx512::gemm_8x32", f32_gemm::avx512::gemm_8x32));
-    }
-    v
+    runnable(f32_gemm::GEMM)
 }
 
+/// Every depthwise kernel of the registry this CPU runs (generic-path twins included).
 fn dw_kernels() -> Vec<(&'static str, DwConvFn)> {
-    let mut v: Vec<(&'static str, DwConvFn)> =
-        vec![("scalar::dwconv_generic", f32_dwconv::scalar::dwconv_generic)];
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        v.push(("avx2::dwconv_8c", f32_dwconv::avx2::dwconv_8c));
-        v.push((
-            "avx2::dwconv_generic_8c",
-            f32_dwconv::avx2::dwconv_generic_8c,
-        ));
-    }
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        v.push(("avx512::dwconv_16c", f32_dwconv::avx512::dwconv_16c));
-        v.push((
-            "avx512::dwconv_generic_16c",
-            f32_dwconv::avx512::dwconv_generic_16c,
-        ));
-    }
-    v
+    runnable(f32_dwconv::DWCONV)
+}
+
+/// The entries of `registry` this CPU runs, as (name, function).
+fn runnable<F: Copy>(registry: &'static [Entry<F>]) -> Vec<(&'static str, F)> {
+    let cpu = CpuFeatures::detect();
+    registry
+        .iter()
+        .filter(|e| e.runs_on(&cpu))
+        .map(|e| (e.name, e.f))
+        .collect()
 }
 
 #[test]

@@ -1,7 +1,10 @@
 //! The AVX2, AVX-512 and NEON GEMM and depthwise kernels against their scalar twins and a
 //! naive f64 reference: sizes 0, 1, tile, tile+1, 3*tile+5 and random shapes, odd channel
 //! counts, every fused activation, with and without bias / residual, strided rows, untouched
-//! padding around the outputs. Kernels this CPU cannot run are skipped with a message.
+//! padding around the outputs. The kernels are those of the `f32_gemm` and `f32_dwconv`
+//! registries; the ones this CPU cannot run are skipped with a message.
+
+mod twins;
 
 use ferrolite_runtime::kernels::f32_dwconv::{self, pack_weights, ConvArgs, ConvGeom, DwConvFn};
 use ferrolite_runtime::kernels::f32_eltwise::scalar::activation;
@@ -201,10 +204,15 @@ fn gemm_ref(c: &GemmCase, d: &GemmData, i: usize, j: usize) -> (f64, f64) {
     (v, s + 1e-6)
 }
 
+/// The scalar GEMM of the registry: the twin every SIMD kernel is compared with.
+fn scalar_gemm() -> GemmFn {
+    twins::scalar("f32_gemm", f32_gemm::GEMM).f
+}
+
 fn check_gemm_case(name: &str, f: GemmFn, c: &GemmCase, acts: &[Act], seed: u64) {
     let d = gemm_data(c, seed);
     let pre = run_gemm(f, c, &d, Act::None);
-    let pre_scalar = run_gemm(f32_gemm::scalar::gemm_4x16, c, &d, Act::None);
+    let pre_scalar = run_gemm(scalar_gemm(), c, &d, Act::None);
     let ctx = format!(
         "{name} m={} n={} k={} lda={} ldc={} bias={} res={}",
         c.m, c.n, c.k, c.lda, c.ldc, c.bias, c.residual
@@ -226,7 +234,7 @@ fn check_gemm_case(name: &str, f: GemmFn, c: &GemmCase, acts: &[Act], seed: u64)
     }
     for &act in acts {
         let fused = run_gemm(f, c, &d, act);
-        let scalar = run_gemm(f32_gemm::scalar::gemm_4x16, c, &d, act);
+        let scalar = run_gemm(scalar_gemm(), c, &d, act);
         let mut unfused = pre.clone();
         for i in 0..c.m {
             activation(act, &mut unfused[i * c.ldc..i * c.ldc + c.n]);
@@ -419,75 +427,19 @@ fn check_gemm_splits(name: &str, f: GemmFn, mr: usize) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
-    CpuFeatures::detect().supports(Isa::Avx2)
-}
-
-#[cfg(target_arch = "x86_64")]
-fn has_avx512() -> bool {
-    CpuFeatures::detect().avx512f
-}
-
-/// The NEON tier's kernels, when this CPU (and this build) has them.
-fn neon() -> Option<ferrolite_runtime::kernels::Kernels> {
-    if !CpuFeatures::detect().supports(Isa::Neon) {
-        eprintln!("SKIP neon: this CPU or build has no NEON tier");
-        return None;
+/// Every SIMD GEMM of the registry this CPU runs, at sizes around its register tile.
+#[test]
+fn simd_gemm_kernels_match_scalar_and_reference() {
+    for e in twins::simd("f32_gemm", f32_gemm::GEMM) {
+        let (mr, nt) = twins::tile(e);
+        check_gemm(e.name, e.f, mr, nt);
     }
-    Some(for_isa(Isa::Neon))
-}
-
-/// NEON GEMM tile (rows, columns): 6x16 on aarch64, 4x8 on 32-bit ARM.
-const NEON_GEMM_TILE: (usize, usize) = if cfg!(target_arch = "aarch64") {
-    (6, 16)
-} else {
-    (4, 8)
-};
-
-#[test]
-fn neon_gemm_matches_scalar_and_reference() {
-    let Some(k) = neon() else { return };
-    assert!(k.f32_gemm.name.contains("::neon::"), "{}", k.f32_gemm.name);
-    let (mr, nt) = NEON_GEMM_TILE;
-    check_gemm(k.f32_gemm.name, k.f32_gemm.f, mr, nt);
-}
-
-#[test]
-fn neon_dwconv_matches_scalar_and_reference() {
-    let Some(k) = neon() else { return };
-    assert!(
-        k.f32_dwconv.name.contains("::neon::"),
-        "{}",
-        k.f32_dwconv.name
-    );
-    check_dw(k.f32_dwconv.name, k.f32_dwconv.f, k.f32_dwconv.f, 4);
-    check_dw_tiled(k.f32_dwconv.name, k.f32_dwconv.f, k.f32_dwconv.f);
 }
 
 #[test]
 fn scalar_gemm_splits_give_the_same_bits() {
-    check_gemm_splits("scalar::gemm_4x16", f32_gemm::scalar::gemm_4x16, 4);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[test]
-fn avx2_gemm_6x16_matches_scalar_and_reference() {
-    if !has_avx2() {
-        eprintln!("SKIP avx2 gemm: this CPU has no AVX2+FMA");
-        return;
-    }
-    check_gemm("avx2::gemm_6x16", f32_gemm::avx2::gemm_6x16, 6, 16);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[test]
-fn avx512_gemm_8x32_matches_scalar_and_reference() {
-    if !has_avx512() {
-        eprintln!("SKIP avx512 gemm: this CPU has no AVX-512F");
-        return;
-    }
-    check_gemm("avx512::gemm_8x32", f32_gemm::avx512::gemm_8x32, 8, 32);
+    let scalar = twins::scalar("f32_gemm", f32_gemm::GEMM);
+    check_gemm_splits(scalar.name, scalar.f, twins::tile(scalar).0);
 }
 
 /// A hand-computed 2x3 product (k = 2) with bias, residual and ReLU6.
@@ -499,20 +451,9 @@ fn simd_gemm_hand_computed() {
     let res = [0.0, 1.0, 0.0, 0.0, 0.0, 10.0];
     // A·B = [[7, -2, 4], [-1.5, -0.5, -5.5]]; + bias + res = [[7.5, -1, 3], [-1, -0.5, 3.5]].
     let want = [6.0, 0.0, 3.0, 0.0, 0.0, 3.5];
-    let mut fns: Vec<(&str, GemmFn)> = vec![("scalar", f32_gemm::scalar::gemm_4x16)];
-    #[cfg(target_arch = "x86_64")]
-    {
-        if has_avx2() {
-            fns.push(("avx2", f32_gemm::avx2::gemm_6x16));
-        }
-        if has_avx512() {
-            fns.push(("avx512", f32_gemm::avx512::gemm_8x32));
-        }
-    }
-    if CpuFeatures::detect().supports(Isa::Neon) {
-        fns.push(("neon", for_isa(Isa::Neon).f32_gemm.f));
-    }
-    for (name, f) in fns {
+    let mut fns = vec![twins::scalar("f32_gemm", f32_gemm::GEMM)];
+    fns.extend(twins::simd("f32_gemm", f32_gemm::GEMM));
+    for (name, f) in fns.into_iter().map(|e| (e.name, e.f)) {
         let packed = pack_b(2, 3, &b);
         let mut c = [0f32; 6];
         f(GemmParams {
@@ -646,6 +587,11 @@ fn dw_ref(g: &ConvGeom, d: &DwData, residual: bool) -> Vec<(f64, f64)> {
     out
 }
 
+/// The scalar depthwise kernel of the registry: the twin every SIMD kernel is compared with.
+fn scalar_dw() -> DwConvFn {
+    twins::scalar("f32_dwconv", f32_dwconv::DWCONV).f
+}
+
 fn check_dw_case(
     name: &str,
     f: DwConvFn,
@@ -660,13 +606,7 @@ fn check_dw_case(
         let reference = dw_ref(g, &d, residual);
         let pre = run_dw(f, g, &d, residual, Act::None);
         let pre_generic = run_dw(generic, g, &d, residual, Act::None);
-        let pre_scalar = run_dw(
-            f32_dwconv::scalar::dwconv_generic,
-            g,
-            &d,
-            residual,
-            Act::None,
-        );
+        let pre_scalar = run_dw(scalar_dw(), g, &d, residual, Act::None);
         for (idx, &(want, scale)) in reference.iter().enumerate() {
             let got = pre[idx] as f64;
             assert!(
@@ -686,7 +626,7 @@ fn check_dw_case(
         }
         for &act in acts {
             let fused = run_dw(f, g, &d, residual, act);
-            let scalar = run_dw(f32_dwconv::scalar::dwconv_generic, g, &d, residual, act);
+            let scalar = run_dw(scalar_dw(), g, &d, residual, act);
             let mut unfused = pre.clone();
             activation(act, &mut unfused);
             for (idx, &(_, scale)) in reference.iter().enumerate() {
@@ -849,44 +789,26 @@ fn check_dw_tiled(name: &str, f: DwConvFn, generic: DwConvFn) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[test]
-fn avx2_dwconv_8c_matches_scalar_and_reference() {
-    if !has_avx2() {
-        eprintln!("SKIP avx2 dwconv: this CPU has no AVX2+FMA");
-        return;
+/// f32 lanes of one register of tier `isa`: the channel counts of the depthwise checks
+/// straddle it and its 4-register blocks.
+fn lanes(isa: Isa) -> usize {
+    match isa {
+        Isa::Scalar => 1,
+        Isa::Neon => 4,
+        Isa::Avx2 => 8,
+        Isa::Avx512 => 16,
     }
-    check_dw(
-        "avx2::dwconv_8c",
-        f32_dwconv::avx2::dwconv_8c,
-        f32_dwconv::avx2::dwconv_generic_8c,
-        8,
-    );
-    check_dw_tiled(
-        "avx2::dwconv_8c",
-        f32_dwconv::avx2::dwconv_8c,
-        f32_dwconv::avx2::dwconv_generic_8c,
-    );
 }
 
-#[cfg(target_arch = "x86_64")]
+/// Every SIMD depthwise kernel of the registry this CPU runs, against the scalar one and the
+/// reference, and bit for bit against its generic-path test twin (itself when it has none).
 #[test]
-fn avx512_dwconv_16c_matches_scalar_and_reference() {
-    if !has_avx512() {
-        eprintln!("SKIP avx512 dwconv: this CPU has no AVX-512F");
-        return;
+fn simd_dwconv_kernels_match_scalar_and_reference() {
+    for e in twins::simd_dispatched("f32_dwconv", f32_dwconv::DWCONV) {
+        let generic = twins::twin(f32_dwconv::DWCONV, e).f;
+        check_dw(e.name, e.f, generic, lanes(e.isa));
+        check_dw_tiled(e.name, e.f, generic);
     }
-    check_dw(
-        "avx512::dwconv_16c",
-        f32_dwconv::avx512::dwconv_16c,
-        f32_dwconv::avx512::dwconv_generic_16c,
-        16,
-    );
-    check_dw_tiled(
-        "avx512::dwconv_16c",
-        f32_dwconv::avx512::dwconv_16c,
-        f32_dwconv::avx512::dwconv_generic_16c,
-    );
 }
 
 /// The SIMD tiers install these kernels in their slots (as `inspect` reports them).

@@ -3,8 +3,9 @@
 //! ISA by a macro in the family's `mod.rs`; the others still keep one file per ISA.
 //!
 //! Kernels take slices and plain dimensions (no IR types) so they can be tested and
-//! benchmarked on their own. The planner picks one function pointer per slot once
-//! ([`best`]); SIMD files will overwrite slots of the scalar set ([`generic`]).
+//! benchmarked on their own. Each family folder lists its kernels once per slot in a
+//! registry ([`registry`]: `f32_gemm::GEMM`, ...), and the planner picks one function pointer
+//! per slot once from those lists ([`best`], [`for_isa`]); [`generic`] is the scalar set.
 
 pub mod cpu;
 pub mod f16_dwconv;
@@ -23,6 +24,7 @@ pub mod qs8_convert;
 pub mod qs8_dwconv;
 pub mod qs8_eltwise;
 pub mod qs8_gemm;
+pub mod registry;
 pub mod requant;
 pub mod simd;
 pub mod walk;
@@ -164,197 +166,119 @@ impl<F> std::fmt::Debug for Slot<F> {
     }
 }
 
-/// The set of kernels a plan dispatches to, chosen once for this CPU.
-#[derive(Debug, Clone, Copy)]
-pub struct Kernels {
-    /// Tier the slots were chosen for.
-    pub isa: Isa,
-    /// fp16 arithmetic is native on this tier (the f16 slots hold fp16-arithmetic kernels):
-    /// the planner then keeps an fp16 bundle's pointwise and depthwise weights in f16 and
-    /// runs them through [`Kernels::f16_gemm`] / [`Kernels::f16_dwconv`].
-    pub f16_native: bool,
-    /// Packed-B GEMM with fused bias, residual and activation (pointwise conv, FC, MatMul).
-    pub f32_gemm: Slot<f32_gemm::GemmFn>,
-    /// Depthwise convolution, NHWC.
-    pub f32_dwconv: Slot<f32_dwconv::DwConvFn>,
-    /// General dense / grouped convolution, NHWC.
-    pub f32_conv: Slot<f32_conv::ConvFn>,
-    /// Max pooling, NHWC.
-    pub f32_maxpool: Slot<f32_pool::MaxPoolFn>,
-    /// Average pooling, NHWC.
-    pub f32_avgpool: Slot<f32_pool::AvgPoolFn>,
-    /// Global average pooling, NHWC.
-    pub f32_global_avg: Slot<f32_pool::GlobalAvgFn>,
-    /// Same-shape binary op.
-    pub f32_binary: Slot<f32_eltwise::BinaryFn>,
-    /// Binary op with a per-channel (channels-last) operand.
-    pub f32_binary_channel: Slot<f32_eltwise::BinaryChannelFn>,
-    /// Binary op on one strided row (generic broadcasting).
-    pub f32_binary_strided: Slot<f32_eltwise::BinaryStridedFn>,
-    /// Activation in place.
-    pub f32_activation: Slot<f32_eltwise::ActivationFn>,
-    /// Per-channel affine (BatchNorm).
-    pub f32_affine: Slot<f32_eltwise::AffineFn>,
-    /// Layer normalization of one strided row.
-    pub f32_layer_norm: Slot<f32_norm::LayerNormFn>,
-    /// Softmax over one strided row.
-    pub f32_softmax: Slot<f32_softmax::SoftmaxFn>,
-    /// Strided row copy (data movement).
-    pub f32_copy: Slot<f32_copy::CopyFn>,
-    /// Pairwise interleave of strided rows (two-group channel shuffle).
-    pub f32_interleave2: Slot<f32_copy::Interleave2Fn>,
-    /// Packed-B GEMM with f16 weights, f32 activations (fp16 bundles' pointwise convs).
-    pub f16_gemm: Slot<f16_gemm::F16GemmFn>,
-    /// Depthwise convolution with f16 weights, f32 activations, NHWC.
-    pub f16_dwconv: Slot<f16_dwconv::F16DwConvFn>,
-    /// int8 packed-B GEMM with requantization (pointwise conv, FC, im2col conv).
-    pub qs8_gemm: Slot<qs8_gemm::QGemmFn>,
-    /// int8 depthwise convolution, NHWC.
-    pub qs8_dwconv: Slot<qs8_dwconv::QDwConvFn>,
-    /// f32 -> 8-bit per-tensor quantization (model inputs).
-    pub qs8_quantize: Slot<qs8_convert::QuantizeFn>,
-    /// int8 add / multiply with rescaling.
-    pub qs8_binary: Slot<qs8_eltwise::QBinaryFn>,
-}
+/// Declares [`Kernels`] from one list of slots, each with its field docs, function type and
+/// family registry, and derives from that list the selection ([`for_cpu`]), the names
+/// ([`Kernels::names`]) and the listing ([`catalog`]): a slot is named once.
+macro_rules! kernel_slots {
+    ($($(#[$doc:meta])* $slot:ident: $ty:ty = $registry:path,)*) => {
+        /// The set of kernels a plan dispatches to, chosen once for this CPU.
+        #[derive(Debug, Clone, Copy)]
+        pub struct Kernels {
+            /// Tier the slots were chosen for.
+            pub isa: Isa,
+            /// fp16 arithmetic is native on this tier (the f16 slots hold fp16-arithmetic
+            /// kernels): the planner then keeps an fp16 bundle's pointwise and depthwise
+            /// weights in f16 and runs them through [`Kernels::f16_gemm`] /
+            /// [`Kernels::f16_dwconv`].
+            pub f16_native: bool,
+            $($(#[$doc])* pub $slot: Slot<$ty>,)*
+        }
 
-macro_rules! slot {
-    ($family:ident :: $isa:ident :: $f:ident) => {
-        Slot {
-            f: $family::$isa::$f,
-            name: concat!(
-                stringify!($family),
-                "::",
-                stringify!($isa),
-                "::",
-                stringify!($f)
-            ),
+        /// The kernels of tier `isa` for a CPU with features `cpu`: every slot holds the
+        /// [`registry::select`] pick of its family's registry (the first dispatched entry
+        /// serving the tier that `cpu` runs and prefers, else the scalar entry).
+        /// [`for_isa`] is this with the detected features.
+        pub fn for_cpu(isa: Isa, cpu: &CpuFeatures) -> Kernels {
+            let k = Kernels {
+                isa,
+                f16_native: false,
+                $($slot: registry::select($registry, isa, cpu).slot(),)*
+            };
+            Kernels {
+                f16_native: f16_native(isa, cpu),
+                ..k
+            }
+        }
+
+        impl Kernels {
+            /// `(slot, kernel name)` for every slot, for logs and `inspect`.
+            pub fn names(&self) -> Vec<(&'static str, &'static str)> {
+                vec![$((stringify!($slot), self.$slot.name),)*]
+            }
+        }
+
+        /// Every slot with its registry's entries (functions erased), best first: what
+        /// dispatch chooses from, for listings and tests.
+        pub fn catalog() -> Vec<(&'static str, Vec<registry::Entry<()>>)> {
+            vec![$((
+                stringify!($slot),
+                $registry.iter().map(registry::Entry::erased).collect(),
+            ),)*]
         }
     };
 }
 
-/// The portable scalar kernels: always available, the fallback and the test oracle.
-pub fn generic() -> Kernels {
-    Kernels {
-        isa: Isa::Scalar,
-        f16_native: false,
-        f32_gemm: slot!(f32_gemm::scalar::gemm_4x16),
-        f32_dwconv: slot!(f32_dwconv::scalar::dwconv_generic),
-        f32_conv: slot!(f32_conv::scalar::conv_direct),
-        f32_maxpool: slot!(f32_pool::scalar::maxpool),
-        f32_avgpool: slot!(f32_pool::scalar::avgpool),
-        f32_global_avg: slot!(f32_pool::scalar::global_avg),
-        f32_binary: slot!(f32_eltwise::scalar::binary),
-        f32_binary_channel: slot!(f32_eltwise::scalar::binary_channel),
-        f32_binary_strided: slot!(f32_eltwise::scalar::binary_strided),
-        f32_activation: slot!(f32_eltwise::scalar::activation),
-        f32_affine: slot!(f32_eltwise::scalar::affine),
-        f32_layer_norm: slot!(f32_norm::scalar::layer_norm_strided),
-        f32_softmax: slot!(f32_softmax::scalar::softmax_strided),
-        f32_copy: slot!(f32_copy::scalar::copy_strided),
-        f32_interleave2: slot!(f32_copy::scalar::interleave2),
-        f16_gemm: slot!(f16_gemm::scalar::gemm_4x16),
-        f16_dwconv: slot!(f16_dwconv::scalar::dwconv_generic),
-        qs8_gemm: slot!(qs8_gemm::scalar::qgemm_1x16),
-        qs8_dwconv: slot!(qs8_dwconv::scalar::qdwconv_generic),
-        qs8_quantize: slot!(qs8_convert::scalar::quantize),
-        qs8_binary: slot!(qs8_eltwise::scalar::binary),
-    }
+kernel_slots! {
+    /// Packed-B GEMM with fused bias, residual and activation (pointwise conv, FC, MatMul).
+    f32_gemm: f32_gemm::GemmFn = f32_gemm::GEMM,
+    /// Depthwise convolution, NHWC.
+    f32_dwconv: f32_dwconv::DwConvFn = f32_dwconv::DWCONV,
+    /// General dense / grouped convolution, NHWC.
+    f32_conv: f32_conv::ConvFn = f32_conv::CONV,
+    /// Max pooling, NHWC.
+    f32_maxpool: f32_pool::MaxPoolFn = f32_pool::MAXPOOL,
+    /// Average pooling, NHWC.
+    f32_avgpool: f32_pool::AvgPoolFn = f32_pool::AVGPOOL,
+    /// Global average pooling, NHWC.
+    f32_global_avg: f32_pool::GlobalAvgFn = f32_pool::GLOBAL_AVG,
+    /// Same-shape binary op.
+    f32_binary: f32_eltwise::BinaryFn = f32_eltwise::BINARY,
+    /// Binary op with a per-channel (channels-last) operand.
+    f32_binary_channel: f32_eltwise::BinaryChannelFn = f32_eltwise::BINARY_CHANNEL,
+    /// Binary op on one strided row (generic broadcasting).
+    f32_binary_strided: f32_eltwise::BinaryStridedFn = f32_eltwise::BINARY_STRIDED,
+    /// Activation in place.
+    f32_activation: f32_eltwise::ActivationFn = f32_eltwise::ACTIVATION,
+    /// Per-channel affine (BatchNorm).
+    f32_affine: f32_eltwise::AffineFn = f32_eltwise::AFFINE,
+    /// Layer normalization of one strided row.
+    f32_layer_norm: f32_norm::LayerNormFn = f32_norm::LAYER_NORM,
+    /// Softmax over one strided row.
+    f32_softmax: f32_softmax::SoftmaxFn = f32_softmax::SOFTMAX,
+    /// Strided row copy (data movement).
+    f32_copy: f32_copy::CopyFn = f32_copy::COPY,
+    /// Pairwise interleave of strided rows (two-group channel shuffle).
+    f32_interleave2: f32_copy::Interleave2Fn = f32_copy::INTERLEAVE2,
+    /// Packed-B GEMM with f16 weights, f32 activations (fp16 bundles' pointwise convs).
+    f16_gemm: f16_gemm::F16GemmFn = f16_gemm::GEMM,
+    /// Depthwise convolution with f16 weights, f32 activations, NHWC.
+    f16_dwconv: f16_dwconv::F16DwConvFn = f16_dwconv::DWCONV,
+    /// int8 packed-B GEMM with requantization (pointwise conv, FC, im2col conv).
+    qs8_gemm: qs8_gemm::QGemmFn = qs8_gemm::GEMM,
+    /// int8 depthwise convolution, NHWC.
+    qs8_dwconv: qs8_dwconv::QDwConvFn = qs8_dwconv::DWCONV,
+    /// f32 -> 8-bit per-tensor quantization (model inputs).
+    qs8_quantize: qs8_convert::QuantizeFn = qs8_convert::QUANTIZE,
+    /// int8 add / multiply with rescaling.
+    qs8_binary: qs8_eltwise::QBinaryFn = qs8_eltwise::BINARY,
 }
 
-/// Kernels for a given tier: the scalar set with the slots this tier has SIMD kernels for
-/// overwritten.
+/// Whether tier `isa` on `cpu` runs fp16 arithmetic: both f16 slots hold a non-scalar
+/// (fp16-arithmetic) kernel.
+fn f16_native(isa: Isa, cpu: &CpuFeatures) -> bool {
+    registry::select(f16_gemm::GEMM, isa, cpu).isa != Isa::Scalar
+        && registry::select(f16_dwconv::DWCONV, isa, cpu).isa != Isa::Scalar
+}
+
+/// The portable scalar kernels: always available, the fallback and the test oracle.
+pub fn generic() -> Kernels {
+    for_cpu(Isa::Scalar, &CpuFeatures::default())
+}
+
+/// Kernels for a given tier on this CPU ([`for_cpu`] with the detected features): each slot
+/// holds its registry's best kernel for the tier, or the scalar one.
 pub fn for_isa(isa: Isa) -> Kernels {
-    #[cfg_attr(
-        not(any(target_arch = "x86_64", target_arch = "aarch64", ferrolite_arm_neon)),
-        allow(unused_mut)
-    )]
-    let mut k = Kernels { isa, ..generic() };
-    #[cfg(target_arch = "x86_64")]
-    match isa {
-        Isa::Avx2 => {
-            k.f32_conv = slot!(f32_conv::avx2::conv_direct_6x16);
-            k.f32_gemm = slot!(f32_gemm::avx2::gemm_6x16);
-            k.f32_dwconv = slot!(f32_dwconv::avx2::dwconv_8c);
-            k.f32_activation = slot!(f32_eltwise::avx2::activation_8c);
-            k.f32_maxpool = slot!(f32_pool::avx2::maxpool_8c);
-            k.f32_avgpool = slot!(f32_pool::avx2::avgpool_8c);
-            k.f32_global_avg = slot!(f32_pool::avx2::global_avg_8c);
-            k.f32_interleave2 = slot!(f32_copy::avx2::interleave2_8c);
-            k.f32_binary = slot!(f32_eltwise::avx2::binary_8c);
-            k.f32_binary_channel = slot!(f32_eltwise::avx2::binary_channel_8c);
-            k.f32_layer_norm = slot!(f32_norm::avx2::layer_norm_8c);
-            k.qs8_dwconv = slot!(qs8_dwconv::avx2::qdwconv_32c);
-            k.qs8_quantize = slot!(qs8_convert::avx2::quantize_8x);
-            k.qs8_binary = slot!(qs8_eltwise::avx2::binary_8x);
-            k.qs8_gemm = slot!(qs8_gemm::avx2::qgemm_6x8);
-        }
-        Isa::Avx512 => {
-            k.f32_conv = slot!(f32_conv::avx512::conv_direct_8x32);
-            k.f32_gemm = if CpuFeatures::detect().split_512 {
-                slot!(f32_gemm::avx2::gemm_6x16)
-            } else {
-                slot!(f32_gemm::avx512::gemm_8x32)
-            };
-            k.f32_dwconv = slot!(f32_dwconv::avx512::dwconv_16c);
-            k.f32_activation = slot!(f32_eltwise::avx512::activation_16c);
-            k.f32_maxpool = slot!(f32_pool::avx2::maxpool_8c);
-            k.f32_avgpool = slot!(f32_pool::avx2::avgpool_8c);
-            k.f32_global_avg = slot!(f32_pool::avx2::global_avg_8c);
-            k.f32_interleave2 = slot!(f32_copy::avx2::interleave2_8c);
-            k.f32_binary = slot!(f32_eltwise::avx512::binary_16c);
-            k.f32_binary_channel = slot!(f32_eltwise::avx512::binary_channel_16c);
-            k.f32_layer_norm = slot!(f32_norm::avx512::layer_norm_16c);
-            k.qs8_quantize = slot!(qs8_convert::avx2::quantize_8x);
-            k.qs8_binary = slot!(qs8_eltwise::avx2::binary_8x);
-            // The VNNI kernels; AVX-512 cores without VNNI keep the AVX2 ones.
-            let vnni = CpuFeatures::detect().avx512vnni;
-            k.qs8_dwconv = if vnni {
-                slot!(qs8_dwconv::avx512::qdwconv_64c)
-            } else {
-                slot!(qs8_dwconv::avx2::qdwconv_32c)
-            };
-            k.qs8_gemm = if vnni {
-                slot!(qs8_gemm::avx512::qgemm_8x32)
-            } else {
-                slot!(qs8_gemm::avx2::qgemm_6x8)
-            };
-        }
-        _ => {}
-    }
-    #[cfg(any(target_arch = "aarch64", ferrolite_arm_neon))]
-    if isa == Isa::Neon {
-        #[cfg(target_arch = "aarch64")]
-        {
-            k.f32_gemm = slot!(f32_gemm::neon::gemm_6x16);
-            k.f32_conv = slot!(f32_conv::neon::conv_direct_6x16);
-        }
-        #[cfg(target_arch = "arm")]
-        {
-            k.f32_gemm = slot!(f32_gemm::neon::gemm_4x8);
-            k.f32_conv = slot!(f32_conv::neon::conv_direct_4x8);
-        }
-        k.f32_dwconv = slot!(f32_dwconv::neon::dwconv_4c);
-        k.f32_activation = slot!(f32_eltwise::neon::activation_4c);
-        k.f32_binary = slot!(f32_eltwise::neon::binary_4c);
-        k.f32_binary_channel = slot!(f32_eltwise::neon::binary_channel_4c);
-        #[cfg(target_arch = "aarch64")]
-        {
-            k.qs8_gemm = if CpuFeatures::detect().dotprod {
-                slot!(qs8_gemm::neon::qgemm_4x16_dot)
-            } else {
-                slot!(qs8_gemm::neon::qgemm_2x16_mull)
-            };
-            k.qs8_dwconv = slot!(qs8_dwconv::neon::qdwconv_8c);
-            k.qs8_quantize = slot!(qs8_convert::neon::quantize_16x);
-            k.qs8_binary = slot!(qs8_eltwise::neon::binary_16x);
-            if CpuFeatures::detect().fp16 {
-                k.f16_native = true;
-                k.f16_gemm = slot!(f16_gemm::neon::gemm_4x16);
-                k.f16_dwconv = slot!(f16_dwconv::neon::dwconv_16c);
-            }
-        }
-    }
-    k
+    for_cpu(isa, &CpuFeatures::detect())
 }
 
 /// The best kernels for this CPU (highest detected tier; ignores `FERROLITE_ISA`).
@@ -368,31 +292,232 @@ pub fn from_env() -> Result<Kernels> {
     Ok(for_isa(cpu::select_isa()?))
 }
 
-impl Kernels {
-    /// `(slot, kernel name)` for every slot, for logs and `inspect`.
-    pub fn names(&self) -> Vec<(&'static str, &'static str)> {
-        vec![
-            ("f32_gemm", self.f32_gemm.name),
-            ("f32_dwconv", self.f32_dwconv.name),
-            ("f32_conv", self.f32_conv.name),
-            ("f32_maxpool", self.f32_maxpool.name),
-            ("f32_avgpool", self.f32_avgpool.name),
-            ("f32_global_avg", self.f32_global_avg.name),
-            ("f32_binary", self.f32_binary.name),
-            ("f32_binary_channel", self.f32_binary_channel.name),
-            ("f32_binary_strided", self.f32_binary_strided.name),
-            ("f32_activation", self.f32_activation.name),
-            ("f32_affine", self.f32_affine.name),
-            ("f32_layer_norm", self.f32_layer_norm.name),
-            ("f32_softmax", self.f32_softmax.name),
-            ("f32_copy", self.f32_copy.name),
-            ("f32_interleave2", self.f32_interleave2.name),
-            ("f16_gemm", self.f16_gemm.name),
-            ("f16_dwconv", self.f16_dwconv.name),
-            ("qs8_gemm", self.qs8_gemm.name),
-            ("qs8_dwconv", self.qs8_dwconv.name),
-            ("qs8_quantize", self.qs8_quantize.name),
-            ("qs8_binary", self.qs8_binary.name),
-        ]
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Names = Vec<(&'static str, &'static str)>;
+
+    /// The hand-written dispatch that the registries replaced, as names: the oracle that the
+    /// data-driven [`for_cpu`] must reproduce on every tier and CPU.
+    fn legacy(isa: Isa, cpu: &CpuFeatures) -> (bool, Names) {
+        let mut v: Names = vec![
+            ("f32_gemm", "f32_gemm::scalar::gemm_4x16"),
+            ("f32_dwconv", "f32_dwconv::scalar::dwconv_generic"),
+            ("f32_conv", "f32_conv::scalar::conv_direct"),
+            ("f32_maxpool", "f32_pool::scalar::maxpool"),
+            ("f32_avgpool", "f32_pool::scalar::avgpool"),
+            ("f32_global_avg", "f32_pool::scalar::global_avg"),
+            ("f32_binary", "f32_eltwise::scalar::binary"),
+            ("f32_binary_channel", "f32_eltwise::scalar::binary_channel"),
+            ("f32_binary_strided", "f32_eltwise::scalar::binary_strided"),
+            ("f32_activation", "f32_eltwise::scalar::activation"),
+            ("f32_affine", "f32_eltwise::scalar::affine"),
+            ("f32_layer_norm", "f32_norm::scalar::layer_norm_strided"),
+            ("f32_softmax", "f32_softmax::scalar::softmax_strided"),
+            ("f32_copy", "f32_copy::scalar::copy_strided"),
+            ("f32_interleave2", "f32_copy::scalar::interleave2"),
+            ("f16_gemm", "f16_gemm::scalar::gemm_4x16"),
+            ("f16_dwconv", "f16_dwconv::scalar::dwconv_generic"),
+            ("qs8_gemm", "qs8_gemm::scalar::qgemm_1x16"),
+            ("qs8_dwconv", "qs8_dwconv::scalar::qdwconv_generic"),
+            ("qs8_quantize", "qs8_convert::scalar::quantize"),
+            ("qs8_binary", "qs8_eltwise::scalar::binary"),
+        ];
+        #[allow(unused_mut)]
+        let mut f16_native = false;
+        #[allow(unused_mut, unused_variables)]
+        let mut set = |slot: &str, name: &'static str| {
+            let e = v.iter_mut().find(|(s, _)| *s == slot).expect(slot);
+            e.1 = name;
+        };
+        #[cfg(target_arch = "x86_64")]
+        match isa {
+            Isa::Avx2 | Isa::Avx512 => {
+                let wide = isa == Isa::Avx512;
+                set("f32_conv", "f32_conv::avx2::conv_direct_6x16");
+                set("f32_gemm", "f32_gemm::avx2::gemm_6x16");
+                set("f32_dwconv", "f32_dwconv::avx2::dwconv_8c");
+                set("f32_activation", "f32_eltwise::avx2::activation_8c");
+                set("f32_maxpool", "f32_pool::avx2::maxpool_8c");
+                set("f32_avgpool", "f32_pool::avx2::avgpool_8c");
+                set("f32_global_avg", "f32_pool::avx2::global_avg_8c");
+                set("f32_interleave2", "f32_copy::avx2::interleave2_8c");
+                set("f32_binary", "f32_eltwise::avx2::binary_8c");
+                set("f32_binary_channel", "f32_eltwise::avx2::binary_channel_8c");
+                set("f32_layer_norm", "f32_norm::avx2::layer_norm_8c");
+                set("qs8_dwconv", "qs8_dwconv::avx2::qdwconv_32c");
+                set("qs8_quantize", "qs8_convert::avx2::quantize_8x");
+                set("qs8_binary", "qs8_eltwise::avx2::binary_8x");
+                set("qs8_gemm", "qs8_gemm::avx2::qgemm_6x8");
+                if wide {
+                    set("f32_conv", "f32_conv::avx512::conv_direct_8x32");
+                    if !cpu.split_512 {
+                        set("f32_gemm", "f32_gemm::avx512::gemm_8x32");
+                    }
+                    set("f32_dwconv", "f32_dwconv::avx512::dwconv_16c");
+                    set("f32_activation", "f32_eltwise::avx512::activation_16c");
+                    set("f32_binary", "f32_eltwise::avx512::binary_16c");
+                    set(
+                        "f32_binary_channel",
+                        "f32_eltwise::avx512::binary_channel_16c",
+                    );
+                    set("f32_layer_norm", "f32_norm::avx512::layer_norm_16c");
+                    if cpu.avx512vnni {
+                        set("qs8_dwconv", "qs8_dwconv::avx512::qdwconv_64c");
+                        set("qs8_gemm", "qs8_gemm::avx512::qgemm_8x32");
+                    }
+                }
+            }
+            _ => {}
+        }
+        #[cfg(any(target_arch = "aarch64", ferrolite_arm_neon))]
+        if isa == Isa::Neon {
+            #[cfg(target_arch = "aarch64")]
+            {
+                set("f32_gemm", "f32_gemm::neon::gemm_6x16");
+                set("f32_conv", "f32_conv::neon::conv_direct_6x16");
+            }
+            #[cfg(target_arch = "arm")]
+            {
+                set("f32_gemm", "f32_gemm::neon::gemm_4x8");
+                set("f32_conv", "f32_conv::neon::conv_direct_4x8");
+            }
+            set("f32_dwconv", "f32_dwconv::neon::dwconv_4c");
+            set("f32_activation", "f32_eltwise::neon::activation_4c");
+            set("f32_binary", "f32_eltwise::neon::binary_4c");
+            set("f32_binary_channel", "f32_eltwise::neon::binary_channel_4c");
+            #[cfg(target_arch = "aarch64")]
+            {
+                set(
+                    "qs8_gemm",
+                    if cpu.dotprod {
+                        "qs8_gemm::neon::qgemm_4x16_dot"
+                    } else {
+                        "qs8_gemm::neon::qgemm_2x16_mull"
+                    },
+                );
+                set("qs8_dwconv", "qs8_dwconv::neon::qdwconv_8c");
+                set("qs8_quantize", "qs8_convert::neon::quantize_16x");
+                set("qs8_binary", "qs8_eltwise::neon::binary_16x");
+                if cpu.fp16 {
+                    f16_native = true;
+                    set("f16_gemm", "f16_gemm::neon::gemm_4x16");
+                    set("f16_dwconv", "f16_dwconv::neon::dwconv_16c");
+                }
+            }
+        }
+        let _ = (isa, cpu);
+        (f16_native, v)
+    }
+
+    /// Every combination of the features dispatch looks at, on CPUs of this architecture
+    /// that run `isa` (an AVX-512 core always has AVX2 and FMA).
+    fn cpus(isa: Isa) -> Vec<CpuFeatures> {
+        let mut v = Vec::new();
+        for bits in 0..16u32 {
+            let on = |b: u32| bits & (1 << b) != 0;
+            let cpu = if cfg!(target_arch = "x86_64") {
+                CpuFeatures {
+                    avx2: true,
+                    fma: true,
+                    f16c: true,
+                    avx512f: on(0),
+                    avx512bw: on(0),
+                    avx512vnni: on(0) && on(1),
+                    split_512: on(0) && on(2),
+                    ..CpuFeatures::default()
+                }
+            } else {
+                CpuFeatures {
+                    neon: cfg!(any(target_arch = "aarch64", ferrolite_arm_neon)),
+                    dotprod: cfg!(target_arch = "aarch64") && on(0),
+                    fp16: cfg!(target_arch = "aarch64") && on(1),
+                    ..CpuFeatures::default()
+                }
+            };
+            if cpu.supports(isa) && !v.contains(&cpu) {
+                v.push(cpu);
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn registries_reproduce_the_hand_written_dispatch() {
+        let mut checked = 0;
+        for isa in [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon] {
+            for cpu in cpus(isa) {
+                let k = for_cpu(isa, &cpu);
+                let (f16_native, names) = legacy(isa, &cpu);
+                assert_eq!(k.names(), names, "{isa:?} on {cpu:?}");
+                assert_eq!(k.f16_native, f16_native, "{isa:?} on {cpu:?}");
+                assert_eq!(k.isa, isa);
+                checked += 1;
+            }
+        }
+        // Every CPU variant on the scalar tier and on each SIMD tier of this architecture.
+        let variants = if cfg!(target_arch = "x86_64") {
+            5 + 5 + 4
+        } else if cfg!(target_arch = "aarch64") {
+            4 + 4
+        } else if cfg!(ferrolite_arm_neon) {
+            1 + 1
+        } else {
+            1
+        };
+        assert_eq!(checked, variants, "tier / CPU combinations checked");
+        // This CPU, on every tier it runs.
+        let cpu = CpuFeatures::detect();
+        for isa in [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon] {
+            if cpu.supports(isa) {
+                assert_eq!(for_isa(isa).names(), legacy(isa, &cpu).1, "{isa:?}");
+            }
+        }
+        assert_eq!(generic().names(), legacy(Isa::Scalar, &cpu).1);
+        assert!(!generic().f16_native);
+    }
+
+    #[test]
+    fn every_registry_is_well_formed() {
+        let catalog = catalog();
+        let slots: Vec<_> = catalog.iter().map(|(s, _)| *s).collect();
+        let named: Vec<_> = generic().names().iter().map(|(s, _)| *s).collect();
+        assert_eq!(slots, named);
+        let mut seen = std::collections::HashSet::new();
+        for (slot, entries) in &catalog {
+            let scalars = entries
+                .iter()
+                .filter(|e| e.isa == Isa::Scalar && e.dispatched())
+                .count();
+            assert_eq!(scalars, 1, "{slot}: {scalars} scalar entries");
+            for e in entries {
+                let parts: Vec<_> = e.name.split("::").collect();
+                assert_eq!(parts.len(), 3, "{}", e.name);
+                assert_eq!(parts[1], e.isa.name(), "{}", e.name);
+                assert!(seen.insert(e.name), "{} registered twice", e.name);
+                if let Some(t) = e.twin_of {
+                    let of = entries.iter().find(|d| d.name == t);
+                    assert!(
+                        of.is_some_and(|d| d.dispatched() && d.isa == e.isa),
+                        "{}: twin of {t}, not a dispatched entry of {slot}",
+                        e.name
+                    );
+                }
+                // The tile that the planner splits work by is the one the name carries.
+                if let Some((rows, _)) = e.tile() {
+                    assert_eq!(
+                        Slot {
+                            f: (),
+                            name: e.name
+                        }
+                        .tile_rows(),
+                        rows,
+                        "{}",
+                        e.name
+                    );
+                }
+            }
+        }
     }
 }

@@ -40,3 +40,15 @@ pub fn pack_weights(g: &ConvGeom, oihw: &[f16]) -> Vec<f16> {
     }
     out
 }
+
+// ---------------------------------------------------------------- registry
+
+use super::registry::{kernel, Entry};
+
+/// The f16-weight depthwise kernels, best first (see [`super::registry::select`]): the
+/// fp16-arithmetic ones need FEAT_FP16.
+pub static DWCONV: &[Entry<F16DwConvFn>] = &[
+    #[cfg(target_arch = "aarch64")]
+    kernel!(f16_dwconv::neon::dwconv_16c, needs = [Neon, Fp16]),
+    kernel!(f16_dwconv::scalar::dwconv_generic),
+];

@@ -102,3 +102,15 @@ pub(super) fn check_lengths(p: &F16GemmParams<'_>) {
         assert!(b.len() >= p.n, "f16 gemm: bias too short");
     }
 }
+
+// ---------------------------------------------------------------- registry
+
+use super::registry::{kernel, Entry};
+
+/// The f16-weight GEMM kernels, best first (see [`super::registry::select`]): the fp16-arithmetic
+/// ones need FEAT_FP16.
+pub static GEMM: &[Entry<F16GemmFn>] = &[
+    #[cfg(target_arch = "aarch64")]
+    kernel!(f16_gemm::neon::gemm_4x16, needs = [Neon, Fp16]),
+    kernel!(f16_gemm::scalar::gemm_4x16),
+];

@@ -436,3 +436,20 @@ pub fn check_lengths(a: &ConvArgs<'_>) -> bool {
     }
     true
 }
+
+// ---------------------------------------------------------------- registry
+
+use super::registry::{kernel, Entry};
+
+/// The direct convolution kernels, best first (see [`super::registry::select`]).
+pub static CONV: &[Entry<ConvFn>] = &[
+    #[cfg(target_arch = "x86_64")]
+    kernel!(f32_conv::avx512::conv_direct_8x32, needs = [Avx512f]),
+    #[cfg(target_arch = "x86_64")]
+    kernel!(f32_conv::avx2::conv_direct_6x16, needs = [Avx2, Fma]),
+    #[cfg(target_arch = "aarch64")]
+    kernel!(f32_conv::neon::conv_direct_6x16, needs = [Neon]),
+    #[cfg(all(target_arch = "arm", ferrolite_arm_neon))]
+    kernel!(f32_conv::neon::conv_direct_4x8, needs = [Neon]),
+    kernel!(f32_conv::scalar::conv_direct),
+];

@@ -37,3 +37,17 @@ pub fn copy_view<T>(
         copy(n, &src[src_off + s..], ss, &mut dst[dst_off + d..], sd);
     });
 }
+
+// ---------------------------------------------------------------- registry
+
+use super::registry::{kernel, Entry};
+
+/// The strided row-copy kernels, best first (see [`super::registry::select`]).
+pub static COPY: &[Entry<CopyFn>] = &[kernel!(f32_copy::scalar::copy_strided)];
+
+/// The two-way interleave kernels, best first.
+pub static INTERLEAVE2: &[Entry<Interleave2Fn>] = &[
+    #[cfg(target_arch = "x86_64")]
+    kernel!(f32_copy::avx2::interleave2_8c, needs = [Avx2]),
+    kernel!(f32_copy::scalar::interleave2),
+];

@@ -173,3 +173,37 @@ dwconv_tier! {
     row_5x5s1_7px_4c = 5 x 5 s 1, 1 reg, 7 px, 4 px;
     row_5x5s2_7px_4c = 5 x 5 s 2, 1 reg, 7 px, 4 px;
 }
+
+// ---------------------------------------------------------------- registry
+
+use super::registry::{kernel, Entry};
+
+/// The depthwise kernels, best first (see [`super::registry::select`]); the `generic` twins
+/// (every pixel on the per-pixel path) are for tests and benchmarks.
+pub static DWCONV: &[Entry<DwConvFn>] = &[
+    #[cfg(target_arch = "x86_64")]
+    kernel!(f32_dwconv::avx512::dwconv_16c, needs = [Avx512f]),
+    #[cfg(target_arch = "x86_64")]
+    kernel!(
+        f32_dwconv::avx512::dwconv_generic_16c,
+        needs = [Avx512f],
+        twin_of = dwconv_16c
+    ),
+    #[cfg(target_arch = "x86_64")]
+    kernel!(f32_dwconv::avx2::dwconv_8c, needs = [Avx2, Fma]),
+    #[cfg(target_arch = "x86_64")]
+    kernel!(
+        f32_dwconv::avx2::dwconv_generic_8c,
+        needs = [Avx2, Fma],
+        twin_of = dwconv_8c
+    ),
+    #[cfg(any(target_arch = "aarch64", ferrolite_arm_neon))]
+    kernel!(f32_dwconv::neon::dwconv_4c, needs = [Neon]),
+    #[cfg(any(target_arch = "aarch64", ferrolite_arm_neon))]
+    kernel!(
+        f32_dwconv::neon::dwconv_generic_4c,
+        needs = [Neon],
+        twin_of = dwconv_4c
+    ),
+    kernel!(f32_dwconv::scalar::dwconv_generic),
+];

@@ -71,3 +71,47 @@ eltwise_tier! {
     mod neon: crate::kernels::simd::Neon, #[cfg(all())];
     fn activation_4c, binary_4c, binary_channel_4c;
 }
+
+// ---------------------------------------------------------------- registry
+
+use super::registry::{kernel, Entry};
+
+/// The same-shape binary kernels, best first (see [`super::registry::select`]).
+pub static BINARY: &[Entry<BinaryFn>] = &[
+    #[cfg(target_arch = "x86_64")]
+    kernel!(f32_eltwise::avx512::binary_16c, needs = [Avx512f]),
+    #[cfg(target_arch = "x86_64")]
+    kernel!(f32_eltwise::avx2::binary_8c, needs = [Avx2, Fma]),
+    #[cfg(any(target_arch = "aarch64", ferrolite_arm_neon))]
+    kernel!(f32_eltwise::neon::binary_4c, needs = [Neon]),
+    kernel!(f32_eltwise::scalar::binary),
+];
+
+/// The per-channel binary kernels, best first.
+pub static BINARY_CHANNEL: &[Entry<BinaryChannelFn>] = &[
+    #[cfg(target_arch = "x86_64")]
+    kernel!(f32_eltwise::avx512::binary_channel_16c, needs = [Avx512f]),
+    #[cfg(target_arch = "x86_64")]
+    kernel!(f32_eltwise::avx2::binary_channel_8c, needs = [Avx2, Fma]),
+    #[cfg(any(target_arch = "aarch64", ferrolite_arm_neon))]
+    kernel!(f32_eltwise::neon::binary_channel_4c, needs = [Neon]),
+    kernel!(f32_eltwise::scalar::binary_channel),
+];
+
+/// The strided-row binary kernels, best first.
+pub static BINARY_STRIDED: &[Entry<BinaryStridedFn>] =
+    &[kernel!(f32_eltwise::scalar::binary_strided)];
+
+/// The in-place activation kernels, best first.
+pub static ACTIVATION: &[Entry<ActivationFn>] = &[
+    #[cfg(target_arch = "x86_64")]
+    kernel!(f32_eltwise::avx512::activation_16c, needs = [Avx512f]),
+    #[cfg(target_arch = "x86_64")]
+    kernel!(f32_eltwise::avx2::activation_8c, needs = [Avx2, Fma]),
+    #[cfg(any(target_arch = "aarch64", ferrolite_arm_neon))]
+    kernel!(f32_eltwise::neon::activation_4c, needs = [Neon]),
+    kernel!(f32_eltwise::scalar::activation),
+];
+
+/// The per-channel affine kernels, best first.
+pub static AFFINE: &[Entry<AffineFn>] = &[kernel!(f32_eltwise::scalar::affine)];

@@ -146,3 +146,31 @@ pub fn pack_b_transposed(k: usize, n: usize, w: &[f32]) -> Vec<f32> {
     }
     out
 }
+
+// ---------------------------------------------------------------- registry
+
+use super::registry::{kernel, Entry};
+
+/// Whether the 512-bit GEMM tiles are preferred: not on cores that split 512-bit operations.
+#[cfg(target_arch = "x86_64")]
+fn not_split_512(cpu: &super::CpuFeatures) -> bool {
+    !cpu.split_512
+}
+
+/// The GEMM kernels, best first (see [`super::registry::select`]): on cores that split 512-bit
+/// operations in two (Zen 4) the AVX-512 tier keeps the faster 256-bit tiles.
+pub static GEMM: &[Entry<GemmFn>] = &[
+    #[cfg(target_arch = "x86_64")]
+    kernel!(
+        f32_gemm::avx512::gemm_8x32,
+        needs = [Avx512f],
+        preferred = not_split_512
+    ),
+    #[cfg(target_arch = "x86_64")]
+    kernel!(f32_gemm::avx2::gemm_6x16, needs = [Avx2, Fma]),
+    #[cfg(target_arch = "aarch64")]
+    kernel!(f32_gemm::neon::gemm_6x16, needs = [Neon]),
+    #[cfg(all(target_arch = "arm", ferrolite_arm_neon))]
+    kernel!(f32_gemm::neon::gemm_4x8, needs = [Neon]),
+    kernel!(f32_gemm::scalar::gemm_4x16),
+];

@@ -19,3 +19,16 @@ pub type LayerNormFn = fn(
     y: &mut [f32],
     sy: usize,
 );
+
+// ---------------------------------------------------------------- registry
+
+use super::registry::{kernel, Entry};
+
+/// The layer-normalization kernels, best first (see [`super::registry::select`]).
+pub static LAYER_NORM: &[Entry<LayerNormFn>] = &[
+    #[cfg(target_arch = "x86_64")]
+    kernel!(f32_norm::avx512::layer_norm_16c, needs = [Avx512f]),
+    #[cfg(target_arch = "x86_64")]
+    kernel!(f32_norm::avx2::layer_norm_8c, needs = [Avx2, Fma]),
+    kernel!(f32_norm::scalar::layer_norm_strided),
+];

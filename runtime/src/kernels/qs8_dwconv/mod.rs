@@ -192,3 +192,34 @@ fn opaque(mut v: usize) -> usize {
     };
     v
 }
+
+// ---------------------------------------------------------------- registry
+
+use super::registry::{kernel, Entry};
+
+/// The int8 depthwise kernels, best first (see [`super::registry::select`]): VNNI where the
+/// CPU has it, else AVX2; the `generic` twins (no tiled path) are for tests and benchmarks.
+pub static DWCONV: &[Entry<QDwConvFn>] = &[
+    #[cfg(target_arch = "x86_64")]
+    kernel!(
+        qs8_dwconv::avx512::qdwconv_64c,
+        needs = [Avx512f, Avx512bw, Avx512vnni]
+    ),
+    #[cfg(target_arch = "x86_64")]
+    kernel!(
+        qs8_dwconv::avx512::qdwconv_generic_64c,
+        needs = [Avx512f, Avx512bw, Avx512vnni],
+        twin_of = qdwconv_64c
+    ),
+    #[cfg(target_arch = "x86_64")]
+    kernel!(qs8_dwconv::avx2::qdwconv_32c, needs = [Avx2]),
+    #[cfg(target_arch = "x86_64")]
+    kernel!(
+        qs8_dwconv::avx2::qdwconv_generic_32c,
+        needs = [Avx2],
+        twin_of = qdwconv_32c
+    ),
+    #[cfg(target_arch = "aarch64")]
+    kernel!(qs8_dwconv::neon::qdwconv_8c, needs = [Neon]),
+    kernel!(qs8_dwconv::scalar::qdwconv_generic),
+];

@@ -30,3 +30,16 @@ pub struct QBinary {
 /// Signature of a quantized binary kernel: `y[i] = op(a[i], b[i])` for `i < y.len()`
 /// (`a` and `b` at least as long).
 pub type QBinaryFn = fn(p: &QBinary, a: &[u8], b: &[u8], y: &mut [u8]);
+
+// ---------------------------------------------------------------- registry
+
+use super::registry::{kernel, Entry};
+
+/// The int8 add / multiply kernels, best first (see [`super::registry::select`]).
+pub static BINARY: &[Entry<QBinaryFn>] = &[
+    #[cfg(target_arch = "x86_64")]
+    kernel!(qs8_eltwise::avx2::binary_8x, needs = [Avx2]),
+    #[cfg(target_arch = "aarch64")]
+    kernel!(qs8_eltwise::neon::binary_16x, needs = [Neon]),
+    kernel!(qs8_eltwise::scalar::binary),
+];

@@ -249,3 +249,24 @@ impl QOps {
         }
     }
 }
+
+// ---------------------------------------------------------------- registry
+
+use super::registry::{kernel, Entry};
+
+/// The int8 GEMM kernels, best first (see [`super::registry::select`]): VNNI where the CPU has
+/// it (else the AVX2 one), `sdot` where it has dotprod (else widening multiplies).
+pub static GEMM: &[Entry<QGemmFn>] = &[
+    #[cfg(target_arch = "x86_64")]
+    kernel!(
+        qs8_gemm::avx512::qgemm_8x32,
+        needs = [Avx512f, Avx512bw, Avx512vnni]
+    ),
+    #[cfg(target_arch = "x86_64")]
+    kernel!(qs8_gemm::avx2::qgemm_6x8, needs = [Avx2]),
+    #[cfg(target_arch = "aarch64")]
+    kernel!(qs8_gemm::neon::qgemm_4x16_dot, needs = [Neon, Dotprod]),
+    #[cfg(target_arch = "aarch64")]
+    kernel!(qs8_gemm::neon::qgemm_2x16_mull, needs = [Neon]),
+    kernel!(qs8_gemm::scalar::qgemm_1x16),
+];
