@@ -152,26 +152,25 @@ dwconv_tier! {
 
 dwconv_tier! {
     /// aarch64 NEON, 4 lanes, 32 registers: the AVX-512 register budget, 7 pixels x 8
-    /// channels (14 accumulators + 2*KW weights + inputs).
+    /// channels (14 accumulators + 2*KW weights + inputs). Stride-1 rows only: each tiled
+    /// row costs ~30 KB of code, and the stride-2 ones (a few layers per model) took the
+    /// Pi's device binary past its 3 MB budget; those layers keep the per-pixel path. No
+    /// half tiles either (rows narrower than 7 pixels go pixel by pixel), for the same reason.
     #[cfg(target_arch = "aarch64")]
     mod neon: crate::kernels::simd::Neon, #[cfg(all())];
     fn dwconv_4c, dwconv_generic_4c;
-    row_3x3s1_7px_8c = 3 x 3 s 1, 2 reg, 7 px, 4 px;
-    row_3x3s2_7px_8c = 3 x 3 s 2, 2 reg, 7 px, 4 px;
-    row_5x5s1_7px_8c = 5 x 5 s 1, 2 reg, 7 px, 4 px;
-    row_5x5s2_7px_8c = 5 x 5 s 2, 2 reg, 7 px, 4 px;
+    row_3x3s1_7px_8c = 3 x 3 s 1, 2 reg, 7 px, 1 px;
+    row_5x5s1_7px_8c = 5 x 5 s 1, 2 reg, 7 px, 1 px;
 }
 
 dwconv_tier! {
     /// 32-bit ARM NEON, 4 lanes, 16 registers: the AVX2 register budget (3x3: 4 pixels x 8
-    /// channels; 5x5: 7 pixels x 4 channels).
+    /// channels; 5x5: 7 pixels x 4 channels). Stride-1 rows only, as on aarch64.
     #[cfg(all(target_arch = "arm", ferrolite_arm_neon))]
     mod neon: crate::kernels::simd::Neon, #[cfg(all())];
     fn dwconv_4c, dwconv_generic_4c;
-    row_3x3s1_4px_8c = 3 x 3 s 1, 2 reg, 4 px, 2 px;
-    row_3x3s2_4px_8c = 3 x 3 s 2, 2 reg, 4 px, 2 px;
-    row_5x5s1_7px_4c = 5 x 5 s 1, 1 reg, 7 px, 4 px;
-    row_5x5s2_7px_4c = 5 x 5 s 2, 1 reg, 7 px, 4 px;
+    row_3x3s1_4px_8c = 3 x 3 s 1, 2 reg, 4 px, 1 px;
+    row_5x5s1_7px_4c = 5 x 5 s 1, 1 reg, 7 px, 1 px;
 }
 
 // ---------------------------------------------------------------- registry
