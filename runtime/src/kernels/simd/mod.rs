@@ -2,8 +2,7 @@
 //!
 //! [`SimdF32`] is implemented by a zero-sized *token* per instruction set ([`Avx2`],
 //! [`Avx512`], [`Neon`]): holding one proves the CPU runs that set (it is only handed out by
-//! `detect`, or by `new_unchecked` under the same promise), so the arithmetic methods are
-//! safe and only the memory accesses are `unsafe`. A kernel body is a generic
+//! `detect`), so the arithmetic methods are safe and only the memory accesses are `unsafe`. A kernel body is a generic
 //! `#[inline(always)]` function over `S: SimdF32`; [`simd_kernels!`] emits its per-ISA entry
 //! points, each a `#[target_feature]` function the body is inlined into (every method here
 //! is `#[inline(always)]`, so the intrinsics end up compiled with the tier's features).
@@ -96,10 +95,6 @@ pub trait SimdF32: Copy {
     fn scale_pow2(self, p: Self::V, n: Self::V) -> Self::V;
     /// `1 / d`, from a refined reciprocal estimate where a division costs more.
     fn recip(self, d: Self::V) -> Self::V;
-    /// The sum of the lanes (in the ISA's fixed reduction order).
-    fn reduce_add(self, v: Self::V) -> f32;
-    /// The largest lane.
-    fn reduce_max(self, v: Self::V) -> f32;
 }
 
 /// Per-ISA entry points of kernels written once as generic bodies.

@@ -9,25 +9,13 @@ use core::arch::arm::*;
 
 use super::SimdF32;
 
-/// NEON: 128-bit registers; partial accesses go through a stack buffer.
+/// NEON: 128-bit registers; partial accesses go through a stack buffer. NEON is part of
+/// every ARM target this crate builds (the aarch64 baseline; armv7 builds compile the NEON
+/// kernels only with `+neon`), so `detect` always hands out the token.
 #[derive(Clone, Copy, Debug)]
 pub struct Neon(());
 
-impl Neon {
-    /// The token (NEON is part of every ARM target this crate builds: the aarch64 baseline,
-    /// and armv7 builds compile the NEON kernels only with `+neon`).
-    pub fn new() -> Self {
-        Neon(())
-    }
-}
-
-impl Default for Neon {
-    fn default() -> Self {
-        Neon::new()
-    }
-}
-
-// SAFETY (every `unsafe` block below): NEON is part of the target (see `Neon::new`); the
+// SAFETY (every `unsafe` block below): NEON is part of the target (see `Neon`); the
 // pointer contracts of `load`, `store` and the tail accesses are the caller's, as the trait
 // documents.
 impl SimdF32 for Neon {
@@ -206,20 +194,6 @@ impl SimdF32 for Neon {
             let r = vrecpeq_f32(d);
             let r = vmulq_f32(r, vrecpsq_f32(d, r));
             vmulq_f32(r, vrecpsq_f32(d, r))
-        }
-    }
-    #[inline(always)]
-    fn reduce_add(self, v: float32x4_t) -> f32 {
-        unsafe {
-            let s = vadd_f32(vget_low_f32(v), vget_high_f32(v));
-            vget_lane_f32::<0>(vpadd_f32(s, s))
-        }
-    }
-    #[inline(always)]
-    fn reduce_max(self, v: float32x4_t) -> f32 {
-        unsafe {
-            let s = vmax_f32(vget_low_f32(v), vget_high_f32(v));
-            vget_lane_f32::<0>(vpmax_f32(s, s))
         }
     }
 }

@@ -12,26 +12,6 @@ pub struct Avx2(());
 #[derive(Clone, Copy, Debug)]
 pub struct Avx512(());
 
-impl Avx2 {
-    /// The token without checking the CPU.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2 and FMA.
-    pub unsafe fn new_unchecked() -> Self {
-        Avx2(())
-    }
-}
-
-impl Avx512 {
-    /// The token without checking the CPU.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512F.
-    pub unsafe fn new_unchecked() -> Self {
-        Avx512(())
-    }
-}
-
 // SAFETY (every `unsafe` block in the two impls below): the token's existence proves the
 // CPU has the instruction set the intrinsics need; the pointer contracts of `load`,
 // `store` and the tail accesses are the caller's, as the trait documents.
@@ -151,22 +131,6 @@ impl SimdF32 for Avx2 {
             _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0)))
         }
     }
-    #[inline(always)]
-    fn reduce_add(self, v: __m256) -> f32 {
-        unsafe {
-            let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-            _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
-        }
-    }
-    #[inline(always)]
-    fn reduce_max(self, v: __m256) -> f32 {
-        unsafe {
-            let s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-            let s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-            _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)))
-        }
-    }
 }
 
 impl SimdF32 for Avx512 {
@@ -283,14 +247,6 @@ impl SimdF32 for Avx512 {
             let r = _mm512_rcp14_ps(d);
             _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0)))
         }
-    }
-    #[inline(always)]
-    fn reduce_add(self, v: __m512) -> f32 {
-        unsafe { _mm512_reduce_add_ps(v) }
-    }
-    #[inline(always)]
-    fn reduce_max(self, v: __m512) -> f32 {
-        unsafe { _mm512_reduce_max_ps(v) }
     }
 }
 
